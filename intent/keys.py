@@ -1,0 +1,114 @@
+"""The etcd key layout, in one place.  Every module builds keys through these helpers.
+
+::
+
+    /netplugin/config/rev                         bumped by every intent write (watch anchor)
+    /netplugin/config/hosts/<host>                HostConfig (from the config file)
+    /netplugin/config/tenants/<tenant>            TenantConfig without networks
+    /netplugin/config/networks/<network>          NetworkConfig without endpoints
+    /netplugin/config/endpoints/<endpoint-id>     EndpointConfig
+    /netplugin/alloc/vlan/<vlan-id>               owner network (VLAN ids are global: one wire)
+    /netplugin/alloc/vni/<vni>                    owner network
+    /netplugin/alloc/subnet/<tenant>/<cidr>       owner network   ('/' in the CIDR is '_')
+    /netplugin/alloc/ip/<network>/<ip>            owner endpoint id
+    /netplugin/state/networks/<network>           NetworkSpec (resolved: tag, subnet, gateway)
+    /netplugin/state/endpoints/<endpoint-id>      EndpointSpec (resolved: ip, mac, host)
+    /netplugin/oper/hosts/<host>                  agent registration (under a lease)
+    /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
+    /netplugin/oper/realized/<host>               intent revision the host's switch realized
+    /netplugin/runtime/<host>/<container>         running container -> netns path
+
+Values are JSON objects.
+"""
+
+from __future__ import annotations
+
+ROOT = "/netplugin/"
+CONFIG = ROOT + "config/"
+CONFIG_REV = CONFIG + "rev"
+CONFIG_HOSTS = CONFIG + "hosts/"
+CONFIG_TENANTS = CONFIG + "tenants/"
+CONFIG_NETWORKS = CONFIG + "networks/"
+CONFIG_ENDPOINTS = CONFIG + "endpoints/"
+ALLOC = ROOT + "alloc/"
+ALLOC_VLAN = ALLOC + "vlan/"
+ALLOC_VNI = ALLOC + "vni/"
+ALLOC_SUBNET = ALLOC + "subnet/"
+ALLOC_IP = ALLOC + "ip/"
+STATE = ROOT + "state/"
+STATE_NETWORKS = STATE + "networks/"
+STATE_ENDPOINTS = STATE + "endpoints/"
+OPER = ROOT + "oper/"
+OPER_HOSTS = OPER + "hosts/"
+OPER_ENDPOINTS = OPER + "endpoints/"
+OPER_REALIZED = OPER + "realized/"
+RUNTIME = ROOT + "runtime/"
+
+
+def host_config(name: str) -> str:
+    return CONFIG_HOSTS + name
+
+
+def tenant(name: str) -> str:
+    return CONFIG_TENANTS + name
+
+
+def network(name: str) -> str:
+    return CONFIG_NETWORKS + name
+
+
+def endpoint(ep_id: str) -> str:
+    return CONFIG_ENDPOINTS + ep_id
+
+
+def alloc_vlan(vlan: int) -> str:
+    return f"{ALLOC_VLAN}{vlan}"
+
+
+def alloc_vni(vni: int) -> str:
+    return f"{ALLOC_VNI}{vni}"
+
+
+def alloc_subnet(tenant_name: str, cidr: str) -> str:
+    return f"{ALLOC_SUBNET}{tenant_name}/{cidr.replace('/', '_')}"
+
+
+def alloc_ip_prefix(network_name: str) -> str:
+    return f"{ALLOC_IP}{network_name}/"
+
+
+def alloc_ip(network_name: str, ip: str) -> str:
+    return alloc_ip_prefix(network_name) + ip
+
+
+def state_network(name: str) -> str:
+    return STATE_NETWORKS + name
+
+
+def state_endpoint(ep_id: str) -> str:
+    return STATE_ENDPOINTS + ep_id
+
+
+def oper_host(name: str) -> str:
+    return OPER_HOSTS + name
+
+
+def oper_endpoint(ep_id: str) -> str:
+    return OPER_ENDPOINTS + ep_id
+
+
+def realized(host: str) -> str:
+    return OPER_REALIZED + host
+
+
+def runtime_prefix(host: str) -> str:
+    return f"{RUNTIME}{host}/"
+
+
+def runtime_container(host: str, container: str) -> str:
+    return runtime_prefix(host) + container
+
+
+def last_segment(key: str) -> str:
+    """The object name at the end of a key."""
+    return key.rsplit("/", 1)[-1]

@@ -1,0 +1,148 @@
+"""The intent model: what users ask for, and the resolved view the data plane is computed from.
+
+Two layers, both plain frozen dataclasses (hashable, comparable, no I/O):
+
+* **Config** objects mirror the seed JSON schema (``Hosts``, ``Tenants``, ``Networks``,
+  ``Endpoints``).  Optional values the user did not give are ``None``.
+* **Resolved** objects (``NetworkSpec``, ``EndpointSpec``, ``HostSpec``) are what the allocator
+  produces from a config: every network has its VLAN id or VNI, subnet and gateway; every endpoint
+  its IP and MAC.  ``ofctl`` computes flow tables from these alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VLAN = "vlan"
+VXLAN = "vxlan"
+NET_TYPES = (VLAN, VXLAN)
+
+
+# --------------------------------------------------------------------------- config layer
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """A host as the config file names it (``Hosts[]``)."""
+
+    name: str
+    intf: str | None = None  # uplink interface for VLAN hand-off
+    vtep_ip: str | None = None  # underlay address for VXLAN
+    net_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """An endpoint: one container's attachment to one network."""
+
+    network: str
+    container: str
+    host: str | None = None
+    attach_uuid: str | None = None  # container whose netns is used (pod infra container)
+    ip_address: str | None = None  # static IP; allocated when None
+
+    @property
+    def id(self) -> str:
+        """Endpoint id, ``<network>-<container>`` as in the original."""
+        return endpoint_id(self.network, self.container)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A network of a tenant."""
+
+    name: str
+    tenant: str
+    pkt_tag_type: str  # "vlan" | "vxlan" (tenant default applied by the loader)
+    pkt_tag: int | None = None
+    subnet_cidr: str | None = None
+    default_gw: str | None = None
+    endpoints: tuple[EndpointConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """A tenant with its pools."""
+
+    name: str
+    default_net_type: str = VLAN
+    subnet_pool: str | None = None
+    alloc_subnet_len: int | None = None
+    vlans: tuple[tuple[int, int], ...] = ()  # inclusive ranges
+    vxlans: tuple[tuple[int, int], ...] = ()  # inclusive ranges
+    networks: tuple[NetworkConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole intent document."""
+
+    hosts: tuple[HostConfig, ...] = ()
+    tenants: tuple[TenantConfig, ...] = ()
+
+    def networks(self) -> list[NetworkConfig]:
+        """All networks of all tenants."""
+        return [n for t in self.tenants for n in t.networks]
+
+    def endpoints(self) -> list[EndpointConfig]:
+        """All endpoints of all networks."""
+        return [e for n in self.networks() for e in n.endpoints]
+
+
+def endpoint_id(network: str, container: str) -> str:
+    """The endpoint id the original used: ``<network>-<container>``."""
+    return f"{network}-{container}"
+
+
+# --------------------------------------------------------------------------- resolved layer
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network with everything allocated: the input of ``ofctl``."""
+
+    name: str
+    tenant: str
+    net_type: str  # "vlan" | "vxlan"
+    tag: int  # VLAN id or VNI
+    subnet: str  # CIDR, e.g. "10.1.0.0/24"
+    gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """An endpoint with its address: the input of ``ofctl`` and of the agent."""
+
+    id: str
+    network: str
+    container: str
+    host: str | None  # None until bound
+    ip: str
+    mac: str
+    attach_uuid: str | None = None
+
+    @property
+    def netns_owner(self) -> str:
+        """The container whose network namespace this endpoint lives in."""
+        return self.attach_uuid or self.container
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A host as the agent registered it (oper state), merged with its config."""
+
+    name: str
+    vtep_ip: str | None = None
+    uplink: str | None = None  # uplink interface name on br-int (VLAN hand-off)
+    dpid: int | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedIntent:
+    """Everything the data plane needs, independent of any switch's port numbering."""
+
+    networks: tuple[NetworkSpec, ...] = ()
+    endpoints: tuple[EndpointSpec, ...] = ()
+    hosts: tuple[HostSpec, ...] = ()
+    revision: int = 0
+    tenants: tuple[str, ...] = field(default=())

@@ -1,0 +1,149 @@
+"""The state store interface.  Backends: ``intent.store_memory`` (tests) and ``intent.store_etcd``.
+
+Keys and values are ``str``.  Revisions are etcd's: one store-wide counter bumped by every write.
+A transaction checks all ``Compare``s and then applies either the success or the failure ops,
+atomically.  ``watch`` yields events in revision order and, for the etcd backend, survives an etcd
+restart without losing or repeating an event.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class StoreError(Exception):
+    """The store cannot be reached or refused a request."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (connection refused, timeout)."""
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: str
+    value: str
+    create_revision: int = 0
+    mod_revision: int = 0
+    version: int = 0
+    lease: int = 0
+
+
+@dataclass(frozen=True)
+class Compare:
+    """One condition of a transaction.
+
+    ``target`` is ``"value"``, ``"version"``, ``"create"`` (create revision) or ``"mod"`` (mod
+    revision); ``op`` is one of ``= != < >``.  A missing key has version, create and mod revision 0
+    (and compares unequal to every value).
+    """
+
+    key: str
+    target: str
+    op: str
+    value: str | int
+
+
+@dataclass(frozen=True)
+class Put:
+    key: str
+    value: str
+    lease: int = 0
+
+
+@dataclass(frozen=True)
+class Delete:
+    key: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    succeeded: bool
+    revision: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change seen by a watch.  ``type`` is ``"put"`` or ``"delete"``."""
+
+    type: str
+    key: str
+    value: str | None
+    mod_revision: int
+    prev_value: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """All keys under a prefix at one revision."""
+
+    revision: int
+    items: dict[str, KeyValue] = field(default_factory=dict)
+
+    def value(self, key: str) -> str | None:
+        kv = self.items.get(key)
+        return kv.value if kv else None
+
+
+class Lease(abc.ABC):
+    id: int
+    ttl: int
+
+    @abc.abstractmethod
+    def refresh(self) -> None:
+        """Keep the lease alive for another ``ttl`` seconds."""
+
+    @abc.abstractmethod
+    def revoke(self) -> None:
+        """End the lease now: its keys are deleted."""
+
+
+class Watcher(abc.ABC):
+    """An iterator of events; ``close()`` ends it from another thread/greenlet."""
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[Event]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Store(abc.ABC):
+    """What every backend provides."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> KeyValue | None: ...
+
+    @abc.abstractmethod
+    def put(self, key: str, value: str, lease: int = 0) -> int:
+        """Write a key; returns the new store revision."""
+
+    @abc.abstractmethod
+    def delete(self, key: str, prefix: bool = False) -> int:
+        """Delete a key (or every key under a prefix); returns how many were deleted."""
+
+    @abc.abstractmethod
+    def snapshot(self, prefix: str) -> Snapshot:
+        """Every key under ``prefix`` and the store revision they were read at."""
+
+    def list(self, prefix: str) -> list[KeyValue]:
+        """Every key under ``prefix``, sorted by key."""
+        snap = self.snapshot(prefix)
+        return [snap.items[k] for k in sorted(snap.items)]
+
+    @abc.abstractmethod
+    def txn(self, compares: list[Compare], success: list[Put | Delete],
+            failure: list[Put | Delete] | None = None) -> TxnResult: ...
+
+    @abc.abstractmethod
+    def lease(self, ttl: int) -> Lease: ...
+
+    @abc.abstractmethod
+    def watch(self, prefix: str, start_revision: int | None = None) -> Watcher:
+        """Events under ``prefix`` from ``start_revision`` (default: the next write) on."""
+
+    def close(self) -> None:
+        """Release connections."""
