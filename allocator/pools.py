@@ -1,0 +1,68 @@
+"""Pure allocation over pools: the next free VLAN id / VNI, subnet block and endpoint IP.
+
+Atomicity is the store's job (see ``allocator.resolve``): these functions only pick the lowest
+free value given what is already taken, so a retry after a lost compare-and-swap picks the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from netaddr import IPAddress, IPNetwork, IPSet
+
+from intent.errors import PoolExhausted
+
+
+def next_free_id(ranges: Iterable[tuple[int, int]], used: set[int], pool: str) -> int:
+    """Lowest id within the inclusive ``ranges`` that is not in ``used``."""
+    for lo, hi in sorted(ranges):
+        value = lo
+        while value <= hi:
+            if value not in used:
+                return value
+            value += 1
+    raise PoolExhausted(pool)
+
+
+def next_free_subnet(pool_cidr: str, length: int, used: Iterable[str], pool: str) -> str:
+    """Lowest ``/length`` block of ``pool_cidr`` that overlaps none of the ``used`` CIDRs."""
+    taken = IPSet(IPNetwork(c) for c in used)
+    block_size = 1 << (32 - length)
+    base = IPNetwork(pool_cidr)
+    start = base.first
+    while start + block_size - 1 <= base.last:
+        candidate = IPNetwork(f"{IPAddress(start)}/{length}")
+        if not (IPSet([candidate]) & taken):
+            return str(candidate)
+        # skip past the taken range that overlaps this block
+        start += block_size
+    raise PoolExhausted(pool)
+
+
+def default_gateway(subnet: str) -> str:
+    """The first host address of ``subnet``."""
+    return str(IPAddress(IPNetwork(subnet).first + 1))
+
+
+def next_free_ip(subnet: str, gateway: str | None, used: set[str], pool: str) -> str:
+    """Lowest host address of ``subnet`` that is not the gateway and not in ``used``."""
+    net = IPNetwork(subnet)
+    blocked = set(used)
+    if gateway:
+        blocked.add(gateway)
+    for value in range(net.first + 1, net.last):
+        ip = str(IPAddress(value))
+        if ip not in blocked:
+            return ip
+    raise PoolExhausted(pool)
+
+
+def mac_for(ip: str) -> str:
+    """Deterministic locally administered MAC for an endpoint IP: ``02:00:<ip bytes>``.
+
+    Unique within a network (IPs are), which is the scope every MAC lookup uses (flows match the
+    network id in metadata first).
+    """
+    value = int(IPAddress(ip))
+    octets = [0x02, 0x00] + [(value >> s) & 0xFF for s in (24, 16, 8, 0)]
+    return ":".join(f"{o:02x}" for o in octets)

@@ -1,0 +1,167 @@
+"""``netdcli``: the original netplugin CLI's flags, on our intent store.
+
+Exit codes: 0 success, 1 store unreachable or other failure, 2 invalid input (nothing written),
+3 not found, 4 conflict (duplicate, pool exhausted, lost race), 5 ``-wait`` timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from intent import apply, keys
+from intent.errors import IntentError, NotFoundError, ValidationError
+from intent.loader import load_bindings, load_config
+from intent.store import Store, StoreError
+from netdcli.show import show_endpoint, show_global, show_network, show_tenant
+
+DEFAULT_ETCD = "http://127.0.0.1:2379"
+EXIT_TIMEOUT = 5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netdcli",
+        description="Write network intent (tenants, networks, endpoints) to etcd, or read it.",
+        epilog="examples:\n"
+               "  netdcli -cfg examples/two_hosts_vxlan.json      # make the store hold exactly "
+               "this\n"
+               "  netdcli -add-cfg more.json                       # add/update objects\n"
+               "  netdcli -oper get -construct endpoint orange-myContainer1\n"
+               "  netdcli -oper delete -construct network orange",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("-cfg", "--cfg", metavar="FILE",
+                     help="desired state: add what is new, update what changed, delete what the "
+                          "file no longer has")
+    src.add_argument("-add-cfg", "--add-cfg", metavar="FILE", help="add or update the objects "
+                     "in FILE, keep everything else")
+    src.add_argument("-del-cfg", "--del-cfg", metavar="FILE", help="delete the objects FILE "
+                     "names (a network listed without endpoints goes whole)")
+    src.add_argument("-host-bindings-cfg", "--host-bindings-cfg", metavar="FILE",
+                     help='bind endpoints to hosts late: [{"Container","Host","AttachUUID"}]')
+    src.add_argument("-oper", "--oper", choices=("get", "delete"),
+                     help="read or delete one object (with -construct)")
+    p.add_argument("-construct", "--construct",
+                   choices=("global", "tenant", "network", "endpoint", "host"),
+                   help="object kind for -oper")
+    p.add_argument("name", nargs="?", help="object name for -oper (endpoint: <network>-"
+                   "<container>)")
+    p.add_argument("-etcd", "--etcd", default=os.environ.get("NETPLUGIN_ETCD", DEFAULT_ETCD),
+                   help="etcd URL (default: $NETPLUGIN_ETCD or %(default)s)")
+    p.add_argument("-wait", "--wait", action="store_true",
+                   help="after a write, block until every registered host's switch realized it")
+    p.add_argument("-wait-timeout", "--wait-timeout", type=float, default=30.0, metavar="SEC",
+                   help="give up waiting after SEC seconds (default %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def open_store(url: str) -> Store:
+    """The store for ``url`` (``memory://`` gives a throw-away in-memory store)."""
+    from intent.store_etcd import open_store as _open
+
+    return _open(url)
+
+
+def wait_realized(store: Store, revision: int, timeout: float) -> list[str]:
+    """Block until every registered host realized ``revision``; returns the hosts still behind."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hosts = {keys.last_segment(kv.key) for kv in store.list(keys.OPER_HOSTS)}
+        realized = {keys.last_segment(kv.key): json.loads(kv.value).get("revision", 0)
+                    for kv in store.list(keys.OPER_REALIZED)}
+        behind = sorted(h for h in hosts if realized.get(h, 0) < revision)
+        if not behind or time.monotonic() > deadline:
+            return behind
+        time.sleep(0.05)
+
+
+def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
+    """Carry out one parsed command; returns the exit code."""
+    result = None
+    if args.cfg or args.add_cfg or args.del_cfg:
+        mode, path = (("desired", args.cfg) if args.cfg else ("add", args.add_cfg)
+                      if args.add_cfg else ("delete", args.del_cfg))
+        result = apply.apply_config(store, load_config(path), mode)
+    elif args.host_bindings_cfg:
+        result = apply.apply_bindings(store, load_bindings(args.host_bindings_cfg))
+    elif args.oper:
+        if not args.construct:
+            raise ValidationError("-oper needs -construct global|tenant|network|endpoint|host")
+        if args.oper == "get":
+            print(json.dumps(_get(store, args.construct, args.name), indent=2), file=out)
+            return 0
+        if args.construct == "global" or not args.name:
+            raise ValidationError("-oper delete needs -construct tenant|network|endpoint|host "
+                                  "and a NAME")
+        result = apply.delete_object(store, args.construct, args.name)
+    else:
+        raise ValidationError("nothing to do: give -cfg, -add-cfg, -del-cfg, "
+                              "-host-bindings-cfg or -oper (see --help)")
+    if not args.quiet:
+        for line in result.summary:
+            print(line, file=out)
+        if result.changed:
+            print(f"written at revision {result.revision}", file=out)
+    if args.wait and result.changed:
+        behind = wait_realized(store, result.revision, args.wait_timeout)
+        if behind:
+            print(f"netdcli: timed out after {args.wait_timeout:g}s waiting for hosts "
+                  f"{', '.join(behind)} to realize revision {result.revision}", file=sys.stderr)
+            return EXIT_TIMEOUT
+    return 0
+
+
+def _get(store: Store, construct: str, name: str | None) -> dict:
+    if construct == "global":
+        return show_global(store)
+    if not name:
+        raise ValidationError(f"-oper get -construct {construct} needs a NAME")
+    show = {"tenant": show_tenant, "network": show_network, "endpoint": show_endpoint,
+            "host": _show_host}[construct]
+    return show(store, name)
+
+
+def _show_host(store: Store, name: str) -> dict:
+    snap = store.snapshot(keys.ROOT)
+    config = snap.value(keys.host_config(name))
+    oper = snap.value(keys.oper_host(name))
+    if config is None and oper is None:
+        raise NotFoundError(f'host "{name}" does not exist')
+    realized = snap.value(keys.realized(name))
+    return {"Name": name, "Config": json.loads(config) if config else None,
+            "Registration": json.loads(oper) if oper else None,
+            "RealizedRevision": json.loads(realized)["revision"] if realized else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(sys.argv if argv is None else argv) == 0:
+        parser.print_help()
+        return 0
+    try:
+        store = open_store(args.etcd)
+        try:
+            return run(args, store)
+        finally:
+            store.close()
+    except IntentError as exc:
+        for problem in exc.problems:
+            print(f"netdcli: {problem}", file=sys.stderr)
+        if isinstance(exc, ValidationError) and len(exc.problems) > 1:
+            print(f"netdcli: {len(exc.problems)} problems; nothing was written", file=sys.stderr)
+        elif isinstance(exc, ValidationError):
+            print("netdcli: nothing was written", file=sys.stderr)
+        return exc.exit_code
+    except StoreError as exc:
+        print(f"netdcli: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

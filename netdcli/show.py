@@ -1,0 +1,95 @@
+"""Read views of the stored intent, shaped like the original netdcli's JSON output."""
+
+from __future__ import annotations
+
+import json
+
+from intent import codec, keys
+from intent.apply import config_from_snapshot, resolved_from_snapshot
+from intent.errors import NotFoundError
+from intent.model import VXLAN, EndpointSpec, NetworkSpec
+from intent.store import Snapshot, Store
+
+
+def _tag_field(net: NetworkSpec) -> dict:
+    return {"Vni": net.tag} if net.net_type == VXLAN else {"PktTag": net.tag}
+
+
+def endpoint_view(snap: Snapshot, ep: EndpointSpec, net: NetworkSpec) -> dict:
+    """One endpoint with its allocation and, when plugged, its port."""
+    view = {"Id": ep.id, "Container": ep.container, "Network": ep.network,
+            "Tenant": net.tenant, "Host": ep.host, "AttachUUID": ep.attach_uuid,
+            "IpAddress": ep.ip, "MacAddress": ep.mac,
+            "Subnet": net.subnet, "Gateway": net.gateway, "PktTagType": net.net_type}
+    view |= _tag_field(net)
+    oper = snap.value(keys.oper_endpoint(ep.id))
+    if oper:
+        view["Oper"] = json.loads(oper)
+    return view
+
+
+def network_view(net: NetworkSpec, endpoints: list[dict]) -> dict:
+    """One network with its allocation and its endpoints."""
+    view = {"Name": net.name, "Tenant": net.tenant, "PktTagType": net.net_type,
+            "SubnetCIDR": net.subnet, "DefaultGw": net.gateway}
+    return view | _tag_field(net) | {"Endpoints": endpoints}
+
+
+def _lookup(snap: Snapshot, prefix: str, cls: type, name: str, what: str):
+    value = snap.value(prefix + name)
+    if value is None:
+        raise NotFoundError(f'{what} "{name}" does not exist')
+    return codec.loads(cls, value)
+
+
+def show_endpoint(store: Store, ep_id: str) -> dict:
+    snap = store.snapshot(keys.ROOT)
+    ep = _lookup(snap, keys.STATE_ENDPOINTS, EndpointSpec, ep_id, "endpoint")
+    net = _lookup(snap, keys.STATE_NETWORKS, NetworkSpec, ep.network, "network")
+    return endpoint_view(snap, ep, net)
+
+
+def show_network(store: Store, name: str) -> dict:
+    snap = store.snapshot(keys.ROOT)
+    net = _lookup(snap, keys.STATE_NETWORKS, NetworkSpec, name, "network")
+    resolved = resolved_from_snapshot(snap)
+    eps = [endpoint_view(snap, e, net) for e in resolved.endpoints if e.network == name]
+    return network_view(net, eps)
+
+
+def show_tenant(store: Store, name: str) -> dict:
+    snap = store.snapshot(keys.ROOT)
+    config = config_from_snapshot(snap)
+    tenant = next((t for t in config.tenants if t.name == name), None)
+    if tenant is None:
+        raise NotFoundError(f'tenant "{name}" does not exist')
+    resolved = resolved_from_snapshot(snap)
+    nets = [n for n in resolved.networks if n.tenant == name]
+    return {"Name": tenant.name, "DefaultNetType": tenant.default_net_type,
+            "SubnetPool": tenant.subnet_pool, "AllocSubnetLen": tenant.alloc_subnet_len,
+            "Vlans": _ranges(tenant.vlans), "Vxlans": _ranges(tenant.vxlans),
+            "Networks": [network_view(n, [endpoint_view(snap, e, n) for e in resolved.endpoints
+                                          if e.network == n.name]) for n in nets]}
+
+
+def show_global(store: Store) -> dict:
+    """Every tenant, network and host, plus the store revision."""
+    snap = store.snapshot(keys.ROOT)
+    resolved = resolved_from_snapshot(snap)
+    config = config_from_snapshot(snap)
+    nets = {n.name: n for n in resolved.networks}
+    return {
+        "Revision": snap.revision,
+        "Tenants": [{"Name": t.name, "DefaultNetType": t.default_net_type,
+                     "SubnetPool": t.subnet_pool, "AllocSubnetLen": t.alloc_subnet_len,
+                     "Vlans": _ranges(t.vlans), "Vxlans": _ranges(t.vxlans),
+                     "Networks": sorted(n.name for n in t.networks)} for t in config.tenants],
+        "Networks": [network_view(n, [endpoint_view(snap, e, n) for e in resolved.endpoints
+                                      if e.network == n.name]) for n in nets.values()],
+        "Hosts": [{"Name": h.name, "VtepIp": h.vtep_ip, "Uplink": h.uplink, "Dpid": h.dpid}
+                  for h in resolved.hosts],
+    }
+
+
+def _ranges(ranges: tuple[tuple[int, int], ...]) -> str:
+    return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ranges)
