@@ -4,6 +4,12 @@ Keys and values are ``str``.  Revisions are etcd's: one store-wide counter bumpe
 A transaction checks all ``Compare``s and then applies either the success or the failure ops,
 atomically.  ``watch`` yields events in revision order and, for the etcd backend, survives an etcd
 restart without losing or repeating an event.
+
+When a watch cannot continue without a gap (its next revision was compacted away, or the store
+lost history), iterating it raises ``WatchCompacted``.  The consumer then re-lists and re-watches::
+
+    snap = store.snapshot(prefix)            # rebuild local state from snap.items
+    watcher = store.watch(prefix, snap.revision + 1)
 """
 
 from __future__ import annotations
@@ -21,6 +27,21 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached (connection refused, timeout)."""
 
 
+class WatchCompacted(StoreError):
+    """A watch cannot resume without a gap: re-list (``snapshot``) and watch again from there.
+
+    ``revision`` is the oldest revision the store can still replay (0 when unknown).
+    """
+
+    def __init__(self, message: str, revision: int = 0):
+        super().__init__(message)
+        self.revision = revision
+
+
+class LeaseExpired(StoreError):
+    """The lease no longer exists (expired or revoked); its keys are gone."""
+
+
 @dataclass(frozen=True)
 class KeyValue:
     key: str
@@ -36,8 +57,8 @@ class Compare:
     """One condition of a transaction.
 
     ``target`` is ``"value"``, ``"version"``, ``"create"`` (create revision) or ``"mod"`` (mod
-    revision); ``op`` is one of ``= != < >``.  A missing key has version, create and mod revision 0
-    (and compares unequal to every value).
+    revision); ``op`` is one of ``= != < >``.  A missing key has version, create and mod revision 0;
+    a ``"value"`` compare on a missing key is always false, whatever the op (etcd's rule).
     """
 
     key: str
@@ -94,7 +115,7 @@ class Lease(abc.ABC):
 
     @abc.abstractmethod
     def refresh(self) -> None:
-        """Keep the lease alive for another ``ttl`` seconds."""
+        """Keep the lease alive for another ``ttl`` seconds; ``LeaseExpired`` if it is gone."""
 
     @abc.abstractmethod
     def revoke(self) -> None:
@@ -145,5 +166,9 @@ class Store(abc.ABC):
     def watch(self, prefix: str, start_revision: int | None = None) -> Watcher:
         """Events under ``prefix`` from ``start_revision`` (default: the next write) on."""
 
-    def close(self) -> None:
+    def compact(self, revision: int) -> None:
+        """Forget history before ``revision`` (watches from earlier raise ``WatchCompacted``)."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing
         """Release connections."""

@@ -62,7 +62,8 @@ def validate_config(config: Config, with_paths: bool = True) -> list[str]:
     for ti, tenant in enumerate(config.tenants):
         tp = tpath(ti, tenant)
         if tenant.name in tenant_names:
-            add(f'{tp}.Name "{tenant.name}": duplicate tenant name (also {tenant_names[tenant.name]})')
+            add(f'{tp}.Name "{tenant.name}": duplicate tenant name '
+                f"(also {tenant_names[tenant.name]})")
         tenant_names.setdefault(tenant.name, tp)
         pool = _check_pool(tenant, tp, add)
         for ni, net in enumerate(tenant.networks):

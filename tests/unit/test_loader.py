@@ -145,8 +145,9 @@ def test_bad_static_ip(ip: str, reason: str) -> None:
 def test_static_ip_used_twice() -> None:
     d = doc(**{"Tenants.0.Networks.0.Endpoints.0.IpAddress": "10.1.1.9",
                "Tenants.0.Networks.0.Endpoints.1.IpAddress": "10.1.1.9"})
-    assert only_problem(d) == ('Tenants[0].Networks[0].Endpoints[1].IpAddress "10.1.1.9": used '
-                               'twice in network "orange" (also Tenants[0].Networks[0].Endpoints[0])')
+    assert only_problem(d) == (
+        'Tenants[0].Networks[0].Endpoints[1].IpAddress "10.1.1.9": used twice in network '
+        '"orange" (also Tenants[0].Networks[0].Endpoints[0])')
 
 
 def test_explicit_gateway_is_respected_for_static_ips() -> None:

@@ -1,0 +1,148 @@
+"""The pipeline of br-int, declared as data, and the check every generated entry goes through.
+
+::
+
+    0 CLASSIFY  port -> network (+ port security), tun_id -> network, uplink VLAN -> network
+    10 ARP      ARP requests answered in flows; any other ARP dropped
+    20 EGRESS   egress policy (placeholder stage: continues to L2)
+    30 L2       known unicast to a local port, a tunnel or the uplink; multicast -> BUM
+    40 BUM      one group per network (local origin); local ports only (remote origin)
+
+Metadata: bits 0-24 carry the network id (see :mod:`ofctl.cookies`), bit 32 is set when the
+packet came from a tunnel or the uplink.  Higher bits are free for later stages (endpoint group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ofctl.model import (
+    ApplyActions,
+    ClearActions,
+    Flow,
+    GotoTable,
+    Group,
+    GroupAction,
+    Move,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    SwitchState,
+    WriteActions,
+    WriteMetadata,
+)
+
+NET_MASK = (1 << 25) - 1
+REMOTE = 1 << 32
+META_MASK = NET_MASK | REMOTE
+
+CLASSIFY, ARP, EGRESS, L2, BUM = 0, 10, 20, 30, 40
+
+DROP = "drop"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One stage: what its entries may match, do and jump to, and what a miss does."""
+
+    id: int
+    name: str
+    purpose: str
+    matches: frozenset[str]
+    actions: frozenset[type]
+    next_tables: frozenset[int]
+    miss: str | int  # DROP or the table a miss continues in
+    writes_metadata: bool = False
+
+
+def _t(id_: int, name: str, purpose: str, matches: str, actions: tuple[type, ...],
+       next_tables: tuple[int, ...], miss: str | int, writes_metadata: bool = False) -> Table:
+    return Table(id_, name, purpose, frozenset(matches.split()), frozenset(actions),
+                 frozenset(next_tables), miss, writes_metadata)
+
+
+TABLES: dict[int, Table] = {t.id: t for t in (
+    _t(CLASSIFY, "classify", "port/tunnel/VLAN -> network; port security",
+       "in_port eth_src eth_type ipv4_src arp_spa arp_sha tunnel_id vlan_vid",
+       (PopVlan,), (ARP, EGRESS, L2), DROP, writes_metadata=True),
+    _t(ARP, "arp", "answer ARP requests for known endpoints",
+       "metadata eth_type arp_op arp_tpa", (Move, SetField, Output), (), DROP),
+    _t(EGRESS, "egress", "egress policy (later issue)", "metadata", (), (L2,), L2),
+    _t(L2, "l2", "known unicast; multicast to BUM",
+       "metadata eth_dst", (Output, SetField, PushVlan), (BUM,), DROP),
+    _t(BUM, "bum", "flood within the network", "metadata", (Output, GroupAction), (), DROP),
+)}
+
+SET_FIELDS = frozenset({"eth_src", "arp_op", "arp_sha", "arp_spa", "tunnel_id",
+                        "tun_ipv4_dst", "vlan_vid"})
+
+
+class PipelineError(ValueError):
+    """An entry that the pipeline declaration does not allow."""
+
+
+def miss_flows(cookie: int) -> list[Flow]:
+    """The explicit table-miss entry of every table (priority 0)."""
+    out = []
+    for t in TABLES.values():
+        instr = () if t.miss == DROP else (GotoTable(int(t.miss)),)
+        out.append(Flow(t.id, 0, (), instr, cookie))
+    return out
+
+
+def check_flow(flow: Flow) -> None:
+    """Raise :class:`PipelineError` unless ``flow`` fits its table's declaration."""
+    t = TABLES.get(flow.table)
+    if t is None:
+        raise PipelineError(f"unknown table {flow.table}: {flow}")
+    for f in flow.match:
+        if f.name not in t.matches:
+            raise PipelineError(f"table {t.name} may not match {f.name}: {flow}")
+    if flow.priority == 0 and (flow.match or flow.instructions != miss_instr(t)):
+        raise PipelineError(f"priority 0 is the miss entry of {t.name}: {flow}")
+    for i in flow.instructions:
+        if isinstance(i, GotoTable):
+            if i.table not in t.next_tables and not (flow.priority == 0 and i.table == t.miss):
+                raise PipelineError(f"table {t.name} may not go to {i.table}: {flow}")
+        elif isinstance(i, WriteMetadata):
+            if not t.writes_metadata:
+                raise PipelineError(f"table {t.name} may not write metadata: {flow}")
+        elif isinstance(i, (ApplyActions, WriteActions)):
+            for a in i.actions:
+                if type(a) not in t.actions:
+                    raise PipelineError(f"table {t.name} may not {type(a).__name__}: {flow}")
+                if isinstance(a, SetField) and a.name not in SET_FIELDS:
+                    raise PipelineError(f"set_field {a.name} not allowed: {flow}")
+        elif not isinstance(i, ClearActions):
+            raise PipelineError(f"unknown instruction {i!r}")
+
+
+def miss_instr(t: Table) -> tuple:
+    return () if t.miss == DROP else (GotoTable(int(t.miss)),)
+
+
+def check_state(state: SwitchState) -> None:
+    """Check every flow, unique flow keys, and that every group a flow uses exists."""
+    keys: set = set()
+    group_ids = {g.group_id for g in state.groups}
+    for f in state.flows:
+        check_flow(f)
+        if f.key in keys:
+            raise PipelineError(f"two flows with one key: {f.key}")
+        keys.add(f.key)
+        for i in f.instructions:
+            for a in getattr(i, "actions", ()):
+                if isinstance(a, GroupAction) and a.group_id not in group_ids:
+                    raise PipelineError(f"flow uses missing group {a.group_id}: {f}")
+    for g in state.groups:
+        _check_group(g)
+
+
+def _check_group(g: Group) -> None:
+    if g.type != "all":
+        raise PipelineError(f"only groups of type all are used: {g}")
+    for b in g.buckets:
+        for a in b.actions:
+            if not isinstance(a, (Output, SetField, PushVlan)):
+                raise PipelineError(f"group bucket action {a!r} not allowed")

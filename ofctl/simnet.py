@@ -1,0 +1,77 @@
+"""The network-level simulator: follows tunnel and uplink outputs to the other hosts' tables.
+
+The underlay delivers a tunnelled packet to the host whose VTEP IP is ``tun_ipv4_dst``; the VLAN
+trunk behind the uplinks is a shared segment (every other host's uplink receives the frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from intent.model import HostSpec
+from ofctl.model import Flow, SwitchState
+from ofctl.sim import Packet, SimError, Switch
+from ofctl.topology import HostPorts
+
+MAX_HOPS = 64
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A packet handed to a local endpoint port of ``host``."""
+
+    host: str
+    port: int
+    endpoint: str | None
+    packet: Packet
+
+
+@dataclass
+class NetTrace:
+    deliveries: list[Delivery] = field(default_factory=list)
+    hits: list[tuple[str, Flow]] = field(default_factory=list)
+    dropped_tunnel: list[Packet] = field(default_factory=list)  # to an unknown VTEP
+
+
+class NetworkSim:
+    """All hosts' switches plus the underlay between them."""
+
+    def __init__(self, states: dict[str, SwitchState], ports: dict[str, HostPorts],
+                 hosts: dict[str, HostSpec]) -> None:
+        self.switches = {h: Switch(s) for h, s in states.items()}
+        self.ports = ports
+        self.by_vtep = {h.vtep_ip: h.name for h in hosts.values()
+                        if h.vtep_ip and h.name in states}
+        self.endpoint_at = {(h, port): eid for h, p in ports.items()
+                            for eid, port in p.endpoint_ports}
+
+    def send(self, host: str, packet: Packet) -> NetTrace:
+        """Inject ``packet`` at ``host`` (on ``packet.in_port``) and follow every copy."""
+        out = NetTrace()
+        queue = [(host, packet, 0)]
+        while queue:
+            h, pkt, hops = queue.pop(0)
+            if hops > MAX_HOPS:
+                raise SimError(f"packet loops: more than {MAX_HOPS} switch hops")
+            trace = self.switches[h].run(pkt)
+            out.hits.extend((h, f) for f in trace.hits)
+            p = self.ports[h]
+            for em in trace.outputs:
+                q = em.packet
+                if em.port == p.vxlan_port and p.vxlan_port is not None:
+                    dst = self.by_vtep.get(q.tun_ipv4_dst)
+                    if dst is None or q.tunnel_id is None:
+                        out.dropped_tunnel.append(q)
+                        continue
+                    arrive = replace(q, in_port=self.ports[dst].vxlan_port, metadata=0,
+                                     tun_ipv4_dst=None)
+                    queue.append((dst, arrive, hops + 1))
+                elif em.port == p.uplink_port and p.uplink_port is not None:
+                    for other, op in self.ports.items():
+                        if other != h and op.uplink_port is not None:
+                            queue.append((other, replace(q, in_port=op.uplink_port, metadata=0,
+                                                         tunnel_id=None), hops + 1))
+                else:
+                    out.deliveries.append(Delivery(h, em.port,
+                                                   self.endpoint_at.get((h, em.port)), q))
+        return out
