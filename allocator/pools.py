@@ -6,6 +6,7 @@ free value given what is already taken, so a retry after a lost compare-and-swap
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from netaddr import IPAddress, IPNetwork, IPSet
@@ -46,14 +47,14 @@ def default_gateway(subnet: str) -> str:
 
 def next_free_ip(subnet: str, gateway: str | None, used: set[str], pool: str) -> str:
     """Lowest host address of ``subnet`` that is not the gateway and not in ``used``."""
-    net = IPNetwork(subnet)
-    blocked = set(used)
+    net = ipaddress.IPv4Network(subnet)
+    blocked = {int(ipaddress.IPv4Address(ip)) for ip in used}
     if gateway:
-        blocked.add(gateway)
-    for value in range(net.first + 1, net.last):
-        ip = str(IPAddress(value))
-        if ip not in blocked:
-            return ip
+        blocked.add(int(ipaddress.IPv4Address(gateway)))
+    first, last = int(net.network_address), int(net.broadcast_address)
+    for value in range(first + 1, last):
+        if value not in blocked:
+            return str(ipaddress.IPv4Address(value))
     raise PoolExhausted(pool)
 
 
@@ -63,6 +64,6 @@ def mac_for(ip: str) -> str:
     Unique within a network (IPs are), which is the scope every MAC lookup uses (flows match the
     network id in metadata first).
     """
-    value = int(IPAddress(ip))
+    value = int(ipaddress.IPv4Address(ip))
     octets = [0x02, 0x00] + [(value >> s) & 0xFF for s in (24, 16, 8, 0)]
     return ":".join(f"{o:02x}" for o in octets)

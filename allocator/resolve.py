@@ -8,9 +8,10 @@ with compare-and-swap conditions (``intent.apply``), so two writers can never bo
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
-from netaddr import IPAddress, IPNetwork
+from netaddr import IPNetwork
 
 from allocator.pools import (
     default_gateway,
@@ -111,16 +112,16 @@ def plan_endpoints(config: Config, networks: dict[str, NetworkSpec],
     result: dict[str, EndpointSpec] = {}
     for net in config.networks():
         spec = networks[net.name]
-        subnet = IPNetwork(spec.subnet)
+        subnet = ipaddress.IPv4Network(spec.subnet)
+        first, last = int(subnet.network_address), int(subnet.broadcast_address)
         taken: set[str] = {e.ip_address for e in net.endpoints if e.ip_address}
         chosen: dict[str, str] = {e.id: e.ip_address for e in net.endpoints if e.ip_address}
         for ep in sorted(net.endpoints, key=lambda e: e.id):
             prev = previous.get(ep.id)
             if ep.id in chosen or prev is None or prev.network != net.name:
                 continue
-            ip = IPAddress(prev.ip)
-            if (ip in subnet and ip not in (subnet.network, subnet.broadcast)
-                    and prev.ip != spec.gateway and prev.ip not in taken):
+            ip = int(ipaddress.IPv4Address(prev.ip))
+            if (first < ip < last and prev.ip != spec.gateway and prev.ip not in taken):
                 chosen[ep.id] = prev.ip
                 taken.add(prev.ip)
         for ep in sorted(net.endpoints, key=lambda e: e.id):
