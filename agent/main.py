@@ -1,0 +1,191 @@
+"""``netplugin-agent``: set up the host, register it under a lease, and keep containers plugged.
+
+The loop reconciles on every change under /netplugin/state/ and /netplugin/runtime/<host>/ (store
+watches) and every ``--resync-interval`` seconds (which also repairs bridges and picks up ports
+someone else changed in OVS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import signal
+import threading
+import time
+
+from agent.host import HostOptions, setup_host
+from agent.netlink import HostSide
+from agent.ovsdb import Ovsdb, OvsdbError
+from agent.plumb import Plumber, lock_path
+from agent.reconcile import reconcile
+from intent import keys
+from intent.store import LeaseExpired, Store, StoreError
+from intent.store_etcd import open_store
+
+LOG = logging.getLogger("netplugin.agent")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="netplugin-agent", description=__doc__.split("\n")[0])
+    p.add_argument("--host", required=True, help="this host's name (as in the intent)")
+    p.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd URL")
+    p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
+    p.add_argument("--controller", default=None, help="OpenFlow controller target of br-int")
+    p.add_argument("--datapath-type", default="netdev", help="br-int/br-phy datapath type")
+    p.add_argument("--vtep-ip", default=None, help="VTEP IP (default: from br-phy / discovered)")
+    p.add_argument("--underlay-if", default=None, help="underlay NIC to put in br-phy")
+    p.add_argument("--uplink", default=None, help="uplink NIC for VLAN hand-off (on br-int)")
+    p.add_argument("--resync-interval", type=float, default=5.0, help="seconds between resyncs")
+    p.add_argument("--lease-ttl", type=int, default=10, help="registration lease TTL (s)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+class Agent:
+    """The agent's state and loop."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.host = args.host
+        self.stop = threading.Event()
+        self.events: queue.Queue[str] = queue.Queue()
+        self.store: Store | None = None
+        self.ovs: Ovsdb | None = None
+        self.links = HostSide()
+        self.lease = None
+        self.registration: dict | None = None
+        self.watchers: list = []
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self) -> None:
+        if self.store is None:
+            self.store = open_store(self.args.etcd)
+        if self.ovs is None:
+            self.ovs = Ovsdb(self.args.ovsdb)
+
+    def _options(self) -> HostOptions:
+        a = self.args
+        intf = vtep = None
+        kv = self.store.get(keys.host_config(self.host)) if self.store else None
+        if kv is not None:
+            try:
+                cfg = json.loads(kv.value)
+                intf, vtep = cfg.get("intf"), cfg.get("vtep_ip")
+            except ValueError:
+                LOG.warning("host config %s: not JSON", kv.key)
+        return HostOptions(self.host, a.datapath_type, a.controller, a.vtep_ip or vtep,
+                           a.underlay_if, a.uplink or intf)
+
+    # ------------------------------------------------------------------ registration
+    def _register(self, value: dict) -> None:
+        if self.lease is None:
+            self.lease = self.store.lease(self.args.lease_ttl)
+            self.registration = None
+        if value != self.registration:
+            self.store.put(keys.oper_host(self.host), json.dumps(value, sort_keys=True),
+                           lease=self.lease.id)
+            self.registration = value
+            LOG.info("registered host %s: %s", self.host, value)
+
+    def _keepalive(self) -> None:
+        try:
+            self.lease.refresh()
+        except LeaseExpired:
+            LOG.warning("registration lease expired: registering again")
+            self.lease = None
+            self._register(dict(self.registration or {}))
+
+    # ------------------------------------------------------------------ watches
+    def _watch(self, prefix: str) -> None:
+        while not self.stop.is_set():
+            try:
+                w = self.store.watch(prefix)
+                self.watchers.append(w)
+                self.events.put(prefix)  # anything may have changed while not watching
+                for _ev in w:
+                    self.events.put(prefix)
+                    if self.stop.is_set():
+                        break
+            except StoreError as e:
+                LOG.warning("watch %s: %s; retrying", prefix, e)
+            self.stop.wait(1.0)
+
+    def _start_watches(self) -> None:
+        for prefix in (keys.STATE, keys.runtime_prefix(self.host)):
+            threading.Thread(target=self._watch, args=(prefix,), daemon=True,
+                             name=f"watch {prefix}").start()
+
+    # ------------------------------------------------------------------ loop
+    def _resync(self) -> None:
+        self._register(setup_host(self.ovs, self.links, self._options()))
+
+    def _reconcile(self) -> None:
+        plumber = Plumber(self.ovs, self.links)
+        reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+        watching = False
+        next_resync = next_refresh = 0.0
+        dirty = True
+        while not self.stop.is_set():
+            now = time.monotonic()
+            try:
+                self._connect()
+                if now >= next_resync:
+                    self._resync()
+                    dirty, next_resync = True, now + self.args.resync_interval
+                if not watching:
+                    self._start_watches()
+                    watching = True
+                if now >= next_refresh:
+                    self._keepalive()
+                    next_refresh = now + max(1.0, self.args.lease_ttl / 3)
+                if dirty:
+                    dirty = False
+                    self._reconcile()
+            except (StoreError, OvsdbError, OSError) as e:
+                LOG.error("%s", e)
+                dirty, next_resync = True, min(next_resync, now + 1.0)
+                if isinstance(e, OvsdbError) and self.ovs is not None and \
+                        not self.ovs.connected():
+                    self.ovs.close()
+                    self.ovs = None
+                self.stop.wait(1.0)
+                continue
+            except Exception:  # noqa: BLE001 - a bug must not stop the host's agent
+                LOG.exception("unexpected error; retrying")
+                dirty = True
+                self.stop.wait(1.0)
+                continue
+            wait = max(0.0, min(next_resync, next_refresh) - time.monotonic())
+            try:
+                self.events.get(timeout=wait)
+                dirty = True
+                time.sleep(0.05)  # let a burst of events land, then drain it
+                while not self.events.empty():
+                    self.events.get_nowait()
+            except queue.Empty:
+                pass
+        self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        for w in self.watchers:
+            w.close()
+        if self.lease is not None:
+            try:
+                self.lease.revoke()
+            except StoreError as e:
+                LOG.warning("revoking the registration lease: %s", e)
+        LOG.info("agent %s stopped", self.host)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Agent(args).run()
