@@ -1,0 +1,1 @@
+"""The multi-host test bed on one machine (``python -m topologies``); see ``topologies.bed``."""

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""netplugin in Mininet: simulated hosts as Mininet nodes with their own OVS, containers as
+Mininet hosts plugged by the agent, then Mininet's CLI (``pingall``, ``c1 ping c2``, ...).
+
+    .venv/bin/python mininet/netplugin_demo.py --config examples/two_hosts_multiple_vxlan_nets.json
+    .venv/bin/python mininet/netplugin_demo.py --hosts host1,host2 --smoke   # CI smoke test
+
+It re-runs itself inside ``unshare --net --pid --fork --mount-proc --mount`` with a private /tmp
+and /run/netns: Mininet kills and deletes things by name machine-wide when it cleans up, so it
+must never see the real machine.  Everything (etcd, controller, agents, OVS) ends with the sandbox.
+``--smoke`` runs without a terminal and exits 0 only if every check passed: the underlay between
+the hosts and, when the intent, controller and agent are in the checkout, each container pair
+reaching exactly the containers it shares a network with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SANDBOX_FLAG = "NETPLUGIN_MN_SANDBOX"
+WORKDIR = Path("/tmp/np-mn")  # inside the sandbox's private /tmp
+
+
+def _reexec_in_sandbox(argv: list[str]) -> int:
+    """Run this script again in fresh network, pid and mount namespaces."""
+    if os.geteuid() != 0:
+        print("error: needs root (namespaces)", file=sys.stderr)
+        return 2
+    probe = subprocess.run([sys.executable, "-c", "import mininet.net"], capture_output=True)
+    if probe.returncode != 0:
+        print(f"error: {sys.executable} cannot import Mininet: use the project's .venv "
+              "(Debian python with system site packages) and `apt-get install mininet`",
+              file=sys.stderr)
+        return 2
+    cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--mount",
+           "--propagation", "private", "--", sys.executable, str(Path(__file__).resolve()),
+           *argv]
+    return subprocess.run(cmd, env={**os.environ, SANDBOX_FLAG: "1"}).returncode
+
+
+def _prepare_sandbox() -> None:
+    for path in ("/tmp", "/run/netns"):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", path], check=True)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="intent JSON (hosts, and the intent loaded into etcd)")
+    src.add_argument("--hosts", help="host names (underlay only, no intent)")
+    p.add_argument("--smoke", action="store_true", help="run the checks and exit (no CLI)")
+    p.add_argument("--no-controller", action="store_true")
+    p.add_argument("--no-agent", action="store_true")
+    return p.parse_args(argv)
+
+
+def _containers(config: dict) -> dict[str, tuple[str, set[str]]]:
+    """container -> (host, networks) from a seed config (bound endpoints only)."""
+    from topologies.plan import _ci
+
+    out: dict[str, tuple[str, set[str]]] = {}
+    for tenant in _ci(config, "Tenants") or []:
+        for net in _ci(tenant, "Networks") or []:
+            for ep in _ci(net, "Endpoints") or []:
+                name, host = _ci(ep, "AttachUUID") or _ci(ep, "Container"), _ci(ep, "Host")
+                if name and host:
+                    out.setdefault(name, (host, set()))[1].add(
+                        f"{_ci(tenant, 'Name')}/{_ci(net, 'Name')}")
+    return out
+
+
+def _load_intent(config_path: str, etcd_url: str) -> str | None:
+    """Load the intent with the project's own code; None if that code is not there yet."""
+    try:
+        from intent.apply import apply_config
+        from intent.loader import load_config
+        from intent.store_etcd import EtcdStore
+    except ImportError as exc:
+        return f"intent loader not available ({exc})"
+    store = EtcdStore(etcd_url)
+    try:
+        apply_config(store, load_config(Path(config_path)), mode="desired")
+    finally:
+        store.close()
+    return None
+
+
+def main(argv: list[str]) -> int:  # noqa: C901 - a linear script
+    if os.environ.get(SANDBOX_FLAG) != "1":
+        return _reexec_in_sandbox(argv)
+    args = _parse(argv)
+    _prepare_sandbox()
+    sys.path.insert(0, str(ROOT))
+    from mininet.cli import CLI
+    from mininet.link import Intf
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from np_nodes import Container, OVSHost, UnderlayBridge, name_netns
+
+    from intent import keys
+    from topologies import bed, ovs
+    from topologies.etcd import Etcd
+    from topologies.plan import Ports, hosts_from_config, make_plan
+    from topologies.state import BedState
+
+    setLogLevel("warning" if args.smoke else "info")
+    Mininet.init = classmethod(lambda cls: None)  # no machine-wide sysctl/rlimit changes
+    config = json.loads(Path(args.config).read_text()) if args.config else {}
+    hosts = (hosts_from_config(config) if args.config else
+             [{"name": h, "intf": None, "vtep_ip": None} for h in args.hosts.split(",")])
+    plan = make_plan(WORKDIR, hosts, Ports(etcd=2379, etcd_peer=2380, ofp=6653, rest=9999))
+    plan = dataclasses.replace(plan, hosts=tuple(dataclasses.replace(h, netns=h.name)
+                                                 for h in plan.hosts))
+    controller = not args.no_controller and (ROOT / "ryu_apps" / "__main__.py").exists()
+    agent = not args.no_agent and (ROOT / "agent" / "__main__.py").exists()
+    (WORKDIR / "run").mkdir(parents=True)
+    state = BedState(path=WORKDIR / "bed.json")
+    say = print if not args.smoke else (lambda m: print(m, flush=True))
+
+    net = Mininet(controller=None, build=False, autoSetMacs=False, waitConnected=False)
+    vx = net.addSwitch("vx", cls=UnderlayBridge, dpid="1")
+    vl = net.addSwitch("vl", cls=UnderlayBridge, dpid="2")
+    nodes = {}
+    for h in plan.hosts:
+        nodes[h.name] = net.addHost(h.name, cls=OVSHost, ip=None, workdir=str(WORKDIR))
+        net.addLink(nodes[h.name], vx, intfName1="ul0")
+        net.addLink(nodes[h.name], vl, intfName1=h.uplink)
+    failures: list[str] = []
+    try:
+        net.start()
+        for h in plan.hosts:
+            name_netns(nodes[h.name])
+            nodes[h.name].start_ovs(h)
+        for h in plan.hosts:
+            ovs.seed_neighbours(nodes[h.name].paths, [p for p in plan.hosts if p is not h])
+        bed.check_underlay(plan)
+        say(f"underlay up: {', '.join(f'{h.name} {h.vtep_ip}' for h in plan.hosts)}")
+        bed.start_etcd(WORKDIR, plan, state, say)
+        for h in plan.hosts:
+            bed.start_etcd_relay(WORKDIR, plan, h, state)
+        if controller:
+            bed.start_controller(WORKDIR, plan, state, False, say)
+        if agent:
+            bed.start_agents(WORKDIR, plan, state, controller, say)
+        problem = "no config" if not args.config else (
+            "controller or agent not in this checkout" if not (controller and agent)
+            else _load_intent(args.config, bed.etcd_url(plan)))
+        wanted = _containers(config) if problem is None else {}
+        if problem:
+            say(f"containers skipped: {problem}")
+        etcd = Etcd(bed.etcd_url(plan))
+        for cname, (host, _nets) in sorted(wanted.items()):
+            c = net.addHost(cname, cls=Container, ip=None)
+            etcd.put(keys.runtime_container(host, cname),
+                     json.dumps({"netns": f"/run/netns/{name_netns(c)}", "id": cname}))
+        for cname in wanted:
+            c = net.get(cname)
+            deadline = time.monotonic() + 30
+            while "inet " not in c.cmd("ip -4 -o addr show scope global") and \
+                    time.monotonic() < deadline:
+                time.sleep(0.3)
+            for ifname in c.cmd("ls /sys/class/net").split():
+                if ifname != "lo":
+                    Intf(ifname, node=c).updateIP()
+        failures += _checks(net, plan, nodes, wanted)
+        if args.smoke:
+            say("smoke: " + ("PASS" if not failures else "FAIL\n  " + "\n  ".join(failures)))
+        else:
+            CLI(net)
+    except Exception as exc:  # noqa: BLE001 - report, then let the sandbox tear down
+        failures.append(f"{type(exc).__name__}: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
+    finally:
+        net.stop()
+    return 1 if failures else 0
+
+
+def _checks(net, plan, nodes, wanted) -> list[str]:  # noqa: ANN001
+    """Underlay and OVS per host; containers reach exactly those sharing a network."""
+    failures = []
+    for h in plan.hosts:
+        if "br-phy" not in nodes[h.name].vsctl("list-br"):
+            failures.append(f"{h.name}: br-phy missing")
+        for peer in plan.hosts:
+            if peer is not h and " 0% packet loss" not in nodes[h.name].cmd(
+                    f"ping -c1 -W2 {peer.vtep_ip}"):
+                failures.append(f"underlay: {h.name} cannot reach {peer.name}")
+    names = sorted(wanted)
+    if names:
+        print("reachability (row pings column; o reached, . isolated, ! unexpected):")
+    for a in names:
+        row = ""
+        for b in names:
+            if a == b:
+                row += "  -"
+                continue
+            dsts = [intf.IP() for intf in net.get(b).intfList() if intf.IP()]
+            expect = bool(wanted[a][1] & wanted[b][1])
+            got = any(" 0% packet loss" in net.get(a).cmd(f"ping -c2 -W1 {d}") for d in dsts)
+            row += "  " + ("!" if got != expect else "o" if got else ".")
+            if got != expect:
+                failures.append(f"{a} -> {b}: {'reached' if got else 'unreachable'}, "
+                                f"expected {'reachable' if expect else 'isolated'}")
+        print(f"  {a:>16} {row}   {', '.join(sorted(wanted[a][1]))}", flush=True)
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

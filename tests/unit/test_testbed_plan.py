@@ -1,0 +1,47 @@
+"""The test bed's plan (pure: no root, no daemons): names, VTEP addresses, hosts from configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from topologies.plan import PlanError, hosts_from_config, make_plan, prefix_for
+
+
+def test_prefix_is_stable_per_workdir_and_differs_between_workdirs() -> None:
+    assert prefix_for("/tmp/np-bed1") == prefix_for("/tmp/np-bed1/")
+    assert prefix_for("/tmp/np-bed1") != prefix_for("/tmp/np-bed2")
+    plan = make_plan("/tmp/np-bed1", [{"name": "h1"}])
+    assert plan.hosts[0].netns == prefix_for("/tmp/np-bed1") + "-h1"
+
+
+def test_hosts_from_config_keys_case_insensitive_else_from_endpoints() -> None:
+    assert hosts_from_config({"hosts": [{"NAME": "a", "intf": "eth9", "VTEPIP": "10.0.0.5"}]}) \
+        == [{"name": "a", "intf": "eth9", "vtep_ip": "10.0.0.5"}]
+    cfg = {"Tenants": [{"Networks": [{"Endpoints": [{"Container": "c1", "Host": "h2"},
+                                                     {"Container": "c2", "Host": "h1"},
+                                                     {"Container": "c3", "Host": "h2"},
+                                                     {"Container": "c4"}]}]}]}
+    assert [h["name"] for h in hosts_from_config(cfg)] == ["h2", "h1"]
+
+
+def test_vtep_ips_kept_or_allocated_on_one_segment() -> None:
+    plan = make_plan("/tmp/x", [{"name": "a", "vtep_ip": "192.168.2.10"}, {"name": "b"},
+                                {"name": "c", "vtep_ip": "192.168.2.11"}])
+    assert [h.vtep_ip for h in plan.hosts] == ["192.168.2.10", "192.168.2.12", "192.168.2.11"]
+    wide = make_plan("/tmp/x", [{"name": "a", "vtep_ip": "10.0.1.1"},
+                                {"name": "b", "vtep_ip": "10.0.2.1"}])
+    assert {h.vtep_prefixlen for h in wide.hosts} == {22}
+    assert [h.vtep_ip for h in make_plan("/tmp/x", [{"name": "a"}, {"name": "b"}]).hosts] == [
+        "172.30.0.10", "172.30.0.11"]
+
+
+@pytest.mark.parametrize("hosts, message", [
+    ([], "no hosts"),
+    ([{"name": "a b"}], "bad host name"),
+    ([{"name": "a", "intf": "ul0"}], "bad uplink"),
+    ([{"name": "a", "vtep_ip": "1.2.3.4"}, {"name": "b", "vtep_ip": "1.2.3.4"}], "same VtepIp"),
+    ([{"name": "a", "vtep_ip": "nope"}], "bad VtepIp"),
+])
+def test_bad_input_is_rejected_with_a_reason(hosts, message) -> None:
+    with pytest.raises(PlanError, match=message):
+        make_plan("/tmp/x", hosts)

@@ -1,0 +1,329 @@
+"""``up`` and ``down``: bring the whole test bed up in order, and take exactly it down again.
+
+Layout (all names carry the work dir's prefix ``P``)::
+
+    root netns   etcd 127.0.0.1:<etcd>   controller :<ofp> :<rest>
+                 socat <wd>/run/etcd.sock -> etcd ; socat <host run>/controller.sock -> :<ofp>
+    P-ul         Linux bridges "vx" (VXLAN underlay IP) and "vl" (VLAN trunk)
+    P-<host>     ovsdb-server + ovs-vswitchd (netdev), br-phy[ul0] with the VTEP IP,
+                 uplink NIC (config's Intf, default eth2), socat 127.0.0.1:<etcd> -> etcd.sock,
+                 the agent (creates br-int)
+    P-c-<name>   one per container (``run``)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from intent import keys
+from topologies import etcd as etcdmod
+from topologies import ovs, proc
+from topologies.plan import (
+    UNDERLAY_IF,
+    UNDERLAY_MTU,
+    BedPlan,
+    HostPlan,
+    plan_from_dict,
+    plan_to_dict,
+)
+from topologies.state import BedState, locked
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+Say = Callable[[str], None]
+
+
+class BedError(RuntimeError):
+    """A test bed command cannot proceed; the message says why and what to do."""
+
+
+def etcd_url(plan: BedPlan) -> str:
+    return f"http://127.0.0.1:{plan.ports.etcd}"
+
+
+def rest_url(plan: BedPlan) -> str:
+    return f"http://127.0.0.1:{plan.ports.rest}"
+
+
+def load_plan(state: BedState) -> BedPlan:
+    if not state.plan:
+        raise BedError(f"no test bed in {state.path.parent} (run `python -m topologies up` "
+                       "first)")
+    return plan_from_dict(state.plan)
+
+
+def _module_available(name: str) -> bool:
+    return (PROJECT_ROOT / name / "__main__.py").exists()
+
+
+def _python_env() -> dict[str, str]:
+    pp = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{pp}" if pp else str(PROJECT_ROOT)}
+
+
+# ----------------------------------------------------------------------------------- up
+
+
+def up(workdir: Path, plan: BedPlan, *, controller: bool = True, agent: bool = True,
+       verbose_controller: bool = False, say: Say = print) -> BedState:
+    """Bring the test bed up; on any failure tear down what was made and raise ``BedError``."""
+    with locked(workdir):
+        state = BedState.load(workdir)
+        if state.exists:
+            if any(proc.alive(p["pid"], p["start"]) for p in state.pids):
+                raise BedError(f"a test bed is already up in {workdir} (prefix "
+                               f"{state.plan and state.plan['prefix']}): run `python -m "
+                               f"topologies down --workdir {workdir}` first")
+            say("cleaning up the remains of an earlier test bed")
+            _teardown(workdir, state, say=lambda _m: None)
+            state = BedState.load(workdir)
+        if controller and not _module_available("ryu_apps"):
+            raise BedError("the controller (python -m ryu_apps) is not in this checkout: "
+                           "pass --no-controller")
+        if agent and not _module_available("agent"):
+            raise BedError("the agent (python -m agent) is not in this checkout: pass --no-agent")
+        busy = [p for p in (plan.ports.etcd, plan.ports.etcd_peer) if not proc.port_free(p)]
+        if controller:
+            busy += [p for p in (plan.ports.ofp, plan.ports.rest) if not proc.port_free(p)]
+        if busy:
+            raise BedError(f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use: "
+                           "choose others with --etcd-port/--ofp-port/--rest-port")
+        state.plan = plan_to_dict(plan)
+        state.options = {"controller": controller, "agent": agent}
+        state.save()
+        try:
+            _bring_up(workdir, plan, state, controller, agent, verbose_controller, say)
+        except (proc.CommandError, TimeoutError, BedError, OSError) as exc:
+            say(f"!! up failed: {exc}")
+            say("!! tearing down what was started (logs stay in "
+                f"{workdir / 'logs'} and {workdir / 'hosts'})")
+            _teardown(workdir, state, say=lambda _m: None)
+            raise BedError(str(exc)) from None
+        return state
+
+
+def _bring_up(workdir: Path, plan: BedPlan, state: BedState, controller: bool, agent: bool,
+              verbose_controller: bool, say: Say) -> None:
+    (workdir / "run").mkdir(parents=True, exist_ok=True)
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    names = ", ".join(h.name for h in plan.hosts)
+    say(f">> test bed {plan.prefix} in {workdir}: hosts {names}")
+
+    say(f">> underlay namespace {plan.underlay_ns} (bridges vx: VXLAN, vl: VLAN trunk)")
+    _make_underlay(plan, state)
+    for host in plan.hosts:
+        say(f">> host {host.name}: namespace {host.netns}, VTEP {host.vtep_ip}/"
+            f"{host.vtep_prefixlen}, uplink {host.uplink}")
+        _make_host_links(plan, host, state)
+
+    start_etcd(workdir, plan, state, say)
+    for host in plan.hosts:
+        paths = ovs.host_paths(workdir, host.name)
+        say(f">> host {host.name}: ovsdb-server + ovs-vswitchd (netdev), br-phy")
+        for name, pid in ovs.start_daemons(paths, host.netns).items():
+            state.add_pid(f"{name}:{host.name}", pid, host.name)
+        ovs.setup_underlay(paths, host)
+        start_etcd_relay(workdir, plan, host, state)
+    for host in plan.hosts:
+        ovs.seed_neighbours(ovs.host_paths(workdir, host.name),
+                            [p for p in plan.hosts if p is not host])
+    check_underlay(plan)
+
+    if controller:
+        start_controller(workdir, plan, state, verbose_controller, say)
+    if agent:
+        start_agents(workdir, plan, state, controller, say)
+    _summary(plan, controller, say)
+
+
+def start_etcd(workdir: Path, plan: BedPlan, state: BedState, say: Say) -> None:
+    """etcd on loopback, and a unix-socket relay to it that host namespaces connect through."""
+    say(f">> etcd on 127.0.0.1:{plan.ports.etcd}")
+    state.add_pid("etcd", etcdmod.start_server(workdir, plan.ports.etcd, plan.ports.etcd_peer))
+    client = etcdmod.Etcd(etcd_url(plan), timeout=2)
+    _wait_alive(state, "etcd", client.healthy, 30, workdir / "logs" / "etcd.log")
+    sock = workdir / "run" / "etcd.sock"
+    state.add_pid("etcd-relay", proc.spawn(
+        ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+         f"TCP:127.0.0.1:{plan.ports.etcd}"], workdir / "logs" / "etcd-relay.log"))
+    proc.wait_for(sock.exists, 5, "the etcd relay socket")
+
+
+def start_etcd_relay(workdir: Path, plan: BedPlan, host: HostPlan, state: BedState) -> None:
+    """127.0.0.1:<etcd port> inside the host's namespace, relayed to the root namespace's etcd."""
+    sock = workdir / "run" / "etcd.sock"
+    state.add_pid(f"etcd-relay:{host.name}", proc.spawn(proc.ns_cmd(host.netns, [
+        "socat", f"TCP-LISTEN:{plan.ports.etcd},bind=127.0.0.1,fork,reuseaddr",
+        f"UNIX-CONNECT:{sock}"]), workdir / "logs" / f"etcd-relay-{host.name}.log"), host.name)
+
+
+def _make_underlay(plan: BedPlan, state: BedState) -> None:
+    ns = plan.underlay_ns
+    proc.netns_add(ns)
+    state.add_netns(ns)
+    for br in ("vx", "vl"):
+        proc.run(["ip", "-n", ns, "link", "add", "name", br, "mtu", str(UNDERLAY_MTU),
+                  "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+        proc.run(["ip", "-n", ns, "link", "set", br, "up"])
+
+
+def _make_host_links(plan: BedPlan, host: HostPlan, state: BedState) -> None:
+    proc.netns_add(host.netns)
+    state.add_netns(host.netns)
+    for inner, outer, br in ((UNDERLAY_IF, host.ul_vx, "vx"), (host.uplink, host.ul_vl, "vl")):
+        proc.run(["ip", "link", "add", "name", inner, "netns", host.netns,
+                  "mtu", str(UNDERLAY_MTU), "type", "veth", "peer", "name", outer,
+                  "netns", plan.underlay_ns, "mtu", str(UNDERLAY_MTU)])
+        proc.run(["ip", "-n", plan.underlay_ns, "link", "set", outer, "master", br, "up"])
+        proc.run(["ip", "-n", host.netns, "link", "set", inner, "up"])
+
+
+def check_underlay(plan: BedPlan) -> None:
+    """Every host reaches the first host's VTEP (and so ARP/tnl neighbours are warm)."""
+    first = plan.hosts[0]
+    for host in plan.hosts[1:]:
+        res = proc.run(proc.ns_cmd(host.netns, ["ping", "-c1", "-W2", "-q", first.vtep_ip]),
+                       check=False)
+        if res.returncode != 0:
+            raise BedError(f"underlay check: {host.name} cannot ping {first.name}'s VTEP "
+                           f"{first.vtep_ip}")
+
+
+def _wait_alive(state: BedState, name: str, pred: Callable[[], bool], timeout: float,
+                log: Path) -> None:
+    """Poll ``pred`` until true; fail early, with the log's tail, if the process died."""
+    rec = state.pid_of(name)
+    deadline = time.monotonic() + timeout
+    while True:
+        if rec and not proc.alive(rec["pid"], rec["start"]):
+            raise BedError(f"{name} exited during start-up; last log lines ({log}):\n"
+                           f"{proc.tail(log)}")
+        try:
+            if pred():
+                return
+        except Exception:  # noqa: BLE001 - a failing probe means "not ready yet"
+            pass
+        if time.monotonic() > deadline:
+            raise BedError(f"{name} not ready after {timeout:.0f}s; last log lines ({log}):\n"
+                           f"{proc.tail(log)}")
+        time.sleep(0.2)
+
+
+def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
+                      say: Say) -> None:
+    say(f">> controller: OpenFlow 127.0.0.1:{plan.ports.ofp}, REST {rest_url(plan)}")
+    cmd = [sys.executable, "-m", "ryu_apps", "--ofp-tcp-listen-port", str(plan.ports.ofp),
+           "--etcd", etcd_url(plan), "--rest-port", str(plan.ports.rest)]
+    log = workdir / "logs" / "controller.log"
+    state.add_pid("controller", proc.spawn(cmd + (["--verbose"] if verbose else []), log,
+                                           env=_python_env(), cwd=str(PROJECT_ROOT)))
+    _wait_alive(state, "controller", lambda: proc.port_open(plan.ports.ofp)
+                and proc.port_open(plan.ports.rest), 60, log)
+    for host in plan.hosts:
+        paths = ovs.host_paths(workdir, host.name)
+        state.add_pid(f"ofp-relay:{host.name}", proc.spawn(
+            ["socat", f"UNIX-LISTEN:{paths.controller_sock},fork,unlink-early",
+             f"TCP:127.0.0.1:{plan.ports.ofp}"],
+            workdir / "logs" / f"ofp-relay-{host.name}.log"), host.name)
+        proc.wait_for(paths.controller_sock.exists, 5, f"{host.name}'s controller relay")
+
+
+def agent_command(workdir: Path, plan: BedPlan, host: HostPlan, controller: bool) -> list[str]:
+    """The agent's command line for ``host`` (run inside the host's namespace)."""
+    paths = ovs.host_paths(workdir, host.name)
+    cmd = [sys.executable, "-m", "agent", "--host", host.name, "--etcd", etcd_url(plan),
+           "--ovsdb", f"unix:{paths.db_sock}", "--datapath-type", "netdev",
+           "--vtep-ip", host.vtep_ip, "--underlay-if", UNDERLAY_IF, "--uplink", host.uplink]
+    if controller:
+        cmd += ["--controller", f"unix:{paths.controller_sock}"]
+    return cmd
+
+
+def start_agents(workdir: Path, plan: BedPlan, state: BedState, controller: bool,
+                  say: Say) -> None:
+    client = etcdmod.Etcd(etcd_url(plan), timeout=2)
+    for host in plan.hosts:
+        say(f">> agent on {host.name}")
+        paths = ovs.host_paths(workdir, host.name)
+        log = workdir / "logs" / f"agent-{host.name}.log"
+        pid = proc.spawn(proc.ns_cmd(host.netns, agent_command(workdir, plan, host, controller)),
+                         log, env={**_python_env(), **paths.env()}, cwd=str(PROJECT_ROOT))
+        state.add_pid(f"agent:{host.name}", pid, host.name)
+    for host in plan.hosts:
+        _wait_alive(state, f"agent:{host.name}",
+                    lambda h=host: client.get(keys.oper_host(h.name)) is not None, 60,
+                    workdir / "logs" / f"agent-{host.name}.log")
+        say(f"   {host.name} registered")
+
+
+def _summary(plan: BedPlan, controller: bool, say: Say) -> None:
+    say(f">> up. etcd: {etcd_url(plan)}" + (f"  REST: {rest_url(plan)}" if controller else ""))
+    say(f"export NETPLUGIN_ETCD={etcd_url(plan)}")
+    if controller:
+        say(f"export NETPLUGIN_REST={rest_url(plan)}")
+    say(f"export NETPLUGIN_BED={plan.workdir}")
+
+
+# --------------------------------------------------------------------------------- down
+
+
+def down(workdir: Path, say: Say = print) -> bool:
+    """Stop every recorded process, delete every namespace of this bed. False if nothing was up."""
+    with locked(workdir):
+        state = BedState.load(workdir)
+        return _teardown(workdir, state, say)
+
+
+def _teardown(workdir: Path, state: BedState, say: Say) -> bool:
+    from topologies.plan import prefix_for
+
+    prefix = state.plan["prefix"] if state.plan else prefix_for(workdir)
+    did = False
+    for rec in reversed(state.pids):
+        if proc.stop(rec["pid"], rec.get("start")):
+            say(f"stopped {rec['name']} (pid {rec['pid']})")
+            did = True
+    did |= _stop_strays(workdir, say)
+    mine = [n for n in proc.netns_list() if n.startswith(prefix + "-")]
+    order = sorted(set(state.netns) | set(mine),
+                   key=lambda n: (not n.startswith(f"{prefix}-c-"), n == f"{prefix}-ul"))
+    for name in order:
+        if name in proc.netns_list():
+            proc.netns_delete(name)
+            say(f"deleted namespace {name}")
+            did = True
+    for sock in list((workdir / "run").glob("*.sock")) + list(workdir.glob("hosts/*/run/*")):
+        sock.unlink(missing_ok=True)
+    if (workdir / "etcd").exists():
+        proc.run(["rm", "-rf", str(workdir / "etcd")], check=False)
+    state.remove()
+    if not did:
+        say(f"nothing to do: no test bed up in {workdir}")
+    return did
+
+
+def _stop_strays(workdir: Path, say: Say) -> bool:
+    """OVS daemons found through pidfiles (state file lost): stop them if they are ours."""
+    did = False
+    for pidfile in workdir.glob("hosts/*/run/*.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if str(workdir) in cmdline and proc.stop(pid, None):
+            say(f"stopped stray {pidfile.stem} (pid {pid})")
+            did = True
+    return did
+
+
+def read_json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text

@@ -1,0 +1,138 @@
+"""Command line of the test bed: ``python -m topologies up|run|stop|exec|status|down``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from topologies import bed, containers
+from topologies.plan import PlanError, Ports, default_ports, load_config_hosts, make_plan
+from topologies.proc import CommandError
+
+DEFAULT_WORKDIR = "/tmp/netplugin-bed"
+
+EPILOG = f"""\
+examples:
+  python -m topologies up --config examples/two_hosts_multiple_vxlan_nets.json
+  python -m topologies up --hosts host1,host2 --no-controller --no-agent --workdir /tmp/b1
+  python -m topologies run host1 myContainer1
+  python -m topologies exec myContainer1 -- ip addr
+  python -m topologies exec host1 -- ovs-ofctl -O OpenFlow13 dump-flows br-int
+  python -m topologies status
+  python -m topologies down
+
+The work dir (--workdir, or $NETPLUGIN_BED, default {DEFAULT_WORKDIR}) holds every file,
+log and the record of what was started; names of namespaces carry a prefix derived from it, so
+two test beds in two work dirs run side by side.  Needs root.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m topologies", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A multi-host netplugin test bed on one machine: every host a network "
+                    "namespace with its own Open vSwitch (userspace datapath), an underlay, "
+                    "etcd, the controller and one agent per host; containers are namespaces.")
+    p.add_argument("--workdir", default=os.environ.get("NETPLUGIN_BED", DEFAULT_WORKDIR),
+                   help="the test bed's directory (default: $NETPLUGIN_BED or %(default)s)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    u = sub.add_parser("up", help="bring the test bed up",
+                       description="Start hosts (OVS in namespaces), the underlay, etcd, the "
+                                   "controller and the agents; health-check each.")
+    src = u.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", metavar="FILE",
+                     help="intent JSON: its Hosts[] (Name, Intf, VtepIp), else the hosts its "
+                          "endpoints name (the intent itself is not loaded: use netdcli)")
+    src.add_argument("--hosts", metavar="H1,H2", help="host names, instead of a config")
+    u.add_argument("--etcd-port", type=int, help="etcd client port (peer port: +1)")
+    u.add_argument("--ofp-port", type=int, help="controller OpenFlow port")
+    u.add_argument("--rest-port", type=int, help="controller REST port")
+    u.add_argument("--no-controller", action="store_true", help="do not start the controller")
+    u.add_argument("--no-agent", action="store_true", help="do not start the agents")
+    u.add_argument("--verbose-controller", action="store_true",
+                   help="start the controller with --verbose")
+
+    r = sub.add_parser("run", help="start a container on a host",
+                       description="Create a network namespace for CONTAINER and register it "
+                                   "in HOST's runtime registry; the agent plugs it.")
+    r.add_argument("host")
+    r.add_argument("container")
+    r.add_argument("--id", help="container id stored in the registry (default: the name)")
+    r.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="wait until the container has an IPv4 address")
+
+    s = sub.add_parser("stop", help="stop a container")
+    s.add_argument("container")
+
+    e = sub.add_parser("exec", help="run a command in a container, a host or the underlay",
+                       description="Run CMD in the namespace of a container, a host (with "
+                                   "OVS_RUNDIR set, so ovs-vsctl/ovs-ofctl work) or 'underlay'. "
+                                   "The command's exit code is returned.")
+    e.add_argument("name")
+    e.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
+
+    st = sub.add_parser("status", help="hosts, containers, addresses, realized revisions")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("down", help="stop everything this test bed started and delete its "
+                                "namespaces (idempotent)")
+    sub.add_parser("env", help="print export lines for the running test bed")
+    return p
+
+
+def _ports(args: argparse.Namespace, workdir: Path) -> Ports:
+    d = default_ports(workdir)
+    etcd = args.etcd_port or d.etcd
+    return Ports(etcd=etcd, etcd_peer=etcd + 1, ofp=args.ofp_port or d.ofp,
+                 rest=args.rest_port or d.rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    workdir = Path(args.workdir).resolve()
+    if os.geteuid() != 0 and args.cmd in ("up", "run", "stop", "exec", "down"):
+        print("error: the test bed needs root (network namespaces)", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(args, workdir)
+    except (bed.BedError, PlanError, CommandError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
+    if args.cmd == "up":
+        hosts = (load_config_hosts(args.config) if args.config else
+                 [{"name": n.strip(), "intf": None, "vtep_ip": None}
+                  for n in args.hosts.split(",") if n.strip()])
+        plan = make_plan(workdir, hosts, _ports(args, workdir))
+        bed.up(workdir, plan, controller=not args.no_controller, agent=not args.no_agent,
+               verbose_controller=args.verbose_controller, say=_say)
+    elif args.cmd == "down":
+        bed.down(workdir, say=_say)
+    elif args.cmd == "run":
+        containers.run(workdir, args.host, args.container, args.id, args.wait, say=_say)
+    elif args.cmd == "stop":
+        containers.stop(workdir, args.container, say=_say)
+    elif args.cmd == "exec":
+        cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+        containers.exec_in(workdir, args.name, cmd)
+    elif args.cmd == "status":
+        st = containers.status(workdir)
+        print(json.dumps(st, indent=1) if args.json else containers.format_status(st))
+    elif args.cmd == "env":
+        st = containers.status(workdir)
+        plan = bed.load_plan(bed.BedState.load(workdir))
+        print(f"export NETPLUGIN_ETCD={st['etcd']}")
+        print(f"export NETPLUGIN_REST={bed.rest_url(plan)}")
+        print(f"export NETPLUGIN_BED={workdir}")
+    return 0
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)

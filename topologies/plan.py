@@ -1,0 +1,197 @@
+"""The test bed's plan: names, addresses and ports, computed from a config file and a work dir.
+
+Pure functions only (no I/O besides reading nothing): everything ``up`` creates is named here, so
+``down`` and a second test bed in another work dir can never collide with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_UPLINK = "eth2"  # the seed's examples name this uplink
+UNDERLAY_IF = "ul0"  # the host's NIC in br-phy (VXLAN underlay)
+PHY_BRIDGE = "br-phy"
+UNDERLAY_MTU = 1600
+ALLOC_VTEP_NET = "172.30.0.0/24"  # VTEP addresses when the config gives none (inside namespaces)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+
+
+class PlanError(ValueError):
+    """The config or the command line cannot be turned into a test bed."""
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One simulated host."""
+
+    name: str
+    index: int
+    netns: str
+    vtep_ip: str
+    vtep_prefixlen: int
+    uplink: str
+    phy_mac: str  # br-phy's MAC (fixed, so peers can pre-seed tnl/neigh)
+    ul_vx: str  # underlay-side veth ends (in the underlay namespace)
+    ul_vl: str
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd: int
+    etcd_peer: int
+    ofp: int
+    rest: int
+
+
+@dataclass(frozen=True)
+class BedPlan:
+    workdir: str
+    prefix: str
+    underlay_ns: str
+    ports: Ports
+    hosts: tuple[HostPlan, ...] = field(default_factory=tuple)
+
+    def host(self, name: str) -> HostPlan:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise PlanError(f"no host {name!r} in this test bed (hosts: "
+                        f"{', '.join(h.name for h in self.hosts) or 'none'})")
+
+
+def prefix_for(workdir: str | Path) -> str:
+    """A short name prefix unique to a work dir (``nb`` + 4 hex digits)."""
+    digest = hashlib.sha1(str(Path(workdir).resolve()).encode()).hexdigest()
+    return "nb" + digest[:4]
+
+
+def default_ports(workdir: str | Path) -> Ports:
+    """Four consecutive ports derived from the work dir (override them on the command line)."""
+    digest = int(hashlib.sha1(str(Path(workdir).resolve()).encode()).hexdigest(), 16)
+    base = 21000 + (digest % 1000) * 4
+    return Ports(etcd=base, etcd_peer=base + 1, ofp=base + 2, rest=base + 3)
+
+
+def container_netns(prefix: str, container: str) -> str:
+    return f"{prefix}-c-{container}"
+
+
+def check_name(kind: str, name: str) -> str:
+    if not NAME_RE.match(name):
+        raise PlanError(f"bad {kind} name {name!r}: use letters, digits, '_', '.', '-' "
+                        "(at most 63 characters, starting with a letter or digit)")
+    return name
+
+
+def _ci(obj: Any, key: str) -> Any:
+    """Case-insensitive lookup of ``key`` in a JSON object (the seed's keys are)."""
+    if not isinstance(obj, dict):
+        return None
+    for k, v in obj.items():
+        if str(k).lower() == key.lower():
+            return v
+    return None
+
+
+def hosts_from_config(data: dict[str, Any]) -> list[dict[str, str | None]]:
+    """``Hosts[]`` of a seed config (name, intf, vtep_ip), else the hosts its endpoints name."""
+    out: list[dict[str, str | None]] = []
+    seen: set[str] = set()
+    for raw in _ci(data, "Hosts") or []:
+        name = _ci(raw, "Name")
+        if not isinstance(name, str) or not name:
+            raise PlanError(f"Hosts[]: entry without a Name: {json.dumps(raw)}")
+        if name in seen:
+            raise PlanError(f"Hosts[]: duplicate host {name!r}")
+        seen.add(name)
+        out.append({"name": name, "intf": _ci(raw, "Intf") or None,
+                    "vtep_ip": _ci(raw, "VtepIp") or None})
+    if out:
+        return out
+    for tenant in _ci(data, "Tenants") or []:
+        for net in _ci(tenant, "Networks") or []:
+            for ep in _ci(net, "Endpoints") or []:
+                host = _ci(ep, "Host")
+                if isinstance(host, str) and host and host not in seen:
+                    seen.add(host)
+                    out.append({"name": host, "intf": None, "vtep_ip": None})
+    return out
+
+
+def _vtep_addresses(given: list[str | None]) -> tuple[list[str], int]:
+    """VTEP IPs for every host (given ones kept, the rest allocated) and one common prefix length.
+
+    All VTEPs share one L2 segment, so the prefix length is the longest one (at most /24) that
+    covers them all.
+    """
+    try:
+        fixed = [ipaddress.IPv4Address(g) if g else None for g in given]
+    except ValueError as exc:
+        raise PlanError(f"bad VtepIp: {exc}") from None
+    used = {a for a in fixed if a}
+    if len(used) != len([a for a in fixed if a]):
+        raise PlanError("two hosts have the same VtepIp")
+    anchor = next((a for a in fixed if a), None)
+    pool_net = (ipaddress.IPv4Network(f"{anchor}/24", strict=False) if anchor
+                else ipaddress.IPv4Network(ALLOC_VTEP_NET))
+    pool = (a for a in pool_net.hosts() if int(a) % 256 >= 10 and a not in used)
+    addrs = [a if a else next(pool) for a in fixed]
+    plen = 24
+    while plen > 1 and len({ipaddress.IPv4Network(f"{a}/{plen}", strict=False)
+                            for a in addrs}) > 1:
+        plen -= 1
+    return [str(a) for a in addrs], plen
+
+
+def make_plan(workdir: str | Path, hosts: list[dict[str, str | None]],
+              ports: Ports | None = None) -> BedPlan:
+    """The whole test bed for ``hosts`` (dicts with name, intf, vtep_ip) in ``workdir``."""
+    if not hosts:
+        raise PlanError("no hosts: give a config with Hosts[] (or endpoints naming hosts), "
+                        "or --hosts h1,h2")
+    if len(hosts) > 200:
+        raise PlanError("at most 200 hosts")
+    wd = str(Path(workdir).resolve())
+    prefix = prefix_for(wd)
+    vteps, plen = _vtep_addresses([h.get("vtep_ip") for h in hosts])
+    plans = []
+    for i, (h, vtep) in enumerate(zip(hosts, vteps, strict=True)):
+        name = check_name("host", str(h["name"]))
+        uplink = h.get("intf") or DEFAULT_UPLINK
+        if not IFNAME_RE.match(uplink) or uplink in (UNDERLAY_IF, PHY_BRIDGE, "lo", "br-int"):
+            raise PlanError(f"host {name}: bad uplink interface name {uplink!r}")
+        plans.append(HostPlan(
+            name=name, index=i, netns=f"{prefix}-{name}", vtep_ip=vtep, vtep_prefixlen=plen,
+            uplink=uplink, phy_mac=f"02:6e:62:00:{(i + 1) >> 8:02x}:{(i + 1) & 0xff:02x}",
+            ul_vx=f"h{i}vx", ul_vl=f"h{i}vl"))
+    return BedPlan(workdir=wd, prefix=prefix, underlay_ns=f"{prefix}-ul",
+                   ports=ports or default_ports(wd), hosts=tuple(plans))
+
+
+def load_config_hosts(path: str | Path) -> list[dict[str, str | None]]:
+    """Read a config file and return its hosts (see :func:`hosts_from_config`)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise PlanError(f"cannot read config {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"config {path} is not JSON: {exc}") from None
+    return hosts_from_config(data)
+
+
+def plan_to_dict(plan: BedPlan) -> dict[str, Any]:
+    import dataclasses
+    return dataclasses.asdict(plan)
+
+
+def plan_from_dict(data: dict[str, Any]) -> BedPlan:
+    return BedPlan(workdir=data["workdir"], prefix=data["prefix"],
+                   underlay_ns=data["underlay_ns"], ports=Ports(**data["ports"]),
+                   hosts=tuple(HostPlan(**h) for h in data["hosts"]))
