@@ -48,9 +48,24 @@ def _reexec_in_sandbox(argv: list[str]) -> int:
 
 
 def _prepare_sandbox() -> None:
-    for path in ("/tmp", "/run/netns"):
+    """Private /tmp and /run/netns; a checkout that lives under /tmp stays visible."""
+    def mount(*args: str) -> None:
+        subprocess.run(["mount", *args], check=True)
+
+    for path in ("/run/netns", "/tmp"):
         Path(path).mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", path], check=True)
+    mount("-t", "tmpfs", "tmpfs", "/run/netns")
+    keep = ROOT if Path("/tmp") in ROOT.parents else None
+    if keep is not None:  # park the checkout, hide /tmp, put the checkout back
+        parked = Path("/run/netns/.np-root")
+        parked.mkdir()
+        mount("--bind", str(keep), str(parked))
+    mount("-t", "tmpfs", "tmpfs", "/tmp")
+    if keep is not None:
+        keep.mkdir(parents=True)
+        mount("--bind", str(parked), str(keep))
+        subprocess.run(["umount", str(parked)], check=True)
+        parked.rmdir()
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
