@@ -115,7 +115,8 @@ def test_container_gone_removes_its_ports(clean):
     wait_for(lambda: bed.oper(eid), what="plugged")
     bed.kill("c1", unregister=False)  # netns vanishes first, registry entry still there
     wait_for(lambda: not bed.host.endpoint_ports(), what="port removed after netns vanished")
-    assert bed.oper(eid) is None
+    # the agent deletes the port, then the oper key: both must go
+    wait_for(lambda: bed.oper(eid) is None, what="oper state removed after netns vanished")
     bed.run("c1")  # restarted with a new netns: plugged again
     wait_for(lambda: bed.oper(eid), what="plugged again")
     assert "10.1.0.2/24" in bed.containers["c1"].ip("addr", "show", "eth0")
