@@ -1,0 +1,69 @@
+"""The one module that imports the OpenFlow framework: os-ken (eventlet hub), else Ryu.
+
+Everything else in ``ryu_apps`` imports framework names from here, so the app code stays plain
+Ryu-API code and ``ryu-manager ryu_apps.netplugin`` works wherever a working Ryu is installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+# os-ken picks its hub from the environment at import time; the project runs on eventlet.
+os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
+
+try:  # pragma: no branch - whichever is installed
+    from os_ken import cfg
+    from os_ken.base import app_manager
+    from os_ken.controller import ofp_event
+    from os_ken.controller.handler import (
+        CONFIG_DISPATCHER,
+        DEAD_DISPATCHER,
+        MAIN_DISPATCHER,
+        set_ev_cls,
+    )
+    from os_ken.lib import hub
+    from os_ken.ofproto import ofproto_common, ofproto_v1_3, ofproto_v1_3_parser
+
+    RyuApp = app_manager.OSKenApp
+    FRAMEWORK = "os_ken"
+except ImportError:  # pragma: no cover - Ryu fallback
+    from ryu import cfg  # type: ignore[no-redef]
+    from ryu.base import app_manager  # type: ignore[no-redef]
+    from ryu.controller import ofp_event  # type: ignore[no-redef]
+    from ryu.controller.handler import (  # type: ignore[no-redef]
+        CONFIG_DISPATCHER,
+        DEAD_DISPATCHER,
+        MAIN_DISPATCHER,
+        set_ev_cls,
+    )
+    from ryu.lib import hub  # type: ignore[no-redef]
+    from ryu.ofproto import (  # type: ignore[no-redef]
+        ofproto_common,
+        ofproto_v1_3,
+        ofproto_v1_3_parser,
+    )
+
+    RyuApp = app_manager.RyuApp
+    FRAMEWORK = "ryu"
+
+__all__ = [
+    "CONFIG_DISPATCHER", "DEAD_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "RyuApp",
+    "app_manager", "cfg", "hub", "ofp_event", "ofproto_common", "ofproto_v1_3",
+    "ofproto_v1_3_parser", "set_ev_cls", "blocking",
+]
+
+
+def blocking(fn, *args, **kwargs):
+    """Run a blocking call without freezing the hub.
+
+    Under eventlet with a monkey-patched socket module (the launcher patches) the call is already
+    cooperative and runs inline; otherwise (e.g. unit tests) it runs in eventlet's thread pool.
+    """
+    if hub.HUB_TYPE != "eventlet":
+        return fn(*args, **kwargs)
+    import eventlet.patcher
+    import eventlet.tpool
+
+    if eventlet.patcher.is_monkey_patched("socket"):
+        return fn(*args, **kwargs)
+    return eventlet.tpool.execute(fn, *args, **kwargs)
