@@ -87,6 +87,8 @@ def fill(store: EtcdStore, n_flows: int) -> None:
 
 
 def resync(etcd: EtcdServer, store: EtcdStore, ovs: Ovs, n_flows: int) -> dict:
+    ovs.ofctl("del-flows")  # every run starts from an empty switch
+    ovs.ofctl("del-groups")
     fill(store, n_flows)
     log = WORK / f"ctl-{n_flows}.log"
     log.unlink(missing_ok=True)
@@ -132,6 +134,7 @@ def main() -> None:
         print(f"intent write -> barrier-acked on switch, {len(lat)} changes: "
               f"p50 {p(0.5):.1f} ms  p99 {p(0.99):.1f} ms  max {lat[-1] * 1e3:.1f} ms "
               f"mean {statistics.mean(lat) * 1e3:.1f} ms")
+        resync(etcd, store, ovs, 1000)  # warm-up: imports, first connection
         for size in (int(s) for s in args.sizes.split(",")):
             r = resync(etcd, store, ovs, size)
             print(f"resync {r['changes']} changes (~{size} flows): "

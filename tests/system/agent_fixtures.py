@@ -289,4 +289,4 @@ def require_root_ovs() -> None:
     import pytest
 
     if os.geteuid() != 0 or not shutil.which("ovs-vswitchd") or not shutil.which("socat"):
-        pytest.skip("needs root, openvswitch and socat")
+        pytest.fail("needs root, openvswitch and socat (`make test` installs them)")

@@ -82,7 +82,7 @@ def podman(env, *args: str, check: bool = True, ns: str | None = None):
 def bed():
     require_root_ovs()
     if not (shutil.which("podman") and shutil.which("runc") and os.path.exists("/bin/busybox")):
-        pytest.skip("needs podman, runc and busybox-static")
+        pytest.fail("needs podman, runc and busybox-static (`make test` installs them)")
     b = Bed(HOST, 24794).start()
     b.host.start_agent(b.url)
     try:

@@ -29,8 +29,6 @@ REST_PORT = int(os.environ.get("NP_CTL_REST_PORT", "26810"))
 BRIDGE = "npcbr1"
 DPID = 0x4E50000000000001
 
-pytestmark = pytest.mark.skipif(shutil.which("ovs-vswitchd") is None or os.geteuid() != 0,
-                                reason="needs root and Open vSwitch")
 
 
 class Ovs:

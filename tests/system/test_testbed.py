@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,9 +21,6 @@ from topologies.plan import prefix_for
 
 pytestmark = [
     pytest.mark.system,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(not shutil.which("ovs-vswitchd") or not shutil.which("etcd")
-                       or not shutil.which("socat"), reason="needs OVS, etcd and socat"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

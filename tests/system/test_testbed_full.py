@@ -7,16 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.system.test_testbed import BED1, PORTS1, assert_gone, bed, recorded_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "two_hosts_multiple_vxlan_nets.json"
 
-pytestmark = pytest.mark.skipif(
-    not all((ROOT / m / "__main__.py").exists() for m in ("agent", "ryu_apps"))
-    or not EXAMPLE.exists(), reason="needs the agent, the controller and the example")
 
 
 def load_intent(url: str, path: Path) -> int:
