@@ -45,7 +45,7 @@ bench: setup
 	$(PY) -m pytest -q -s tests/bench
 
 demo: setup
-	$(PY) -m netdcli.demo
+	$(PY) -m topologies.tour
 
 lint: setup
 	$(VENV)/bin/ruff check .
