@@ -67,6 +67,9 @@ def bundle_ctrl(bundle_id: int, type_: int, xid: int, flags: int = BUNDLE_FLAGS)
     return serialize(PARSER.ONFBundleCtrlMsg(PROTO, bundle_id, type_, flags, []), xid)
 
 
+ENCODE_SLICE = 1000  # changes encoded between two yields to the hub
+
+
 class MessageCache:
     """Encoded inner messages per change, so a change is serialised by os-ken only once."""
 
@@ -82,14 +85,16 @@ class MessageCache:
         missing = [c for c in changes if c not in self._cache]
         self.misses += len(missing)
         self.hits += len(changes) - len(missing)
-        if missing:
-            msgs = self._encode(missing)
-            if len(msgs) != len(missing):  # encoder merged or split: no per-change caching
+        if len(self._cache) + len(missing) > self._limit:
+            self._cache.clear()
+        for start in range(0, len(missing), ENCODE_SLICE):
+            part = missing[start:start + ENCODE_SLICE]
+            msgs = self._encode(part)
+            if len(msgs) != len(part):  # encoder merged or split: no per-change caching
                 return [serialize(m) for m in self._encode(list(changes))]
-            if len(self._cache) + len(missing) > self._limit:
-                self._cache.clear()
-            for c, m in zip(missing, msgs, strict=True):
+            for c, m in zip(part, msgs, strict=True):
                 self._cache[c] = serialize(m)
+            hub.sleep(0)  # let the hub answer echo requests during a large resync
         return [self._cache[c] for c in changes]
 
 
