@@ -172,3 +172,23 @@ class ScenarioBed:
             p.send_signal(signal.SIGINT)
             out, _ = p.communicate(timeout=10)
             lines.extend(ln for ln in out.splitlines() if ln.strip())
+
+
+def bed_fixtures(workdir: Path, etcd_port: int, ofp_port: int, rest_port: int):
+    """A module-scoped ``bed`` fixture and an autouse ``fresh`` one that stops containers."""
+
+    @pytest.fixture(scope="module")
+    def bed() -> Iterator[ScenarioBed]:
+        b = ScenarioBed(workdir, etcd_port, ofp_port, rest_port)
+        b.up()
+        try:
+            yield b
+        finally:
+            b.down()
+
+    @pytest.fixture(autouse=True)
+    def fresh(bed: ScenarioBed) -> Iterator[None]:
+        yield
+        bed.stop_all()
+
+    return bed, fresh

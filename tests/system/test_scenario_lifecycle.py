@@ -4,32 +4,18 @@ going, late host bindings.  Every change is written with ``netdcli … -wait`` (
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ofctl.cookies import NETWORK, cookie_for
-from tests.system.scenario_bed import ScenarioBed, example, needs_bed
+from tests.system.scenario_bed import ScenarioBed, bed_fixtures, example, needs_bed
 
 pytestmark = needs_bed
 
 
-@pytest.fixture(scope="module")
-def bed() -> Iterator[ScenarioBed]:
-    b = ScenarioBed(Path("/tmp/np-scen2"), 27792, 27801, 27811)
-    b.up()
-    try:
-        yield b
-    finally:
-        b.down()
-
-
-@pytest.fixture(autouse=True)
-def fresh(bed: ScenarioBed) -> Iterator[None]:
-    yield
-    bed.stop_all()
+bed, fresh = bed_fixtures(Path("/tmp/np-scen2"), 27792, 27801, 27811)
 
 
 def vxlan_orange() -> dict[str, Any]:

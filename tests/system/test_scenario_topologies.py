@@ -7,30 +7,14 @@ One bed (two hosts) serves the whole module; each test loads its example as desi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.system.scenario_bed import ScenarioBed, example, needs_bed
+from tests.system.scenario_bed import ScenarioBed, bed_fixtures, example, needs_bed
 
 pytestmark = needs_bed
 
 
-@pytest.fixture(scope="module")
-def bed() -> Iterator[ScenarioBed]:
-    b = ScenarioBed(Path("/tmp/np-scen1"), 27790, 27800, 27810)
-    b.up()
-    try:
-        yield b
-    finally:
-        b.down()
-
-
-@pytest.fixture(autouse=True)
-def fresh(bed: ScenarioBed) -> Iterator[None]:
-    yield
-    bed.stop_all()
+bed, fresh = bed_fixtures(Path("/tmp/np-scen1"), 27790, 27800, 27810)
 
 
 def start(bed: ScenarioBed, config: str, containers: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ import pytest
 from intent.store import Compare, Delete, Put, StoreError, StoreUnavailable, WatchCompacted
 from intent.store_etcd import EtcdStore, open_store
 from tests.etcd_server import EtcdServer
+from tests.watching import first_events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,24 +87,6 @@ def test_compacted_watch_raises_watch_compacted(store: EtcdStore):
     assert err.value.revision == last
 
 
-def _first_events(watcher, n: int, timeout: float = 10.0) -> tuple[list, list]:
-    got: list = []
-    errors: list = []
-
-    def run() -> None:
-        try:
-            for ev in watcher:
-                got.append(ev)
-                if len(got) == n:
-                    return
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    watcher.close()
-    return got, errors
 
 
 def test_idle_watch_reconnects_without_repeating_events(etcd: EtcdServer):
@@ -116,7 +99,7 @@ def test_idle_watch_reconnects_without_repeating_events(etcd: EtcdServer):
         store.put("/i/b", "2")
 
     threading.Thread(target=late_write, daemon=True).start()
-    got, errors = _first_events(watcher, 3, timeout=2)
+    got, errors = first_events(watcher, 3, timeout=2)
     assert not errors
     assert [e.key for e in got] == ["/i/a", "/i/b"]  # nothing repeated, nothing lost
     assert watcher.reconnects >= 2

@@ -16,6 +16,7 @@ from intent.store import (
 )
 from intent.store_etcd import open_store, prefix_range_end
 from intent.store_memory import MemoryStore
+from tests.watching import first_events
 
 
 class FakeClock:
@@ -28,22 +29,7 @@ class FakeClock:
 
 def collect(watcher, n: int, timeout: float = 5.0) -> list:
     """The first ``n`` events of ``watcher``, read in a thread (fails rather than hangs)."""
-    got: list = []
-    errors: list = []
-
-    def run() -> None:
-        try:
-            for ev in watcher:
-                got.append(ev)
-                if len(got) == n:
-                    return
-        except Exception as exc:  # noqa: BLE001 - handed to the test
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    watcher.close()
+    got, errors = first_events(watcher, n, timeout)
     if errors:
         raise errors[0]
     assert len(got) == n, f"watch delivered {len(got)} of {n} events: {got}"
