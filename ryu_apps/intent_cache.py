@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from intent import keys
-from intent.apply import resolved_from_snapshot
 from intent.codec import loads
 from intent.model import EndpointSpec, ResolvedIntent
+from intent.resolved import resolved_from_snapshot
 from intent.store import Event, KeyValue, Snapshot
 
 LOG = logging.getLogger(__name__)

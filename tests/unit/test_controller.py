@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from allocator.write import apply_config
 from intent import keys
-from intent.apply import apply_config
 from intent.loader import load_config
 from intent.store_memory import MemoryStore
 from ofctl.decode import switch_state_from_stats
