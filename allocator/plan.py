@@ -113,19 +113,19 @@ class Planner:
         if name in self.d.tenants:
             return self.d.tenants[name][1]
         kv = self._lookup(keys.tenant(name))
-        return None if kv in (None, UNKNOWN) else codec.loads(TenantConfig, kv.value)
+        return None if kv in (None, UNKNOWN) else _load(TenantConfig, kv)
 
     def network_config(self, name: str) -> NetworkConfig | None:
         if name in self.d.networks:
             return self.d.networks[name][1]
         kv = self._lookup(keys.network(name))
-        return None if kv in (None, UNKNOWN) else codec.loads(NetworkConfig, kv.value)
+        return None if kv in (None, UNKNOWN) else _load(NetworkConfig, kv)
 
     def network_spec(self, name: str) -> NetworkSpec | None:
         if name in self.specs:
             return self.specs[name]
         kv = self._lookup(keys.state_network(name))
-        return None if kv in (None, UNKNOWN) else codec.loads(NetworkSpec, kv.value)
+        return None if kv in (None, UNKNOWN) else _load(NetworkSpec, kv)
 
     def index(self, tenant: str) -> dict:
         if tenant not in self.tenant_idx:
@@ -228,7 +228,7 @@ class Planner:
         self.specs[name] = None
         if old_spec_kv is UNKNOWN:
             return None
-        old_spec = codec.loads(NetworkSpec, old_spec_kv.value) if old_spec_kv else None
+        old_spec = _load(NetworkSpec, old_spec_kv)
         idx = self.index(tenant_name)
         if new is None:
             for key in (keys.network(name), keys.state_network(name), keys.ip_pool(name)):
@@ -366,7 +366,7 @@ class Planner:
         old_kv = self._lookup(keys.state_endpoint(eid))
         if old_kv is UNKNOWN:
             return None
-        old_spec = codec.loads(EndpointSpec, old_kv.value) if old_kv else None
+        old_spec = _load(EndpointSpec, old_kv)
         if new is None:
             self._delete(keys.endpoint(eid))
             self._delete(keys.state_endpoint(eid))
@@ -402,7 +402,9 @@ class Planner:
         kv = self._lookup(keys.endpoint(ep.id))
         if kv is UNKNOWN or kv is None:
             return kv is None
-        other = codec.loads(EndpointConfig, kv.value)
+        other = _load(EndpointConfig, kv)
+        if other is None:
+            return True  # unreadable: this write replaces it
         if (other.network, other.container) != (ep.network, ep.container):
             self.problems.append(f"{label}: " + endpoint_collision(
                 ep, other.network, other.container, f'stored endpoint "{other.id}"'))
@@ -535,6 +537,16 @@ class Planner:
                   for k in sorted(self.puts) if k.startswith(keys.STATE_ENDPOINTS)
                   and keys.last_segment(k) not in touched and self.r.value(k) is not None]
         return lines
+
+
+def _load(cls: type, kv: KeyValue | None):
+    """A stored object, or None when it is absent or unreadable (a write then replaces it)."""
+    if kv is None:
+        return None
+    try:
+        return codec.loads(cls, kv.value)
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _overlap(a: str, b: str) -> bool:

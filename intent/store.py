@@ -137,6 +137,12 @@ class Watcher(abc.ABC):
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Event]: ...
 
+    def batches(self) -> Iterator[list[Event]]:
+        """The same events in lists that each end on a revision boundary (every event of a
+        revision is in one list), so that a consumer knows when a revision is complete."""
+        for ev in self:
+            yield [ev]
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

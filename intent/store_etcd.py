@@ -300,12 +300,17 @@ class EtcdWatcher(Watcher):
             _abort(resp)
 
     def __iter__(self) -> Iterator[Event]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Event]]:
         backoff = _BACKOFF_FIRST
         while not self._closed.is_set():
             try:
                 for batch in self._stream():
                     backoff = _BACKOFF_FIRST
-                    yield from batch
+                    if batch:
+                        yield batch
                     if batch:
                         self._next = batch[-1].mod_revision + 1
                         self._seen = max(self._seen, batch[-1].mod_revision)

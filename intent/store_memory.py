@@ -85,11 +85,15 @@ class MemoryWatcher(Watcher):
         self._closed = False
 
     def __iter__(self) -> Iterator[Event]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Event]]:
         while True:
             batch = self._store._wait_events(self)
             if batch is None:
                 return
-            yield from batch
+            yield batch
 
     def close(self) -> None:
         self._store._close_watcher(self)

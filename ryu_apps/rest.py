@@ -77,6 +77,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/hosts/{name}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
           errors=(404,)),
+    Route("GET", "/problems", "problems", "Store values the controller cannot use (each "
+          "quarantines only its own object: its last good value stays in force)"),
     Route("GET", "/wait", "wait", "Wait until every connected switch realized ?revision=R "
           "(?timeout=S)", errors=(400,)),
 )
@@ -329,11 +331,10 @@ class RestApi:
             raise NotFoundError(f'host "{name}" is not registered')
         ctl = self.controller
         state = ctl.desired(name)
-        intent = ctl.cache.resolved()
-        owner = lambda c: ctl.dataplane.describe(c, intent)  # noqa: E731
+        owner = ctl.describe
         flows = sorted(state.flows, key=lambda f: (f.table, -f.priority, repr(f.match)))
         return {
-            "host": name, "revision": intent.revision,
+            "host": name, "revision": ctl.cache.revision,
             "flows": [{"table": f.table, "priority": f.priority, "cookie": f"{f.cookie:#x}",
                        "owner": owner(f.cookie),
                        "match": {m.name: m.value if m.mask is None else f"{m.value}/{m.mask}"
@@ -346,6 +347,11 @@ class RestApi:
                         "bands": [dataclasses.asdict(b) for b in m.bands]}
                        for m in sorted(state.meters, key=lambda m: m.meter_id)],
         }
+
+    def problems(self, req: Request) -> dict:
+        """Store values the controller cannot use (each quarantines only its own object)."""
+        found = dict(self.controller.cache.problems) if self.controller else {}
+        return {"problems": [{"key": k, "problem": v} for k, v in sorted(found.items())]}
 
     def wait(self, req: Request) -> dict:
         rev = int(self._number(req.GET.get("revision"), "revision"))
