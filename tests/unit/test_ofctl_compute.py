@@ -17,11 +17,11 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from ofctl import ofctl_text
 from ofctl.compute import IntentIndex, compute_host
-from ofctl.engine import engine_from
 from ofctl.cookies import describe
 from ofctl.decode import switch_state_from_stats
 from ofctl.diff import ADD, DELETE, MODIFY, apply_changes, diff
 from ofctl.encode import encode_changes, stand_in_datapath
+from ofctl.engine import engine_from
 from ofctl.model import Flow, GroupAction, Meter, MeterBand, SwitchState, match
 from ofctl.pipeline import PipelineError, check_flow, check_state
 from tests.unit.ofctl_fixtures import (
