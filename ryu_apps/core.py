@@ -295,22 +295,19 @@ class Controller:
         flows, groups, meters = s.read_flows(), s.read_groups(), s.read_meters()
         table = self._table(s.host)
         table.take()
-        out = Outgoing()
-        have = {}
+        have, foreign = {}, []
         s.marker = None
         for f in flows:
             if isinstance(f, wire.Foreign):
                 LOG.info("switch %s: removing an entry it was not given (%s)", s.host, f.why)
-                out.bundle.append((wire.flow_delete_raw(f.table, f.priority, f.raw_match),
-                                   f"foreign entry in table {f.table}"))
+                foreign.append(f)
             elif f.table == MARKER and f.priority == 0 and not f.match:
                 s.marker = f.cookie
             else:
                 have[f.key] = f
-        _flow_changes(out, {k: (have.get(k), f) for k, f in table.flows.items()
-                            if have.get(k) != f})
-        _flow_changes(out, {k: (f, None) for k, f in have.items() if k not in table.flows})
-        _group_meter_changes(out, table, groups, meters)
+        d = _difference(have, table.flows, groups, table.groups, meters, table.meters)
+        out = Outgoing()
+        _delta_changes(out, d, foreign)
         return self._send(s, out)
 
     def _delta(self, s: Session) -> int:
@@ -357,24 +354,26 @@ class Controller:
         table = self._table(s.host)
         out = Outgoing()
         if k < 0:
-            _group_meter_changes(out, table, s.read_groups(), s.read_meters(), baseline=True)
+            _delta_changes(out, _difference({}, {}, s.read_groups(), table.baseline_groups(),
+                                            s.read_meters(), table.baseline_meters()))
             s.audits += 1
         else:
             mask = (1 << SLICE_BITS) - 1
-            have = {}
+            have, foreign = {}, []
             for f in s.read_flows(cookie=k, cookie_mask=mask):
                 if isinstance(f, wire.Foreign):
-                    out.bundle.append((wire.flow_delete_raw(f.table, f.priority, f.raw_match),
-                                       f"foreign entry in table {f.table}"))
-                elif f.table != MARKER:
+                    foreign.append(f)
+                else:
                     have[f.key] = f
             base = table.baseline_flows()
+            if s.marker is not None:
+                base[(MARKER, 0, ())] = marker_flow(s.marker)
             want = {key: f for key, f in base.items() if f.cookie & mask == k}
             changes = {key: (have.get(key), f) for key, f in want.items() if have.get(key) != f}
             for key, f in have.items():
                 if key not in want:
                     changes[key] = (f, base.get(key))
-            _flow_changes(out, changes)
+            _delta_changes(out, EntryDelta(flows=changes), foreign)
         if len(out):
             LOG.warning("switch %s: audit repairs %d entries", s.host, len(out))
             s.send(out)
@@ -389,7 +388,14 @@ class Controller:
         self.engine.drop_table(host)
         return table.state()
 
-    def describe(self, cookie: int) -> str:
+    def marker(self, host: str) -> Flow:
+        """The marker entry ``host``'s switch should hold (its input digest)."""
+        return marker_flow(self.engine.digest(host))
+
+    def describe(self, cookie: int, table: int | None = None) -> str:
+        """The intent object behind a cookie (the marker entry is the pipeline's)."""
+        if table == MARKER:
+            return "pipeline marker (input digest)"
         return cookies.describe(cookie)
 
     def host_status(self) -> list[dict]:
@@ -421,20 +427,30 @@ def _owner(entry: Any) -> str:
     return cookies.describe(cookie) if cookie is not None else str(entry)
 
 
-def _flow_changes(out: Outgoing, changes: dict) -> None:
-    adds, deletes = [], []
-    for _key, (before, after) in changes.items():
-        if after is not None:
-            adds.append((wire.flow_add(after), after))
-        elif before is not None:
-            deletes.append((wire.flow_delete(before), before))
-    out.bundle.extend(adds)
-    out.bundle.extend(deletes)
+def _difference(have_f: dict, want_f: dict, have_g: list, want_g: dict, have_m: list,
+                want_m: dict) -> EntryDelta:
+    """What turns the switch's entries into the wanted ones (``before`` is the switch's).
+    Groups and meters the model cannot hold arrive as bare ids: they are deleted."""
+    d = EntryDelta()
+    d.flows = {k: (have_f.get(k), f) for k, f in want_f.items() if have_f.get(k) != f}
+    d.flows.update((k, (f, None)) for k, f in have_f.items() if k not in want_f)
+    for have, want, part, make in ((have_g, want_g, d.groups, lambda i: Group(i, ())),
+                                   (have_m, want_m, d.meters, lambda i: Meter(i, ()))):
+        by_id = {}
+        for e in have:
+            if isinstance(e, int):
+                by_id[e] = make(e)  # unknown to the model: delete it
+            else:
+                by_id[e.group_id if isinstance(e, Group) else e.meter_id] = e
+        part.update((k, (by_id.get(k), e)) for k, e in want.items() if by_id.get(k) != e)
+        part.update((k, (e, None)) for k, e in by_id.items() if k not in want)
+    return d
 
 
-def _delta_changes(out: Outgoing, d: EntryDelta) -> None:
-    """A table delta as messages: groups first, then flows, then group deletes; meters around
-    the bundle (OVS does not take meter mods in bundles)."""
+def _delta_changes(out: Outgoing, d: EntryDelta, foreign: list = ()) -> None:
+    """A delta as messages, in an order no switch can refuse: meter adds (outside the bundle:
+    OVS takes no meter mods in bundles), then in the bundle group adds, flow adds, flow deletes
+    (foreign ones by their raw match), group deletes, then meter deletes."""
     for _k, (before, after) in d.meters.items():
         if after is not None:
             cmd = wire.OFPMC_ADD if before is None else wire.OFPMC_MODIFY
@@ -448,26 +464,13 @@ def _delta_changes(out: Outgoing, d: EntryDelta) -> None:
             out.bundle.append((wire.group_mod(after, cmd), after))
         else:
             group_deletes.append((wire.group_mod(before, wire.OFPGC_DELETE), before))
-    _flow_changes(out, d.flows)
+    deletes = []
+    for _key, (before, after) in d.flows.items():
+        if after is not None:
+            out.bundle.append((wire.flow_add(after), after))
+        elif before is not None:
+            deletes.append((wire.flow_delete(before), before))
+    out.bundle.extend(deletes)
+    out.bundle.extend((wire.flow_delete_raw(f.table, f.priority, f.raw_match), f)
+                      for f in foreign)
     out.bundle.extend(group_deletes)
-
-
-def _group_meter_changes(out: Outgoing, table: HostTable, groups: list, meters: list,
-                         baseline: bool = False) -> None:
-    """Changes that make the switch's groups and meters what ``table`` wants."""
-    want_g = table.baseline_groups() if baseline else table.groups
-    want_m = table.baseline_meters() if baseline else table.meters
-    have_g = {g.group_id if not isinstance(g, int) else g: g for g in groups}
-    have_m = {m.meter_id if not isinstance(m, int) else m: m for m in meters}
-    d = EntryDelta(
-        groups={k: (have_g.get(k) if not isinstance(have_g.get(k), int) else None, g)
-                for k, g in want_g.items() if have_g.get(k) != g},
-        meters={k: (have_m.get(k) if not isinstance(have_m.get(k), int) else None, m)
-                for k, m in want_m.items() if have_m.get(k) != m})
-    gone_g = [k for k in have_g if k not in want_g]
-    gone_m = [k for k in have_m if k not in want_m]
-    _delta_changes(out, d)
-    out.bundle.extend((wire.group_mod(Group(k, ()), wire.OFPGC_DELETE), f"group {k}")
-                      for k in gone_g)
-    out.after.extend((wire.meter_mod(Meter(k, ()), wire.OFPMC_DELETE), f"meter {k}")
-                     for k in gone_m)

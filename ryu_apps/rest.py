@@ -332,11 +332,12 @@ class RestApi:
         ctl = self.controller
         state = ctl.desired(name)
         owner = ctl.describe
-        flows = sorted(state.flows, key=lambda f: (f.table, -f.priority, repr(f.match)))
+        flows = sorted(state.flows | {ctl.marker(name)},
+                       key=lambda f: (f.table, -f.priority, repr(f.match)))
         return {
             "host": name, "revision": ctl.cache.revision,
             "flows": [{"table": f.table, "priority": f.priority, "cookie": f"{f.cookie:#x}",
-                       "owner": owner(f.cookie),
+                       "owner": owner(f.cookie, f.table),
                        "match": {m.name: m.value if m.mask is None else f"{m.value}/{m.mask}"
                                  for m in f.match},
                        "instructions": [repr(i) for i in f.instructions]} for f in flows],
