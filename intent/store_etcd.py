@@ -225,13 +225,14 @@ class EtcdStore(Store):
 
     def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = (),
              revision: int | None = None) -> Snapshot:
-        ranges = [_range(k, False) for k in dict.fromkeys(keys)]
-        ranges += [_range(p, True) for p in dict.fromkeys(prefixes)]
+        """Keys in transactions of at most 128 range operations, prefixes in pages, all pinned
+        to the revision of the first request."""
         items: dict[str, KeyValue] = {}
-        for start in range(0, max(len(ranges), 1), TXN_OPS):
+        names = list(dict.fromkeys(keys))
+        for start in range(0, len(names), TXN_OPS):
             ops = []
-            for r in ranges[start:start + TXN_OPS]:
-                req = dict(r)
+            for k in names[start:start + TXN_OPS]:
+                req = _range(k, False)
                 if revision:
                     req["revision"] = revision
                 ops.append({"request_range": req})
@@ -241,7 +242,12 @@ class EtcdStore(Store):
                 for raw in r.get("response_range", {}).get("kvs", []):
                     kv = _kv(raw)
                     items[kv.key] = kv
-        return Snapshot(revision=revision or 0, items=items)
+        for p in dict.fromkeys(prefixes):
+            revision = self._range_pages(p, revision, False,
+                                         lambda kv: items.__setitem__(kv.key, kv))
+        if revision is None:
+            revision = self.revision()
+        return Snapshot(revision=revision, items=items)
 
     def txn(self, compares: list[Compare], success: list[Put | Delete],
             failure: list[Put | Delete] | None = None) -> TxnResult:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from intent import keys
@@ -35,6 +36,8 @@ from ryu_apps.switch import Outgoing, Rejected, Session, SwitchError
 LOG = logging.getLogger(__name__)
 RETRY = 1.0
 SLICE_BITS = 4  # audits read 2**SLICE_BITS slices of flows, by the cookie's low bits
+# what the tables are computed from (config endpoints and allocations are not needed)
+WATCHED = (keys.STATE, keys.CONFIG_HOSTS, keys.OPER_HOSTS, keys.OPER_ENDPOINTS)
 
 
 def _pause() -> None:
@@ -83,7 +86,7 @@ class Controller:
     def _reload(self) -> None:
         while self.running:
             try:
-                snap = blocking(read_consistent, self.store, (), (keys.ROOT,))
+                snap = blocking(read_consistent, self.store, (), WATCHED)
                 break
             except StoreError as exc:
                 LOG.warning("store unavailable (%s); retrying", exc)
@@ -322,7 +325,7 @@ class Controller:
         digest = self.engine.digest(s.host)
         changes = len(out)
         if digest != s.marker:
-            out.bundle.append((wire.flow_add(marker_flow(digest)), "the marker entry"))
+            out.bundle.append((partial(wire.flow_add, marker_flow(digest)), "the marker entry"))
         if not len(out):
             return 0
         t0 = time.perf_counter()
@@ -454,23 +457,23 @@ def _delta_changes(out: Outgoing, d: EntryDelta, foreign: list = ()) -> None:
     for _k, (before, after) in d.meters.items():
         if after is not None:
             cmd = wire.OFPMC_ADD if before is None else wire.OFPMC_MODIFY
-            out.before.append((wire.meter_mod(after, cmd), after))
+            out.before.append((partial(wire.meter_mod, after, cmd), after))
         else:
-            out.after.append((wire.meter_mod(before, wire.OFPMC_DELETE), before))
+            out.after.append((partial(wire.meter_mod, before, wire.OFPMC_DELETE), before))
     group_deletes = []
     for _k, (before, after) in d.groups.items():
         if after is not None:
             cmd = wire.OFPGC_ADD if before is None else wire.OFPGC_MODIFY
-            out.bundle.append((wire.group_mod(after, cmd), after))
+            out.bundle.append((partial(wire.group_mod, after, cmd), after))
         else:
-            group_deletes.append((wire.group_mod(before, wire.OFPGC_DELETE), before))
+            group_deletes.append((partial(wire.group_mod, before, wire.OFPGC_DELETE), before))
     deletes = []
     for _key, (before, after) in d.flows.items():
         if after is not None:
-            out.bundle.append((wire.flow_add(after), after))
+            out.bundle.append((partial(wire.flow_add, after), after))
         elif before is not None:
-            deletes.append((wire.flow_delete(before), before))
+            deletes.append((partial(wire.flow_delete, before), before))
     out.bundle.extend(deletes)
-    out.bundle.extend((wire.flow_delete_raw(f.table, f.priority, f.raw_match), f)
+    out.bundle.extend((partial(wire.flow_delete_raw, f.table, f.priority, f.raw_match), f)
                       for f in foreign)
     out.bundle.extend(group_deletes)

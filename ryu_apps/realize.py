@@ -7,8 +7,9 @@ completes.  So ``realized(h)`` is ``applied`` when nothing is pending there, els
 just before the first pending change.  A change that affects no host is realized at once.
 
 Waiters (REST ``?wait``) are woken by events, not by polling.  The per-host store keys
-(``/netplugin/oper/realized/<host>``) are written only when their value changes, batched (at
-most 128 operations per transaction), off the critical path.
+(``/netplugin/oper/realized/<host>``) and the applied revision (``/netplugin/oper/applied``) are
+written only when their value changes, batched (at most 128 operations per transaction), off
+the critical path.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ryu_apps.framework import blocking, hub
 LOG = logging.getLogger(__name__)
 BATCH = 128
 RETRY = 1.0
+APPLIED = "\0applied"  # the applied revision's slot in ``written`` (no host has this name)
 
 
 class Realizer:
@@ -113,16 +115,20 @@ class Realizer:
             self._kick.clear()
             hub.sleep(0)  # let a burst of events and syncs land first
             todo = {h: self.realized(h) for h in self.synced}
-            todo = {h: r for h, r in todo.items() if r and self.written.get(h) != r}
+            todo = {keys.realized(h): r for h, r in todo.items()
+                    if r and self.written.get(h) != r}
+            if self.applied != self.written.get(APPLIED):
+                todo[keys.OPER_APPLIED] = self.applied
             if not todo:
                 continue
             items = sorted(todo.items())
             try:
                 for i in range(0, len(items), BATCH):
                     part = items[i:i + BATCH]
-                    blocking(self.store.txn, [], [Put(keys.realized(h), json.dumps(
-                        {"revision": r})) for h, r in part])
-                    self.written.update(part)
+                    blocking(self.store.txn, [], [Put(k, json.dumps({"revision": r}))
+                                                  for k, r in part])
+                    self.written.update((keys.last_segment(k) if k != keys.OPER_APPLIED
+                                         else APPLIED, r) for k, r in part)
             except StoreError as exc:
                 LOG.warning("cannot write realized revisions (%s); retrying", exc)
                 hub.sleep(RETRY)

@@ -13,7 +13,7 @@ import itertools
 import logging
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,13 +81,19 @@ def bundle_ctrl(bundle_id: int, type_: int, xid: int, flags: int = BUNDLE_FLAGS)
                              bundle_id, type_, flags)
 
 
+Pack = Callable[[], bytes]  # a message packed when it is sent (xid 0; replaced on the way)
+
+
 @dataclass
 class Outgoing:
-    """The messages of one sync, each with the intent object it concerns (for errors)."""
+    """The messages of one sync, each with the intent object it concerns (for errors).
 
-    before: list[tuple[bytes, Any]] = field(default_factory=list)  # meter adds/modifies
-    bundle: list[tuple[bytes, Any]] = field(default_factory=list)
-    after: list[tuple[bytes, Any]] = field(default_factory=list)  # meter deletes
+    Messages are packed lazily, while they are streamed, so a large sync never packs
+    everything first (and never holds the hub for long)."""
+
+    before: list[tuple[Pack, Any]] = field(default_factory=list)  # meter adds/modifies
+    bundle: list[tuple[Pack, Any]] = field(default_factory=list)
+    after: list[tuple[Pack, Any]] = field(default_factory=list)  # meter deletes
 
     def __len__(self) -> int:
         return len(self.before) + len(self.bundle) + len(self.after)
@@ -254,7 +260,7 @@ class Session:
         if buf:
             self.dp.send(b"".join(buf))
 
-    def _run(self, items: list[tuple[bytes, Any]], what: str, framing) -> None:
+    def _run(self, items: list[tuple[Pack, Any]], what: str, framing) -> None:
         first = self.next_xid()
         xids = [self.next_xid() for _ in items]
         commit = self.next_xid()
@@ -274,21 +280,21 @@ class Session:
                 f"error type={w.errors[0].type} code={w.errors[0].code}"
             raise Rejected(f"{self.host}: {what} refused: {detail}", rejected)
 
-    def _plain(self, items: list[tuple[bytes, Any]], what: str) -> None:
+    def _plain(self, items: list[tuple[Pack, Any]], what: str) -> None:
         def framing(first, xids, commit, last):
-            for (msg, _), x in zip(items, xids, strict=True):
-                yield with_xid(msg, x)
+            for (pack, _), x in zip(items, xids, strict=True):
+                yield with_xid(pack(), x)
             yield wire.barrier(last)
 
         self._run(items, what, framing)
 
-    def _bundle(self, items: list[tuple[bytes, Any]]) -> None:
+    def _bundle(self, items: list[tuple[Pack, Any]]) -> None:
         bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
 
         def framing(first, xids, commit, last):
             yield bundle_ctrl(bundle_id, OFP.ONF_BCT_OPEN_REQUEST, first)
-            for (msg, _), x in zip(items, xids, strict=True):
-                yield bundle_add(msg, bundle_id, x)
+            for (pack, _), x in zip(items, xids, strict=True):
+                yield bundle_add(pack(), bundle_id, x)
             yield bundle_ctrl(bundle_id, OFP.ONF_BCT_COMMIT_REQUEST, commit)
             yield wire.barrier(last)
 
