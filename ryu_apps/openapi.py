@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ryu_apps.rest_input import PATH_PARAMS, QUERY
+
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
 
@@ -32,28 +34,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "errors": {"type": "array", "items": _STR}}},
 }
 
-_REASONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Missing or wrong token",
-            404: "Unknown object", 409: "Conflict (duplicate, in use, pool exhausted)"}
-_QUERY = {
-    "wait": "Seconds to wait until every connected switch realized the written revision",
-    "mode": "desired | add | delete", "revision": "Store revision to wait for",
-    "timeout": "Seconds to wait at most",
-}
+_REASONS = {200: "OK", 201: "Created", 400: "Invalid request (body, path name or query "
+            "parameter)", 401: "Missing or wrong token", 404: "Unknown object",
+            405: "Method not allowed", 409: "Conflict (duplicate, in use, pool exhausted)",
+            413: "Request body over the limit", 500: "Internal error (with a reference id)",
+            503: "Intent store unavailable (see Retry-After)"}
 
 
 def _params(route: Any) -> list[dict]:
-    out = [{"name": p, "in": "path", "required": True, "schema": _STR}
-           for p in re.findall(r"\{(\w+)\}", route.path)]
-    names = []
-    if route.method in ("POST", "DELETE"):
-        names.append("wait")
-    if route.handler == "post_config":
-        names.append("mode")
-    if route.handler == "wait":
-        names += ["revision", "timeout"]
-    out += [{"name": n, "in": "query", "required": n == "revision",
-             "description": _QUERY[n], "schema": {"type": "number"}
-             if n in ("wait", "timeout", "revision") else _STR} for n in names]
+    out = []
+    for p in re.findall(r"\{(\w+)\}", route.path):
+        spec = PATH_PARAMS[p]
+        out.append({"name": p, "in": "path", "required": True, "description": spec.what,
+                    "schema": {"type": "string", "pattern": f"^{spec.pattern}$",
+                               "maxLength": spec.max_length}})
+    out += [{"name": n, "in": "query", "required": QUERY[n].required,
+             "description": QUERY[n].description, "schema": QUERY[n].schema()}
+            for n in route.query]
     return out
 
 
@@ -65,7 +62,9 @@ def document(routes: Iterable[Any], prefix: str) -> dict:
                               "parameters": _params(r), "responses": {}}
         op["responses"][str(r.ok)] = {"description": _REASONS[r.ok], "content": {
             "application/json": {"schema": {}}}}
-        codes = set(r.errors) | ({401} if r.handler != "openapi" else set())
+        codes = set(r.errors) | ({401, 503} if r.handler != "openapi" else set()) | {500}
+        if r.query or "{" in r.path:
+            codes.add(400)
         for code in sorted(codes):
             op["responses"][str(code)] = {"description": _REASONS[code], "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
