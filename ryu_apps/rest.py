@@ -170,7 +170,7 @@ class RestApi:
     def _dispatch(self, req: Request) -> Response:
         try:
             full = req.path
-            raw_query = req.GET.items()
+            raw_query = list(req.GET.items())
         except UnicodeDecodeError:
             raise HttpError(400, ["request URL: not UTF-8"]) from None
         if not full.startswith(PREFIX + "/"):

@@ -57,7 +57,7 @@ class HttpError(Exception):
 
 def show(value: str, limit: int = 70) -> str:
     """``value`` quoted and escaped for a message (long values cut)."""
-    return json.dumps(value if len(value) <= limit else value[:limit] + "…")
+    return json.dumps(value if len(value) <= limit else value[:limit] + "…", ensure_ascii=False)
 
 
 @dataclass(frozen=True)
