@@ -204,9 +204,10 @@ def read_json(source: dict | list | str | Path) -> Any:
     """JSON from a parsed value, a JSON string, or a file path; errors become ValidationError.
 
     Any file content gives one ValidationError naming the file (see :mod:`intent.jsontext`).
+    A ``str`` not starting with ``{``/``[`` is a path: never pass untrusted strings.
     """
-    if isinstance(source, (dict, list)):
-        return source
+    if not isinstance(source, (str, Path)):
+        return source  # already parsed
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(
             ("{", "["))):
         path = Path(source)

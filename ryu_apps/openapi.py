@@ -8,30 +8,42 @@ from typing import Any
 
 from ryu_apps.rest_input import PATH_PARAMS, QUERY
 
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
+# What the loader (intent.loader) accepts: keys case-insensitively; null or "" for an optional
+# value means "not given"; integers also as digit strings; network types in any case.
+_STR = {"type": "string", "nullable": True}
+_REQUIRED = {"type": "string", "minLength": 1}
+_INT = {"anyOf": [{"type": "integer", "nullable": True},
+                  {"type": "string", "pattern": "^\\s*[0-9]*\\s*$"}]}
+_RANGES = {"anyOf": [{"type": "string", "nullable": True}, {"type": "integer"}]}
+_NET_TYPE = {"type": "string", "nullable": True,
+             "pattern": "^\\s*([vV][lL][aA][nN]|[vV][xX][lL][aA][nN])?\\s*$"}
+
+
+def _list(item: str) -> dict[str, Any]:
+    return {"type": "array", "nullable": True, "items": {"$ref": f"#/components/schemas/{item}"}}
+
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Endpoint": {"type": "object", "required": ["Container"], "properties": {
-        "Container": _STR, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR}},
+        "Container": _REQUIRED, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR}},
     "Network": {"type": "object", "required": ["Name"], "properties": {
-        "Name": _STR, "PktTagType": {"type": "string", "enum": ["vlan", "vxlan"]},
-        "PktTag": _INT, "SubnetCIDR": _STR, "DefaultGw": _STR,
-        "Endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/Endpoint"}}}},
+        "Name": _REQUIRED, "PktTagType": _NET_TYPE, "PktTag": _INT, "SubnetCIDR": _STR,
+        "DefaultGw": _STR, "Endpoints": _list("Endpoint")}},
     "Tenant": {"type": "object", "required": ["Name"], "properties": {
-        "Name": _STR, "DefaultNetType": {"type": "string", "enum": ["vlan", "vxlan"]},
-        "SubnetPool": _STR, "AllocSubnetLen": _INT, "Vlans": _STR, "Vxlans": _STR,
-        "Networks": {"type": "array", "items": {"$ref": "#/components/schemas/Network"}}}},
+        "Name": _REQUIRED, "DefaultNetType": _NET_TYPE, "SubnetPool": _STR,
+        "AllocSubnetLen": _INT, "Vlans": _RANGES, "Vxlans": _RANGES,
+        "Networks": _list("Network")}},
     "Host": {"type": "object", "required": ["Name"], "properties": {
-        "Name": _STR, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
-    "Config": {"type": "object", "properties": {
-        "Hosts": {"type": "array", "items": {"$ref": "#/components/schemas/Host"}},
-        "Tenants": {"type": "array", "items": {"$ref": "#/components/schemas/Tenant"}}}},
+        "Name": _REQUIRED, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
+    "Config": {"type": "object", "properties": {"Hosts": _list("Host"),
+                                                "Tenants": _list("Tenant")}},
     "Bindings": {"type": "array", "items": {"type": "object", "required": ["Container", "Host"],
-                                            "properties": {"Container": _STR, "Host": _STR,
+                                            "properties": {"Container": _REQUIRED,
+                                                           "Host": _REQUIRED,
                                                            "AttachUUID": _STR}}},
-    "Errors": {"type": "object", "properties": {
-        "errors": {"type": "array", "items": _STR}}},
+    "Errors": {"type": "object", "required": ["errors"], "additionalProperties": False,
+               "properties": {"errors": {"type": "array", "minItems": 1,
+                                         "items": {"type": "string", "minLength": 1}}}},
 }
 
 _REASONS = {200: "OK", 201: "Created", 400: "Invalid request (body, path name or query "

@@ -25,7 +25,7 @@ from webob import Request, Response
 
 from intent import apply, keys
 from intent.codec import loads
-from intent.errors import ConflictError, IntentError, NotFoundError
+from intent.errors import ConflictError, IntentError, NotFoundError, ValidationError
 from intent.jsontext import MAX_DEPTH
 from intent.loader import load_bindings, load_config
 from intent.model import Config, EndpointSpec, NetworkSpec
@@ -103,6 +103,26 @@ ROUTES: tuple[Route, ...] = (
 def _json(status: int, data: Any) -> Response:
     return Response(status=status, content_type="application/json", charset="utf-8",
                     body=json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def _body_stream(req: Request) -> Any:
+    """The request body as a stream; a chunked one straight from the server (webob would see
+    none without a length), which de-chunks it."""
+    if req.content_length is None and "chunked" in req.headers.get("Transfer-Encoding", "").lower():
+        return req.body_file_raw
+    return req.body_file
+
+
+def _expect(body: Any, kind: type, what: str) -> Any:
+    """``body`` if it is a ``kind`` (the loaders read a bare string as a file path: never that)."""
+    if not isinstance(body, kind):
+        got = _JSON_TYPE.get(type(body), type(body).__name__)
+        raise ValidationError(f"request body: expected {what}, got {got}")
+    return body
+
+
+_JSON_TYPE = {dict: "an object", list: "an array", str: "a string", int: "a number",
+              float: "a number", bool: "true/false", type(None): "null"}
 
 
 def _raw_path(req: Request) -> str:
@@ -190,7 +210,7 @@ class RestApi:
             query = query_params(raw_query, route.query)
             body = None
             if route.body:
-                body = read_body(req.body_file, req.content_length, route.body,
+                body = read_body(_body_stream(req), req.content_length, route.body,
                                  self.max_body, self.max_depth)
             data = getattr(self, route.handler)(Call(req, query, body), **m.groupdict())
             if isinstance(data, Response):
@@ -249,7 +269,8 @@ class RestApi:
     def post_config(self, call: Call) -> dict:
         mode = call.query["mode"]
         return self._written(call, apply.apply_config(
-            self.store, load_config(call.body, validate=mode != "delete"), mode))
+            self.store, load_config(_expect(call.body, dict, "an object (Config)"),
+                                    validate=mode != "delete"), mode))
 
     def list_tenants(self, call: Call) -> list:
         cfg = self._config()
@@ -330,7 +351,8 @@ class RestApi:
         return self._written(call, apply.delete_object(self.store, "endpoint", id))
 
     def post_bindings(self, call: Call) -> dict:
-        return self._written(call, apply.apply_bindings(self.store, load_bindings(call.body)))
+        return self._written(call, apply.apply_bindings(self.store, load_bindings(
+            _expect(call.body, list, 'an array of {"Container", "Host", "AttachUUID"}'))))
 
     def list_hosts(self, call: Call) -> list:
         if self.controller is not None:

@@ -53,15 +53,21 @@ def test_body_over_the_limit_is_413_before_reading_it():
     assert app.store.list("/") == []
 
 
-def test_body_without_length_is_cut_at_the_limit():
-    app = RestApi(MemoryStore(), max_body=100)
-    req = Request.blank(PREFIX + "/tenants", method="POST")
-    req.body_file_raw = io.BytesIO(b"[" * 50 + b"]" * 50 + b" " * 10)
+def chunked(app, path: str, data: bytes):
+    """A request with a chunked body (no Content-Length), as eventlet's server hands it on."""
+    req = Request.blank(PREFIX + path, method="POST", headers={"Transfer-Encoding": "chunked"})
     req.environ.pop("CONTENT_LENGTH", None)
-    req.is_body_readable = True
+    req.body_file_raw = io.BytesIO(data)
     resp = req.get_response(app)
-    assert resp.status_int == 413
-    assert resp.json == {"errors": ["request body: more is over the limit of 100 bytes"]}
+    return resp.status_int, resp.json
+
+
+def test_chunked_body_is_read_and_cut_at_the_limit():
+    app = RestApi(MemoryStore(), max_body=100)
+    assert chunked(app, "/tenants", b"[" * 50 + b"]" * 50 + b" " * 10) == (
+        413, {"errors": ["request body: more is over the limit of 100 bytes"]})
+    status, out = chunked(app, "/tenants", json.dumps({"Name": "t1"}).encode())
+    assert status == 201 and out["summary"] == ["created tenant t1"]
 
 
 def test_nesting_limit_names_the_depth(app):
@@ -234,3 +240,17 @@ def test_method_not_allowed_lists_the_allowed_ones(app):
     status, out, headers = call(app, "PUT", "/tenants/t1")
     assert status == 405 and headers["Allow"] == "GET, DELETE"
     assert out == {"errors": ['PUT not allowed on "/api/v1/tenants/t1"; allowed: GET, DELETE']}
+
+
+@pytest.mark.parametrize(("path", "body", "problem"), [
+    ("/config", b'"/dev/zero"', "request body: expected an object (Config), got a string"),
+    ("/config", b"[]", "request body: expected an object (Config), got an array"),
+    ("/bindings", b'"/etc/passwd"', 'request body: expected an array of {"Container", "Host", '
+                                    '"AttachUUID"}, got a string'),
+    ("/bindings", b"null", 'request body: expected an array of {"Container", "Host", '
+                           '"AttachUUID"}, got null'),
+    ("/bindings", b"1.5", 'request body: expected an array of {"Container", "Host", '
+                          '"AttachUUID"}, got a number'),
+])
+def test_a_body_of_the_wrong_type_is_400_and_never_a_file_name(app, path, body, problem):
+    assert errors(app, "POST", path, body) == (400, [problem])
