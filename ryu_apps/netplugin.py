@@ -24,6 +24,7 @@ from ryu_apps.framework import (
     RyuApp,
     cfg,
     hub,
+    install_raw_stats,
     ofp_event,
     ofproto_v1_3,
     set_ev_cls,
@@ -127,13 +128,9 @@ class NetPluginApp(RyuApp):
             self._rest_token = rest_token_of(conf)
         except StartupError as exc:  # ryu-manager: exit with the message, not a traceback
             raise SystemExit(f"netplugin: {exc}") from None
+        install_raw_stats()
         self.store = kwargs.get("store") or open_store(conf.etcd)
-        dataplane = kwargs.get("dataplane")
-        if dataplane is None:
-            from ryu_apps.dataplane import OfctlDataplane
-
-            dataplane = OfctlDataplane()
-        self.controller = Controller(self.store, dataplane, audit_interval=conf.audit_interval,
+        self.controller = Controller(self.store, audit_interval=conf.audit_interval,
                                      timeout=conf.switch_timeout)
         self.rest_port = conf.rest_port
         self._rest_server = None

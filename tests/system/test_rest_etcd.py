@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from intent import apply
+from allocator import write as apply
 from intent.loader import load_config
 from intent.store_etcd import EtcdStore
 from tests.rest_fuzzing import CASES, TOKEN, fuzz_operation, load_schema, serve

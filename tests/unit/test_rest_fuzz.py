@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from intent import apply
+from allocator import write as apply
 from intent.loader import load_config
 from intent.store_memory import MemoryStore
 from tests.rest_fuzzing import CASES, fuzz_operation, load_schema, serve

@@ -200,17 +200,19 @@ def test_config_adds_by_default_and_replaces_only_when_asked(app):
 # ---------------------------------------------------------------------- outages and bugs
 
 class FailingStore(MemoryStore):
-    """A store whose reads fail with ``error``."""
+    """A store whose every operation fails with ``error``."""
+
+    OPERATIONS = frozenset({"get", "put", "delete", "snapshot", "read", "key_names", "list",
+                            "txn", "lease", "watch", "revision", "compact"})
 
     def __init__(self, error: Exception) -> None:
         super().__init__()
         self.error = error
 
-    def snapshot(self, prefix: str):
-        raise self.error
-
-    def get(self, key: str):
-        raise self.error
+    def __getattribute__(self, name: str):
+        if name in FailingStore.OPERATIONS:
+            raise object.__getattribute__(self, "error")
+        return object.__getattribute__(self, name)
 
 
 def test_store_outage_is_503_with_retry_after():
