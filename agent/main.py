@@ -17,7 +17,7 @@ import time
 
 from agent.host import HostOptions, setup_host
 from agent.netlink import HostSide
-from agent.ovsdb import Ovsdb, OvsdbError
+from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
 from agent.plumb import Plumber, lock_path
 from agent.reconcile import reconcile
 from intent import keys
@@ -150,9 +150,8 @@ class Agent:
             except (StoreError, OvsdbError, OSError) as e:
                 LOG.error("%s", e)
                 dirty, next_resync = True, min(next_resync, now + 1.0)
-                if isinstance(e, OvsdbError) and self.ovs is not None and \
-                        not self.ovs.connected():
-                    self.ovs.close()
+                if isinstance(e, OvsdbUnreachable) and self.ovs is not None:
+                    self.ovs.close()  # connect afresh: no waiting out the IDL's back-off
                     self.ovs = None
                 self.stop.wait(1.0)
                 continue

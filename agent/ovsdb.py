@@ -1,33 +1,56 @@
-"""OVSDB edge: the bridges and endpoint ports the agent manages, through the ``ovs`` Python IDL.
+"""OVSDB edge: the bridges and endpoint ports the agent manages, through ovsdbapp.
 
-Every change is one OVSDB transaction.  Errors (OVSDB unreachable, a transaction refused, an
-interface OVS could not open) raise :class:`OvsdbError` with a message naming the object.
+Writes are ovsdbapp Open_vSwitch commands, one transaction per change (ovs-vsctl semantics: the
+commit returns once ovs-vswitchd has applied it).  Reads come from the IDL's replica (public
+``ovs`` Row API) under the connection's lock, so they never wait on ovs-vswitchd.  The IDL
+reconnects by itself; errors (OVSDB unreachable, a transaction refused, an interface OVS could not
+open) raise :class:`OvsdbError` naming the object, :class:`OvsdbUnreachable` when the server did
+not answer.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import ovs.db.idl
     import ovs.jsonrpc
-    import ovs.poller
     import ovs.stream
+    from ovsdbapp import exceptions as ovsdbapp_exc
+    from ovsdbapp.backend.ovs_idl import connection, idlutils
+    from ovsdbapp.schema.open_vswitch import impl_idl
 
 from agent.plan import Actual
 
 LOG = logging.getLogger(__name__)
 TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller")
-Txn = ovs.db.idl.Transaction
+POLL = 0.02  # seconds between looks at the replica while waiting for ovs-vswitchd
+
+
+class _DropPostCommitTraceback(logging.Filter):
+    """ovsdbapp logs a traceback when ovs-vswitchd cannot open an interface; we report it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Post-commit checks failed"
+
+
+logging.getLogger(impl_idl.__name__).addFilter(_DropPostCommitTraceback())
 
 
 class OvsdbError(Exception):
     """OVSDB cannot be reached or refused a change."""
+
+
+class OvsdbUnreachable(OvsdbError):
+    """OVSDB did not answer (down, or not reachable): reconnecting may help."""
 
 
 @dataclass(frozen=True)
@@ -42,25 +65,31 @@ class BridgeSpec:
     other_config: tuple[tuple[str, str], ...] = ()
 
 
-def _fetch_schema(remote: str, timeout: float) -> dict:
+def _open(remote: str, timeout: float):
+    """A new JSON-RPC stream to ``remote``; OvsdbUnreachable when it cannot be opened."""
     err, stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(remote), timeout * 1000)
     if err:
-        raise OvsdbError(f"cannot reach OVSDB at {remote}: {_strerror(err)}")
-    rpc = ovs.jsonrpc.Connection(stream)
+        raise OvsdbUnreachable(f"cannot reach OVSDB at {remote}: {os.strerror(err)}")
+    return stream
+
+
+def _fetch_schema(remote: str, timeout: float) -> dict:
+    """The Open_vSwitch schema from the server (with a timeout, unlike ovsdbapp's helper)."""
+    rpc = ovs.jsonrpc.Connection(_open(remote, timeout))
     try:
         err, resp = rpc.transact_block(
             ovs.jsonrpc.Message.create_request("get_schema", ["Open_vSwitch"]))
         if err or resp is None or resp.error:
-            raise OvsdbError(f"OVSDB at {remote}: get_schema failed: {_strerror(err) or resp}")
+            why = os.strerror(err) if err else (resp.error if resp else "no answer")
+            raise OvsdbUnreachable(f"OVSDB at {remote}: get_schema failed: {why}")
         return resp.result
     finally:
         rpc.close()
 
 
-def _strerror(err: int | None) -> str:
-    import os
-
-    return os.strerror(err) if err else ""
+def _one(value: Any) -> Any:
+    """An optional column's value, or None when empty."""
+    return value[0] if value else None
 
 
 class Ovsdb:
@@ -72,98 +101,90 @@ class Ovsdb:
         helper = ovs.db.idl.SchemaHelper(None, _fetch_schema(remote, timeout))
         for t in TABLES:
             helper.register_table(t)
-        self.idl = ovs.db.idl.Idl(remote, helper)
-        self._run_until(lambda: self.idl.has_ever_connected() and self._root() is not None,
-                        "initial contents")
+        idl = connection.OvsdbIdl(remote, helper)
+        self._conn = connection.Connection(idl, timeout)
+        self.api = impl_idl.OvsdbIdl(self._conn, start=False)
+        try:
+            self._conn.start()
+        except Exception as exc:  # noqa: BLE001 - ovsdbapp raises bare exceptions here
+            idl.close()
+            raise OvsdbUnreachable(f"OVSDB at {remote}: no initial contents within "
+                                   f"{timeout:g}s ({exc})") from None
 
     def close(self) -> None:
-        self.idl.close()
+        self._conn.stop(self.timeout)
 
-    # ------------------------------------------------------------------ plumbing of the IDL
-    def run(self) -> None:
-        """Process pending updates from the server."""
-        self.idl.run()
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _replica(self) -> Iterator[dict[str, Any]]:
+        """The IDL's tables, held still (the connection thread waits meanwhile)."""
+        with self._conn.lock:
+            yield self.api.tables
 
-    def connected(self) -> bool:
-        self.idl.run()
-        return self.idl._session.is_connected()
+    def _row(self, table: str, name: str):
+        with self._replica() as tables:
+            return next((r for r in tables[table].rows.values() if r.name == name), None)
 
-    def _run_until(self, cond: Callable[[], bool], what: str, timeout: float | None = None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            self.idl.run()
-            if cond():
-                return
+    def _wait(self, cond: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not cond():
             if time.monotonic() > deadline:
                 raise OvsdbError(f"OVSDB at {self.remote}: timed out waiting for {what}")
-            poller = ovs.poller.Poller()
-            self.idl.wait(poller)
-            poller.timer_wait(50)
-            poller.block()
+            time.sleep(POLL)
 
-    def _rows(self, table: str):
-        return self.idl.tables[table].rows.values()
+    def transact(self, commands: list, what: str) -> None:
+        """Commit ``commands`` (ovsdbapp commands) as one transaction.
 
-    def _root(self):
-        return next(iter(self._rows("Open_vSwitch")), None)
-
-    def transact(self, build: Callable[[Txn], None], what: str) -> None:
-        """Build and commit one transaction, retrying on TRY_AGAIN until the timeout."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            self.idl.run()
-            if not self.idl._session.is_connected():
-                raise OvsdbError(f"{what}: OVSDB at {self.remote} is not reachable")
-            seqno = self.idl.change_seqno
-            txn = Txn(self.idl)
-            build(txn)
-            status = txn.commit()
-            while status == Txn.INCOMPLETE:
-                if time.monotonic() > deadline:
-                    txn.abort()
-                    raise OvsdbError(f"{what}: OVSDB at {self.remote} did not answer")
-                poller = ovs.poller.Poller()
-                self.idl.wait(poller)
-                txn.wait(poller)
-                poller.timer_wait(50)
-                poller.block()
-                self.idl.run()
-                status = txn.commit()
-            if status in (Txn.SUCCESS, Txn.UNCHANGED):
-                return
-            if status != Txn.TRY_AGAIN or time.monotonic() > deadline:
-                raise OvsdbError(f"{what}: OVSDB transaction {status}: {txn.get_error()}")
-            self._run_until(lambda s=seqno: self.idl.change_seqno != s or
-                            not self.idl._session.is_connected(), what)
+        Fails at once when the server does not accept connections (rather than after the
+        timeout, with a plug half done meanwhile).
+        """
+        if not commands:
+            return
+        try:
+            _open(self.remote, min(1.0, self.timeout)).close()
+        except OvsdbUnreachable as exc:
+            raise OvsdbUnreachable(f"{what}: OVSDB at {self.remote} is not reachable "
+                                   f"({exc})") from None
+        try:
+            with self.api.transaction(check_error=True, log_errors=False) as txn:
+                for cmd in commands:
+                    txn.add(cmd)
+        except ovsdbapp_exc.TimeoutException:
+            raise OvsdbUnreachable(f"{what}: OVSDB at {self.remote} is not reachable (no "
+                                   f"answer within {self.timeout:g}s)") from None
+        except idlutils.RowNotFound as exc:
+            raise OvsdbError(f"{what}: {exc}") from None
+        except RuntimeError as exc:
+            if "timed out" in str(exc):
+                raise OvsdbUnreachable(f"{what}: OVSDB at {self.remote} is not reachable (no "
+                                       f"answer within {self.timeout:g}s)") from None
+            raise OvsdbError(f"{what}: OVSDB transaction failed: {exc}") from None
 
     # ------------------------------------------------------------------ lookups
-    def bridge(self, name: str):
-        return next((b for b in self._rows("Bridge") if b.name == name), None)
-
-    def port(self, name: str):
-        return next((p for p in self._rows("Port") if p.name == name), None)
-
-    def interface(self, name: str):
-        return next((i for i in self._rows("Interface") if i.name == name), None)
-
     def ofport(self, name: str) -> int:
-        iface = self.interface(name)
-        return iface.ofport[0] if iface is not None and iface.ofport else -1
+        iface = self._row("Interface", name)
+        return _one(iface.ofport) if iface is not None and iface.ofport else -1
 
     def dpid(self, bridge: str) -> int | None:
-        br = self.bridge(bridge)
+        br = self._row("Bridge", bridge)
         return int(br.datapath_id[0], 16) if br is not None and br.datapath_id else None
+
+    def interface_external_ids(self, name: str) -> dict[str, str]:
+        """``external_ids`` of interface ``name`` (empty when there is none)."""
+        with self._replica() as tables:
+            iface = next((r for r in tables["Interface"].rows.values() if r.name == name), None)
+            return dict(iface.external_ids) if iface is not None else {}
 
     def endpoint_ports(self, bridge: str) -> list[tuple[str, dict[str, str], int, str]]:
         """(port name, interface external_ids, ofport, error) for every endpoint port anywhere."""
-        self.idl.run()
         res = []
-        for port in self._rows("Port"):
-            for iface in port.interfaces:
-                ids = dict(iface.external_ids)
-                if "endpoint-id" in ids:
-                    res.append((port.name, ids, iface.ofport[0] if iface.ofport else -1,
-                                iface.error[0] if iface.error else ""))
+        with self._replica() as tables:
+            for port in tables["Port"].rows.values():
+                for iface in port.interfaces:
+                    ids = dict(iface.external_ids)
+                    if "endpoint-id" in ids:
+                        res.append((port.name, ids, _one(iface.ofport) or -1,
+                                    _one(iface.error) or ""))
         return res
 
     def actual(self, bridge: str, link_exists: Callable[[str], bool]) -> list[Actual]:
@@ -181,96 +202,81 @@ class Ovsdb:
     # ------------------------------------------------------------------ changes
     def ensure_bridge(self, spec: BridgeSpec) -> None:
         """Create ``spec.name`` (controller in the same transaction) or repair its settings."""
-        def build(txn: Txn) -> None:
-            br = self.bridge(spec.name)
-            new = br is None
-            if new:
-                br = txn.insert(self.idl.tables["Bridge"])
-                br.name = spec.name
-                iface = txn.insert(self.idl.tables["Interface"])
-                iface.name, iface.type = spec.name, "internal"
-                port = txn.insert(self.idl.tables["Port"])
-                port.name, port.interfaces = spec.name, [iface]
-                br.ports = [port]
-                self._root().addvalue("bridges", br.uuid)
-            if new or br.datapath_type != spec.datapath_type:
-                br.datapath_type = spec.datapath_type
-            if new or list(br.protocols) != list(spec.protocols):
-                br.protocols = list(spec.protocols)
-            if new or (br.fail_mode[0] if br.fail_mode else None) != spec.fail_mode:
-                br.fail_mode = [spec.fail_mode] if spec.fail_mode else []
-            have = {} if new else dict(br.other_config)
-            for k, v in spec.other_config:
-                if have.get(k) != v:
-                    br.setkey("other_config", k, v)
-            targets = [] if new else sorted(c.target for c in br.controller)
-            want = [spec.controller] if spec.controller else []
-            if targets != want:
-                rows = []
-                for t in want:
-                    ctrl = txn.insert(self.idl.tables["Controller"])
-                    ctrl.target = t
-                    rows.append(ctrl)
-                br.controller = rows
-        self.transact(build, f"bridge {spec.name}")
-        self._run_until(lambda: self.dpid(spec.name) is not None, f"datapath id of {spec.name}")
+        api, name = self.api, spec.name
+        with self._replica():
+            br = self._row("Bridge", name)
+            have = None if br is None else {
+                "datapath_type": br.datapath_type, "protocols": list(br.protocols),
+                "fail_mode": _one(br.fail_mode), "other_config": dict(br.other_config),
+                "controller": sorted(c.target for c in br.controller)}
+        cmds = []
+        if have is None:
+            cmds.append(api.add_br(name, may_exist=True, datapath_type=spec.datapath_type))
+            have = {"datapath_type": spec.datapath_type, "protocols": [], "fail_mode": None,
+                    "other_config": {}, "controller": []}
+        elif have["datapath_type"] != spec.datapath_type:
+            cmds.append(api.db_set("Bridge", name, ("datapath_type", spec.datapath_type)))
+        if have["protocols"] != list(spec.protocols):
+            cmds.append(api.db_set("Bridge", name, ("protocols", list(spec.protocols))))
+        if have["fail_mode"] != spec.fail_mode:
+            cmds.append(api.set_fail_mode(name, spec.fail_mode) if spec.fail_mode
+                        else api.db_clear("Bridge", name, "fail_mode"))
+        missing = {k: v for k, v in spec.other_config if have["other_config"].get(k) != v}
+        if missing:
+            cmds.append(api.db_set("Bridge", name, ("other_config", missing)))
+        want = [spec.controller] if spec.controller else []
+        if have["controller"] != want:
+            cmds.append(api.set_controller(name, want) if want else api.del_controller(name))
+        self.transact(cmds, f"bridge {name}")
+        self._wait(lambda: self.dpid(name) is not None, f"datapath id of {name}")
 
     def ensure_port(self, bridge: str, name: str, type_: str = "",
                     options: dict[str, str] | None = None,
                     external_ids: dict[str, str] | None = None) -> int:
         """Add port ``name`` to ``bridge`` (or fix its type/options); returns its ofport."""
-        def build(txn: Txn) -> None:
-            br = self.bridge(bridge)
-            if br is None:
-                raise OvsdbError(f"port {name}: bridge {bridge} does not exist")
-            port = self.port(name)
-            if port is not None and port.uuid not in {p.uuid for p in br.ports}:
-                for other in self._rows("Bridge"):
-                    if port.uuid in {p.uuid for p in other.ports}:
-                        other.delvalue("ports", port.uuid)
-                port = None
-            if port is None:
-                iface = txn.insert(self.idl.tables["Interface"])
-                iface.name = name
-                port = txn.insert(self.idl.tables["Port"])
-                port.name, port.interfaces = name, [iface]
-                br.addvalue("ports", port.uuid)
-                iface.type = type_
-                if options is not None:
-                    iface.options = options
-                if external_ids is not None:
-                    iface.external_ids = external_ids
-                return
-            iface = port.interfaces[0]
-            if iface.type != type_:
-                iface.type = type_
-            if options is not None and dict(iface.options) != options:
-                iface.options = options
-            if external_ids is not None and dict(iface.external_ids) != external_ids:
-                iface.external_ids = external_ids
-        self.transact(build, f"port {name} on {bridge}")
+        api = self.api
+        with self._replica() as tables:
+            bridges = {b.name: {p.name for p in b.ports} for b in tables["Bridge"].rows.values()}
+            # our ports have one interface, named as the port
+            iface = next((r for r in tables["Interface"].rows.values() if r.name == name), None)
+            have = None if iface is None else {"type": iface.type, "options": dict(iface.options),
+                                               "external_ids": dict(iface.external_ids)}
+        if bridge not in bridges:
+            raise OvsdbError(f"port {name}: bridge {bridge} does not exist")
+        holders = [b for b, ports in bridges.items() if name in ports]
+        cmds = []
+        if holders != [bridge] or have is None:  # (re)create it on this bridge
+            cmds += [api.del_port(name, bridge=b) for b in holders]
+            attrs: dict[str, Any] = {"type": type_}
+            if options is not None:
+                attrs["options"] = options
+            if external_ids is not None:
+                attrs["external_ids"] = external_ids
+            cmds.append(api.add_port(bridge, name, may_exist=False, **attrs))
+        else:  # repair what differs
+            if have["type"] != type_:
+                cmds.append(api.db_set("Interface", name, ("type", type_)))
+            for column, value in (("options", options), ("external_ids", external_ids)):
+                if value is not None and have[column] != value:
+                    cmds += [api.db_clear("Interface", name, column),
+                             api.db_set("Interface", name, (column, value))]
+        self.transact(cmds, f"port {name} on {bridge}")
         return self.wait_ofport(name)
 
     def wait_ofport(self, name: str) -> int:
         """The ofport OVS assigned to interface ``name``; error if OVS could not open it."""
         def ready() -> bool:
-            iface = self.interface(name)
+            iface = self._row("Interface", name)
             return iface is not None and bool(iface.ofport) and (
                 iface.ofport[0] != 0 or bool(iface.error))
-        self._run_until(ready, f"ofport of {name}")
-        iface = self.interface(name)
-        if iface.error or iface.ofport[0] < 0:
-            err = iface.error[0] if iface.error else "no ofport"
-            raise OvsdbError(f"port {name}: OVS could not open it: {err}")
-        return iface.ofport[0]
+        self._wait(ready, f"ofport of {name}")
+        iface = self._row("Interface", name)
+        ofport, error = _one(iface.ofport), _one(iface.error)
+        if error or ofport < 0:
+            raise OvsdbError(f"port {name}: OVS could not open it: {error or 'no ofport'}")
+        return ofport
 
     def delete_port(self, name: str) -> None:
         """Remove port ``name`` from whatever bridge holds it (no-op when absent)."""
-        def build(txn: Txn) -> None:
-            port = self.port(name)
-            if port is None:
-                return
-            for br in self._rows("Bridge"):
-                if port.uuid in {p.uuid for p in br.ports}:
-                    br.delvalue("ports", port.uuid)
-        self.transact(build, f"delete port {name}")
+        if self._row("Port", name) is not None:
+            self.transact([self.api.del_port(name, if_exists=True)], f"delete port {name}")

@@ -74,8 +74,7 @@ class Plumber:
         return frozenset(n for n in self.links.links() if PORT_RE.match(n))
 
     def ifname_of(self, port_name: str) -> str:
-        iface = self.ovs.interface(port_name)
-        return dict(iface.external_ids).get("np-ifname", "") if iface is not None else ""
+        return self.ovs.interface_external_ids(port_name).get("np-ifname", "")
 
     def plug(self, want: Desired, preferred_ifname: str | None = None) -> Plugged:
         """Plug ``want``; on any failure remove what this call made and raise."""

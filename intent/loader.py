@@ -7,11 +7,11 @@ end``) and the whole document is rejected with :class:`intent.errors.ValidationE
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any
 
 from intent.errors import ValidationError
+from intent.jsontext import parse_json
 from intent.model import (
     NET_TYPES,
     VXLAN,
@@ -204,24 +204,24 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
 
 
 def read_json(source: dict | list | str | Path) -> Any:
-    """JSON from a parsed value, a JSON string, or a file path; errors become ValidationError."""
-    if isinstance(source, (dict, list)):
-        return source
+    """JSON from a parsed value, a JSON string, or a file path; errors become ValidationError.
+
+    Any file content gives one ValidationError naming the file (see :mod:`intent.jsontext`).
+    A ``str`` not starting with ``{``/``[`` is a path: never pass untrusted strings.
+    """
+    if not isinstance(source, (str, Path)):
+        return source  # already parsed
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(
             ("{", "["))):
         path = Path(source)
         try:
-            text = path.read_text()
+            data: bytes | str = path.read_bytes()
         except OSError as exc:
             raise ValidationError(f"{path}: cannot read: {exc.strerror}") from exc
         where = str(path)
     else:
-        text, where = source, "document"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: "
-                              f"{exc.msg}") from exc
+        data, where = source, "document"
+    return parse_json(data, where)
 
 
 def load_config(source: dict | str | Path, validate: bool = True) -> Config:

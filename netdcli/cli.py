@@ -2,6 +2,8 @@
 
 Exit codes: 0 success, 1 store unreachable or other failure, 2 invalid input (nothing written),
 3 not found, 4 conflict (duplicate, pool exhausted, lost race), 5 ``-wait`` timed out.
+Every failure is reported in ``netdcli: ...`` lines on stderr, never as a traceback (set
+``NETPLUGIN_DEBUG=1`` to see the traceback of an internal error).
 """
 
 from __future__ import annotations
@@ -187,6 +189,15 @@ def _show_host(store: Store, name: str) -> dict:
             "RealizedRevision": json.loads(realized)["revision"] if realized else None}
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160))} | {
+    10: "\\n", 13: "\\r", 9: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters and line separators escaped: one problem, one line."""
+    return message.translate(_CONTROL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -201,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
     except IntentError as exc:
         for problem in exc.problems:
-            print(f"netdcli: {problem}", file=sys.stderr)
+            print(f"netdcli: {one_line(problem)}", file=sys.stderr)
         if isinstance(exc, ValidationError) and len(exc.problems) > 1:
             print(f"netdcli: {len(exc.problems)} problems; nothing was written", file=sys.stderr)
         elif isinstance(exc, ValidationError):
@@ -209,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except StoreError as exc:
         print(f"netdcli: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("netdcli: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback on request
+        if os.environ.get("NETPLUGIN_DEBUG"):
+            raise
+        print(f"netdcli: internal error: {exc!r} (NETPLUGIN_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
         return 1
 
 

@@ -1,8 +1,12 @@
 """``netplugin-controller``: start the os-ken app manager with ``ryu_apps.netplugin`` on the
 eventlet hub, with ``ryu-manager``-style flags::
 
-    netplugin-controller [--ofp-tcp-listen-port 6653] [--etcd URL] [--rest-port 9999]
-                         [--rest-token TOKEN] [--config-file F] [--verbose]
+    netplugin-controller [--ofp-listen-host 127.0.0.1] [--ofp-tcp-listen-port 6653] [--etcd URL]
+                         [--rest-host 127.0.0.1] [--rest-port 9999] [--rest-token-file F]
+                         [--insecure] [--config-file F] [--verbose]
+
+OpenFlow and REST listen on loopback unless told otherwise; REST on any other address needs a
+token (or ``--insecure``), else the launcher exits 2 with one line saying what to do.
 """
 
 from __future__ import annotations
@@ -10,7 +14,28 @@ from __future__ import annotations
 import os
 import sys
 
+EXAMPLES = """examples:
+  netplugin-controller --etcd http://127.0.0.1:2379
+      OpenFlow on 127.0.0.1:6653, REST API on 127.0.0.1:9999 (no token needed on loopback)
+  netplugin-controller --ofp-listen-host 127.0.0.1 --ofp-tcp-listen-port 6653 --rest-port 9999
+  NETPLUGIN_REST_TOKEN=$(cat /etc/netplugin/token) netplugin-controller --rest-host 0.0.0.0
+  netplugin-controller --ofp-listen-host 10.0.0.1 --rest-host 10.0.0.1 \\
+      --rest-token-file /etc/netplugin/token   # clients send "Authorization: Bearer <token>"
+  netplugin-controller --rest-host 0.0.0.0 --insecure   # open REST API: trusted networks only
+"""
+
 os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
+
+
+def _listen_on_loopback(conf) -> None:
+    """OpenFlow on 127.0.0.1 unless ``--ofp-listen-host`` says otherwise (os-ken: 0.0.0.0)."""
+    from ryu_apps.framework import cfg
+
+    opt = cfg.StrOpt("ofp-listen-host", default="127.0.0.1",
+                     help="address OpenFlow listens on (default 127.0.0.1: switches on this "
+                          "machine only)")
+    conf.unregister_opt(opt)  # os-ken's, found by name
+    conf.register_cli_opt(opt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +60,20 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - registered already
             pass
     app_module.register_opts(conf)
+    _listen_on_loopback(conf)
     args = sys.argv[1:] if argv is None else argv
-    conf(args=args, project="netplugin", prog="netplugin-controller")
+    try:
+        conf(args=args, project="netplugin", prog="netplugin-controller",
+             description="The netplugin OpenFlow 1.3 controller and its REST API.")
+    except SystemExit:
+        if {"-h", "--help"} & set(args):
+            print(EXAMPLES)
+        raise
+    try:
+        app_module.rest_token_of(conf)
+    except app_module.StartupError as exc:
+        print(f"netplugin-controller: {exc}", file=sys.stderr)
+        return 2
     if conf.ofp_tcp_listen_port is None:
         conf.set_override("ofp_tcp_listen_port", 6653)
     logging.basicConfig(

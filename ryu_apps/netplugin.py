@@ -3,11 +3,19 @@
 Thin: it hands switch connections and replies to :class:`ryu_apps.core.Controller` and serves the
 REST API (:mod:`ryu_apps.rest`) on the hub.  Works under the project's launcher
 (``netplugin-controller``) and under ``ryu-manager ryu_apps.netplugin`` alike.
+
+Safe by default: the REST API listens on 127.0.0.1; on any other address it needs a bearer token
+(``--rest-token-file``, ``$NETPLUGIN_REST_TOKEN`` or ``--rest-token``) unless ``--insecure`` is
+given, or the controller refuses to start (:func:`rest_token`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
 
 from ryu_apps.core import Controller
 from ryu_apps.framework import (
@@ -21,16 +29,27 @@ from ryu_apps.framework import (
     ofproto_v1_3,
     set_ev_cls,
 )
+from ryu_apps.rest_input import MAX_BODY
 
 LOG = logging.getLogger(__name__)
+TOKEN_ENV = "NETPLUGIN_REST_TOKEN"
 
 OPTS = [
     cfg.StrOpt("etcd", default="http://127.0.0.1:2379",
                help="etcd client URL of the intent store (memory:// for a private one)"),
-    cfg.StrOpt("rest-host", default="0.0.0.0", help="address the REST API listens on"),
+    cfg.StrOpt("rest-host", default="127.0.0.1",
+               help="address the REST API listens on; any but loopback needs a token "
+                    "(or --insecure)"),
     cfg.IntOpt("rest-port", default=9999, help="REST API port (0: no REST API)"),
+    cfg.StrOpt("rest-token-file", default=None,
+               help=f"file holding the bearer token the REST API requires (or ${TOKEN_ENV})"),
     cfg.StrOpt("rest-token", default=None, secret=True,
-               help="bearer token the REST API requires (none: open)"),
+               help="bearer token the REST API requires (visible in ps: prefer "
+                    "--rest-token-file)"),
+    cfg.BoolOpt("insecure", default=False,
+                help="allow the REST API on a non-loopback address without a token"),
+    cfg.IntOpt("rest-max-body", default=MAX_BODY, min=1,
+               help="largest REST request body in bytes (larger: 413)"),
     cfg.FloatOpt("audit-interval", default=60.0,
                  help="seconds between re-reads of every switch (0: only on connect)"),
     cfg.FloatOpt("switch-timeout", default=60.0, help="seconds to wait for a switch's answer"),
@@ -52,6 +71,49 @@ def register_opts(conf) -> None:
 register_opts(cfg.CONF)
 
 
+class StartupError(Exception):
+    """The controller must not start as configured; the message says what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps a service reachable from this machine only."""
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def rest_token(host: str, port: int, token: str | None, token_file: str | None,
+               insecure: bool, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The REST API's bearer token (None: open), or StartupError when it would listen beyond
+    loopback without one and without ``insecure``."""
+    if token and token_file:
+        raise StartupError("give only one of --rest-token and --rest-token-file")
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise StartupError(f"--rest-token-file {token_file}: cannot read: {why}") from None
+        if not token:
+            raise StartupError(f"--rest-token-file {token_file}: the file is empty")
+    token = token or environ.get(TOKEN_ENV, "").strip() or None
+    if port and not token and not insecure and not is_loopback(host):
+        raise StartupError(
+            f"refusing to serve the REST API on {host}:{port} without a token: give "
+            f"--rest-token-file FILE (or ${TOKEN_ENV}), or listen on --rest-host 127.0.0.1, "
+            f"or add --insecure to serve it open")
+    return token
+
+
+def rest_token_of(conf) -> str | None:
+    """:func:`rest_token` for the parsed options ``conf``."""
+    return rest_token(conf.rest_host, conf.rest_port, conf.rest_token, conf.rest_token_file,
+                      conf.insecure)
+
+
 class NetPluginApp(RyuApp):
     """Switch lifecycle events → controller engine; REST API on the hub."""
 
@@ -62,6 +124,10 @@ class NetPluginApp(RyuApp):
         from intent.store_etcd import open_store
 
         conf = self.CONF
+        try:
+            self._rest_token = rest_token_of(conf)
+        except StartupError as exc:  # ryu-manager: exit with the message, not a traceback
+            raise SystemExit(f"netplugin: {exc}") from None
         install_raw_stats()
         self.store = kwargs.get("store") or open_store(conf.etcd)
         self.controller = Controller(self.store, audit_interval=conf.audit_interval,
@@ -72,13 +138,20 @@ class NetPluginApp(RyuApp):
     def start(self):
         thread = super().start()
         self.controller.start()
+        LOG.info("OpenFlow on %s:%s", getattr(self.CONF, "ofp_listen_host", "?"),
+                 getattr(self.CONF, "ofp_tcp_listen_port", None) or 6653)
         if self.rest_port:
             from ryu_apps.rest import RestApi
 
-            api = RestApi(self.store, self.controller, token=self.CONF.rest_token)
+            api = RestApi(self.store, self.controller, token=self._rest_token,
+                          max_body=self.CONF.rest_max_body)
             self._rest_server = hub.WSGIServer((self.CONF.rest_host, self.rest_port), api)
             hub.spawn(self._rest_server.serve_forever)
-            LOG.info("REST API on %s:%d", self.CONF.rest_host, self.rest_port)
+            LOG.info("REST API on %s:%d (%s)", self.CONF.rest_host, self.rest_port,
+                     "bearer token required" if self._rest_token else "open")
+            if not self._rest_token and not is_loopback(self.CONF.rest_host):
+                LOG.warning("REST API on %s without a token (--insecure): anyone who reaches "
+                            "it can change every network", self.CONF.rest_host)
         return thread
 
     def stop(self) -> None:

@@ -6,54 +6,63 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
+from ryu_apps.rest_input import PATH_PARAMS, QUERY
+
+# What the loader (intent.loader) accepts: keys case-insensitively; null or "" for an optional
+# value means "not given"; integers also as digit strings; network types in any case.
+_STR = {"type": "string", "nullable": True}
+_REQUIRED = {"type": "string", "minLength": 1}
+_INT = {"anyOf": [{"type": "integer", "nullable": True},
+                  {"type": "string", "pattern": "^\\s*[0-9]*\\s*$"}]}
+_RANGES = {"anyOf": [{"type": "string", "nullable": True}, {"type": "integer"}]}
+_NET_TYPE = {"type": "string", "nullable": True,
+             "pattern": "^\\s*([vV][lL][aA][nN]|[vV][xX][lL][aA][nN])?\\s*$"}
+
+
+def _list(item: str) -> dict[str, Any]:
+    return {"type": "array", "nullable": True, "items": {"$ref": f"#/components/schemas/{item}"}}
+
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Endpoint": {"type": "object", "required": ["Container"], "properties": {
-        "Container": _STR, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR}},
+        "Container": _REQUIRED, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR}},
     "Network": {"type": "object", "required": ["Name"], "properties": {
-        "Name": _STR, "PktTagType": {"type": "string", "enum": ["vlan", "vxlan"]},
-        "PktTag": _INT, "SubnetCIDR": _STR, "DefaultGw": _STR,
-        "Endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/Endpoint"}}}},
+        "Name": _REQUIRED, "PktTagType": _NET_TYPE, "PktTag": _INT, "SubnetCIDR": _STR,
+        "DefaultGw": _STR, "Endpoints": _list("Endpoint")}},
     "Tenant": {"type": "object", "required": ["Name"], "properties": {
-        "Name": _STR, "DefaultNetType": {"type": "string", "enum": ["vlan", "vxlan"]},
-        "SubnetPool": _STR, "AllocSubnetLen": _INT, "Vlans": _STR, "Vxlans": _STR,
-        "Networks": {"type": "array", "items": {"$ref": "#/components/schemas/Network"}}}},
+        "Name": _REQUIRED, "DefaultNetType": _NET_TYPE, "SubnetPool": _STR,
+        "AllocSubnetLen": _INT, "Vlans": _RANGES, "Vxlans": _RANGES,
+        "Networks": _list("Network")}},
     "Host": {"type": "object", "required": ["Name"], "properties": {
-        "Name": _STR, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
-    "Config": {"type": "object", "properties": {
-        "Hosts": {"type": "array", "items": {"$ref": "#/components/schemas/Host"}},
-        "Tenants": {"type": "array", "items": {"$ref": "#/components/schemas/Tenant"}}}},
+        "Name": _REQUIRED, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
+    "Config": {"type": "object", "properties": {"Hosts": _list("Host"),
+                                                "Tenants": _list("Tenant")}},
     "Bindings": {"type": "array", "items": {"type": "object", "required": ["Container", "Host"],
-                                            "properties": {"Container": _STR, "Host": _STR,
+                                            "properties": {"Container": _REQUIRED,
+                                                           "Host": _REQUIRED,
                                                            "AttachUUID": _STR}}},
-    "Errors": {"type": "object", "properties": {
-        "errors": {"type": "array", "items": _STR}}},
+    "Errors": {"type": "object", "required": ["errors"], "additionalProperties": False,
+               "properties": {"errors": {"type": "array", "minItems": 1,
+                                         "items": {"type": "string", "minLength": 1}}}},
 }
 
-_REASONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Missing or wrong token",
-            404: "Unknown object", 409: "Conflict (duplicate, in use, pool exhausted)"}
-_QUERY = {
-    "wait": "Seconds to wait until every connected switch realized the written revision",
-    "mode": "desired | add | delete", "revision": "Store revision to wait for",
-    "timeout": "Seconds to wait at most",
-}
+_REASONS = {200: "OK", 201: "Created", 400: "Invalid request (body, path name or query "
+            "parameter)", 401: "Missing or wrong token", 404: "Unknown object",
+            405: "Method not allowed", 409: "Conflict (duplicate, in use, pool exhausted)",
+            413: "Request body over the limit", 500: "Internal error (with a reference id)",
+            503: "Intent store unavailable (see Retry-After)"}
 
 
 def _params(route: Any) -> list[dict]:
-    out = [{"name": p, "in": "path", "required": True, "schema": _STR}
-           for p in re.findall(r"\{(\w+)\}", route.path)]
-    names = []
-    if route.method in ("POST", "DELETE"):
-        names.append("wait")
-    if route.handler == "post_config":
-        names.append("mode")
-    if route.handler == "wait":
-        names += ["revision", "timeout"]
-    out += [{"name": n, "in": "query", "required": n == "revision",
-             "description": _QUERY[n], "schema": {"type": "number"}
-             if n in ("wait", "timeout", "revision") else _STR} for n in names]
+    out = []
+    for p in re.findall(r"\{(\w+)\}", route.path):
+        spec = PATH_PARAMS[p]
+        out.append({"name": p, "in": "path", "required": True, "description": spec.what,
+                    "schema": {"type": "string", "pattern": f"^{spec.pattern}$",
+                               "maxLength": spec.max_length}})
+    out += [{"name": n, "in": "query", "required": QUERY[n].required,
+             "description": QUERY[n].description, "schema": QUERY[n].schema()}
+            for n in route.query]
     return out
 
 
@@ -65,7 +74,9 @@ def document(routes: Iterable[Any], prefix: str) -> dict:
                               "parameters": _params(r), "responses": {}}
         op["responses"][str(r.ok)] = {"description": _REASONS[r.ok], "content": {
             "application/json": {"schema": {}}}}
-        codes = set(r.errors) | ({401} if r.handler != "openapi" else set())
+        codes = set(r.errors) | ({401, 503} if r.handler != "openapi" else set()) | {500}
+        if r.query or "{" in r.path:
+            codes.add(400)
         for code in sorted(codes):
             op["responses"][str(code)] = {"description": _REASONS[code], "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}

@@ -2,9 +2,12 @@
 
 Writes go through ``allocator.write`` (each reads only the objects it names and commits
 all-or-nothing).
-Errors are JSON ``{"errors": [...]}`` with 400 (invalid), 404 (unknown), 409 (conflict/pool
-exhausted), 401 (missing/wrong bearer token when one is configured).  Every write accepts
+Errors are JSON ``{"errors": [...]}`` with 400 (invalid: body, path name, query parameter), 401
+(missing/wrong bearer token when one is configured), 404 (unknown), 405, 409 (conflict/pool
+exhausted), 413 (body over the limit), 503 with ``Retry-After`` (store unreachable) and 500
+("internal error" with a reference id; the traceback goes to the log only).  Every write accepts
 ``?wait=SECONDS``: the answer then comes once every connected switch realized the new revision.
+What a request may carry is declared in :mod:`ryu_apps.rest_input`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hmac
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +29,22 @@ from intent import keys
 from intent.codec import loads
 from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
+from intent.jsontext import MAX_DEPTH
 from intent.loader import load_bindings, load_config, load_document
 from intent.model import EndpointConfig, EndpointSpec, NetworkConfig, NetworkSpec, TenantConfig
-from intent.store import Store
+from intent.store import Store, StoreUnavailable
+from ryu_apps.rest_input import (
+    MAX_BODY,
+    HttpError,
+    path_params,
+    query_params,
+    read_body,
+    show,
+)
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+RETRY_AFTER = 2  # seconds, in a 503's Retry-After
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class Route:
     body: str | None = None  # name of the request schema (see ryu_apps.openapi.SCHEMAS)
     ok: int = 200
     errors: tuple[int, ...] = ()
+    query: tuple[str, ...] = ()  # names in ryu_apps.rest_input.QUERY
 
     @property
     def regex(self) -> re.Pattern:
@@ -51,49 +66,82 @@ class Route:
 
 
 W = (400, 404, 409)
+BODY_WRITE = W + (413,)
+WAIT = ("wait",)
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/openapi.json", "openapi", "This document"),
-    Route("POST", "/config", "post_config", "Apply a whole intent document "
-          "(?mode=desired|add|delete, like netdcli -cfg/-add-cfg/-del-cfg)", "Config", 200, W),
+    Route("POST", "/config", "post_config", "Apply a whole intent document (?mode=add, the "
+          "default, like netdcli -add-cfg; ?mode=desired like -cfg: deletes what the document "
+          "does not have; ?mode=delete like -del-cfg)", "Config", 200, BODY_WRITE,
+          ("mode", "wait")),
     Route("GET", "/tenants", "list_tenants", "List tenants"),
     Route("POST", "/tenants", "create_tenant", "Create a tenant (with its networks)", "Tenant",
-          201, W),
-    Route("GET", "/tenants/{name}", "get_tenant", "Get a tenant", errors=(404,)),
-    Route("DELETE", "/tenants/{name}", "delete_tenant", "Delete a tenant and its networks",
-          errors=W),
-    Route("POST", "/tenants/{name}/networks", "create_network", "Create a network in a tenant",
-          "Network", 201, W),
+          201, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}", "get_tenant", "Get a tenant", errors=(400, 404)),
+    Route("DELETE", "/tenants/{tenant}", "delete_tenant", "Delete a tenant and its networks",
+          errors=W, query=WAIT),
+    Route("POST", "/tenants/{tenant}/networks", "create_network", "Create a network in a tenant",
+          "Network", 201, BODY_WRITE, WAIT),
     Route("GET", "/networks", "list_networks", "List networks (config and allocated values)"),
-    Route("GET", "/networks/{name}", "get_network", "Get a network", errors=(404,)),
-    Route("DELETE", "/networks/{name}", "delete_network", "Delete a network", errors=W),
-    Route("POST", "/networks/{name}/endpoints", "create_endpoint", "Create an endpoint",
-          "Endpoint", 201, W),
+    Route("GET", "/networks/{network}", "get_network", "Get a network", errors=(400, 404)),
+    Route("DELETE", "/networks/{network}", "delete_network", "Delete a network", errors=W,
+          query=WAIT),
+    Route("POST", "/networks/{network}/endpoints", "create_endpoint", "Create an endpoint",
+          "Endpoint", 201, BODY_WRITE, WAIT),
     Route("GET", "/endpoints", "list_endpoints", "List endpoints (resolved: IP, MAC, host)"),
-    Route("GET", "/endpoints/{id}", "get_endpoint", "Get an endpoint", errors=(404,)),
-    Route("DELETE", "/endpoints/{id}", "delete_endpoint", "Delete an endpoint", errors=W),
+    Route("GET", "/endpoints/{id}", "get_endpoint", "Get an endpoint", errors=(400, 404)),
+    Route("DELETE", "/endpoints/{id}", "delete_endpoint", "Delete an endpoint", errors=W,
+          query=WAIT),
     Route("POST", "/bindings", "post_bindings", "Bind endpoints to hosts late "
-          "(like netdcli -host-bindings-cfg)", "Bindings", 200, W),
+          "(like netdcli -host-bindings-cfg)", "Bindings", 200, BODY_WRITE, WAIT),
     Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
-    Route("GET", "/hosts/{name}/flows", "host_flows",
+    Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
-          errors=(404,)),
+          errors=(400, 404)),
     Route("GET", "/problems", "problems", "Store values the controller cannot use (each "
           "quarantines only its own object: its last good value stays in force)"),
     Route("GET", "/wait", "wait", "Wait until every connected switch realized ?revision=R "
-          "(?timeout=S)", errors=(400,)),
+          "(?timeout=S)", errors=(400,), query=("revision", "timeout")),
 )
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, problems: list[str]):
-        super().__init__("; ".join(problems))
-        self.status = status
-        self.problems = problems
 
 
 def _json(status: int, data: Any) -> Response:
     return Response(status=status, content_type="application/json", charset="utf-8",
                     body=json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def _body_stream(req: Request) -> Any:
+    """The request body as a stream; a chunked one straight from the server (webob would see
+    none without a length), which de-chunks it."""
+    if req.content_length is None and "chunked" in req.headers.get("Transfer-Encoding", "").lower():
+        return req.body_file_raw
+    return req.body_file
+
+
+def _expect(body: Any, kind: type, what: str) -> Any:
+    """``body`` if it is a ``kind`` (the loaders read a bare string as a file path: never that)."""
+    if not isinstance(body, kind):
+        got = _JSON_TYPE.get(type(body), type(body).__name__)
+        raise ValidationError(f"request body: expected {what}, got {got}")
+    return body
+
+
+_JSON_TYPE = {dict: "an object", list: "an array", str: "a string", int: "a number",
+              float: "a number", bool: "true/false", type(None): "null"}
+
+
+def _raw_path(req: Request) -> str:
+    """The request path for a log line (undecoded: safe whatever its bytes)."""
+    return repr(req.environ.get("PATH_INFO", ""))
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the request, its checked query parameters and its parsed body."""
+
+    req: Request
+    query: dict[str, Any]
+    body: Any = None
 
 
 def _plain(obj: Any) -> dict:
@@ -107,11 +155,14 @@ class RestApi:
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,
-                 wait_default: float = 0.0) -> None:
+                 wait_default: float = 0.0, max_body: int = MAX_BODY,
+                 max_depth: int = MAX_DEPTH) -> None:
         self.store = store
         self.controller = controller
         self._token = token
         self.wait_default = wait_default
+        self.max_body = max_body
+        self.max_depth = max_depth
 
     # ------------------------------------------------------------------ WSGI plumbing
 
@@ -119,71 +170,80 @@ class RestApi:
         return self.handle(Request(environ))(environ, start_response)
 
     def handle(self, req: Request) -> Response:
+        """Dispatch one request; every answer is JSON, every error ``{"errors": [...]}``."""
         try:
-            if not req.path.startswith(PREFIX + "/"):
-                raise HttpError(404, [f"no such resource: {req.path}"])
-            path = req.path[len(PREFIX):]
-            allowed = []
-            for route in ROUTES:
-                m = route.regex.match(path)
-                if not m:
-                    continue
-                allowed.append(route.method)
-                if route.method != req.method:
-                    continue
-                if route.handler != "openapi":
-                    self._authorize(req)
-                data = getattr(self, route.handler)(req, **m.groupdict())
-                if isinstance(data, Response):
-                    return data
-                return _json(route.ok, data)
-            if allowed:
-                raise HttpError(405, [f"{req.method} not allowed on {req.path}; "
-                                      f"allowed: {', '.join(allowed)}"])
-            raise HttpError(404, [f"no such resource: {req.path}"])
+            return self._dispatch(req)
         except HttpError as exc:
             resp = _json(exc.status, {"errors": exc.problems})
+            resp.headers.update(exc.headers)
             if exc.status == 401:
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="netplugin"'
             return resp
         except IntentError as exc:
             return _json(exc.http_status, {"errors": exc.problems})
-        except Exception as exc:  # noqa: BLE001 - answer, never drop the connection
-            LOG.exception("%s %s failed", req.method, req.path)
-            return _json(500, {"errors": [f"internal error: {exc!r}"]})
+        except StoreUnavailable as exc:
+            LOG.warning("%s %s: %s", req.method, _raw_path(req), exc)
+            resp = _json(503, {"errors": [f"intent store unavailable: {exc}; try again later"]})
+            resp.headers["Retry-After"] = str(RETRY_AFTER)
+            return resp
+        except Exception:  # noqa: BLE001 - answer, never drop the connection or leak a traceback
+            ref = uuid.uuid4().hex[:12]
+            LOG.exception("%s %s failed (reference %s)", req.method, _raw_path(req), ref)
+            return _json(500, {"errors": [f"internal error (reference {ref}); the details are "
+                                          f"in the controller's log"]})
+
+    def _dispatch(self, req: Request) -> Response:
+        try:
+            full = req.path
+            raw_query = list(req.GET.items())
+        except UnicodeDecodeError:
+            raise HttpError(400, ["request URL: not UTF-8"]) from None
+        if not full.startswith(PREFIX + "/"):
+            raise HttpError(404, [f"no such resource: {show(full)}"])
+        path = full[len(PREFIX):]
+        allowed = []
+        for route in ROUTES:
+            m = route.regex.match(path)
+            if not m:
+                continue
+            allowed.append(route.method)
+            if route.method != req.method:
+                continue
+            if route.handler != "openapi":
+                self._authorize(req)
+            path_params(m.groupdict())
+            query = query_params(raw_query, route.query)
+            body = None
+            if route.body:
+                body = read_body(_body_stream(req), req.content_length, route.body,
+                                 self.max_body, self.max_depth)
+            data = getattr(self, route.handler)(Call(req, query, body), **m.groupdict())
+            if isinstance(data, Response):
+                return data
+            return _json(route.ok, data)
+        if allowed:
+            raise HttpError(405, [f"{req.method} not allowed on {show(full)}; "
+                                  f"allowed: {', '.join(allowed)}"],
+                            {"Allow": ", ".join(allowed)})
+        raise HttpError(404, [f"no such resource: {show(full)}"])
 
     def _authorize(self, req: Request) -> None:
         if not self._token:
             return
         got = req.headers.get("Authorization", "")
         scheme, _, value = got.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
-                                                                 self._token.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                value.strip().encode("utf-8", "surrogateescape"), self._token.encode()):
             raise HttpError(401, ["missing or wrong bearer token"])
 
-    @staticmethod
-    def _body(req: Request) -> Any:
-        try:
-            return json.loads(req.body or b"null")
-        except ValueError as exc:
-            raise ValidationError(f"request body: invalid JSON: {exc}") from exc
-
-    def _written(self, req: Request, result: apply.ApplyResult) -> dict:
+    def _written(self, call: Call, result: apply.ApplyResult) -> dict:
         out = {"changed": result.changed, "revision": result.revision, "summary": result.summary}
-        wait = req.GET.get("wait")
+        wait = call.query.get("wait")
         if wait is not None or self.wait_default:
-            timeout = self._number(wait, "wait") if wait is not None else self.wait_default
+            timeout = wait if wait is not None else self.wait_default
             out["realized"] = bool(self.controller and
                                    self.controller.wait_realized(result.revision, timeout))
         return out
-
-    @staticmethod
-    def _number(value: str | None, name: str) -> float:
-        try:
-            return float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValidationError(f"query parameter {name}: expected a number, "
-                                  f"got {value!r}") from None
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -209,52 +269,50 @@ class RestApi:
 
     # ------------------------------------------------------------------ handlers
 
-    def openapi(self, req: Request) -> dict:
+    def openapi(self, call: Call) -> dict:
         from ryu_apps.openapi import document
 
         return document(ROUTES, PREFIX)
 
-    def post_config(self, req: Request) -> dict:
-        mode = req.GET.get("mode", "desired")
-        if mode not in ("desired", "add", "delete"):
-            raise ValidationError(f"query parameter mode: {mode!r} is not desired, add or delete")
-        body = self._body(req)
+    def post_config(self, call: Call) -> dict:
+        mode = call.query["mode"]
+        body = _expect(call.body, dict, "an object (Config)")
         doc = load_config(body) if mode == "desired" else load_document(body)
-        return self._written(req, apply.apply_config(self.store, doc, mode))
+        return self._written(call, apply.apply_config(self.store, doc, mode))
 
     def _tenant_view(self, t: TenantConfig, values: dict[str, str]) -> dict:
         idx = json.loads(values.get(keys.tenant_index(t.name)) or '{"networks": {}}')
         return dict(_plain(t), networks=sorted(idx.get("networks", {})))
 
-    def list_tenants(self, req: Request) -> list:
+    def list_tenants(self, call: Call) -> list:
         values = self._read(prefixes=[keys.CONFIG_TENANTS, keys.ALLOC_TENANT])
         return [self._tenant_view(t, values)
                 for t in self._objects(values, keys.CONFIG_TENANTS, TenantConfig).values()]
 
-    def get_tenant(self, req: Request, name: str) -> dict:
-        values = self._read([keys.tenant(name), keys.tenant_index(name)])
-        if keys.tenant(name) not in values:
-            raise NotFoundError(f'tenant "{name}" does not exist')
-        return self._tenant_view(loads(TenantConfig, values[keys.tenant(name)]), values)
+    def get_tenant(self, call: Call, tenant: str) -> dict:
+        values = self._read([keys.tenant(tenant), keys.tenant_index(tenant)])
+        if keys.tenant(tenant) not in values:
+            raise NotFoundError(f'tenant "{tenant}" does not exist')
+        return self._tenant_view(loads(TenantConfig, values[keys.tenant(tenant)]), values)
 
-    def create_tenant(self, req: Request) -> dict:
-        new = load_document({"Tenants": [self._body(req)]})
+    def create_tenant(self, call: Call) -> dict:
+        new = load_document({"Tenants": [call.body]})
         t = new.tenants[0]
-        return self._written(req, apply.apply_config(
+        return self._written(call, apply.apply_config(
             self.store, new, "add", create_only=frozenset({("tenant", t.name)}), paths=False))
 
-    def delete_tenant(self, req: Request, name: str) -> dict:
-        return self._written(req, apply.delete_object(self.store, "tenant", name))
+    def delete_tenant(self, call: Call, tenant: str) -> dict:
+        return self._written(call, apply.delete_object(self.store, "tenant", tenant))
 
-    def create_network(self, req: Request, name: str) -> dict:
-        self._stored(keys.tenant(name), TenantConfig, "tenant", name)
-        doc = load_document({"Tenants": [{"Name": name, "Networks": [self._body(req)]}]})
+    def create_network(self, call: Call, tenant: str) -> dict:
+        self._stored(keys.tenant(tenant), TenantConfig, "tenant", tenant)
+        doc = load_document({"Tenants": [{"Name": tenant, "Networks": [call.body]}]})
         net = doc.tenants[0].networks[0]
-        return self._written(req, apply.apply_config(
+        return self._written(call, apply.apply_config(
             self.store, doc, "add", create_only=frozenset({("network", net.name)}),
             paths=False))
 
-    def list_networks(self, req: Request) -> list:
+    def list_networks(self, call: Call) -> list:
         values = self._read(prefixes=[keys.CONFIG_NETWORKS, keys.STATE_NETWORKS,
                                       keys.CONFIG_ENDPOINTS])
         states = self._objects(values, keys.STATE_NETWORKS, NetworkSpec)
@@ -264,39 +322,39 @@ class RestApi:
         return [self._network_view(n, states.get(n.name), sorted(members.get(n.name, [])))
                 for n in self._objects(values, keys.CONFIG_NETWORKS, NetworkConfig).values()]
 
-    def get_network(self, req: Request, name: str) -> dict:
-        values = self._read([keys.network(name), keys.state_network(name)],
-                            [keys.alloc_ip_prefix(name)])
-        if keys.network(name) not in values:
-            raise NotFoundError(f'network "{name}" does not exist')
-        state = values.get(keys.state_network(name))
-        return self._network_view(loads(NetworkConfig, values[keys.network(name)]),
+    def get_network(self, call: Call, network: str) -> dict:
+        values = self._read([keys.network(network), keys.state_network(network)],
+                            [keys.alloc_ip_prefix(network)])
+        if keys.network(network) not in values:
+            raise NotFoundError(f'network "{network}" does not exist')
+        state = values.get(keys.state_network(network))
+        return self._network_view(loads(NetworkConfig, values[keys.network(network)]),
                                   loads(NetworkSpec, state) if state else None,
-                                  self._network_endpoints(values, name))
+                                  self._network_endpoints(values, network))
 
     @staticmethod
     def _network_view(net: Any, state: NetworkSpec | None, endpoints: list[str]) -> dict:
         return dict(_plain(net), endpoints=endpoints, state=_plain(state) if state else None)
 
-    def delete_network(self, req: Request, name: str) -> dict:
-        return self._written(req, apply.delete_object(self.store, "network", name))
+    def delete_network(self, call: Call, network: str) -> dict:
+        return self._written(call, apply.delete_object(self.store, "network", network))
 
-    def create_endpoint(self, req: Request, name: str) -> dict:
-        net = self._stored(keys.network(name), NetworkConfig, "network", name)
+    def create_endpoint(self, call: Call, network: str) -> dict:
+        net = self._stored(keys.network(network), NetworkConfig, "network", network)
         doc = load_document({"Tenants": [{"Name": net.tenant, "Networks": [{
-            "Name": net.name, "Endpoints": [self._body(req)]}]}]})
+            "Name": net.name, "Endpoints": [call.body]}]}]})
         ep = doc.tenants[0].networks[0].endpoints[0]
-        return self._written(req, apply.apply_config(
+        return self._written(call, apply.apply_config(
             self.store, doc, "add", create_only=frozenset({("endpoint", ep.id)}), paths=False))
 
-    def list_endpoints(self, req: Request) -> list:
+    def list_endpoints(self, call: Call) -> list:
         values = self._read(prefixes=[keys.STATE_ENDPOINTS, keys.OPER_ENDPOINTS])
         plugged = {keys.last_segment(k): json.loads(v) for k, v in values.items()
                    if k.startswith(keys.OPER_ENDPOINTS)}
         return [dict(_plain(e), oper=plugged.get(i))
                 for i, e in self._objects(values, keys.STATE_ENDPOINTS, EndpointSpec).items()]
 
-    def get_endpoint(self, req: Request, id: str) -> dict:  # noqa: A002 - route parameter
+    def get_endpoint(self, call: Call, id: str) -> dict:  # noqa: A002 - route parameter
         values = self._read([keys.state_endpoint(id), keys.oper_endpoint(id)])
         if keys.state_endpoint(id) not in values:
             raise NotFoundError(f'endpoint "{id}" does not exist')
@@ -304,13 +362,14 @@ class RestApi:
         return dict(_plain(loads(EndpointSpec, values[keys.state_endpoint(id)])),
                     oper=json.loads(oper) if oper else None)
 
-    def delete_endpoint(self, req: Request, id: str) -> dict:  # noqa: A002
-        return self._written(req, apply.delete_object(self.store, "endpoint", id))
+    def delete_endpoint(self, call: Call, id: str) -> dict:  # noqa: A002
+        return self._written(call, apply.delete_object(self.store, "endpoint", id))
 
-    def post_bindings(self, req: Request) -> dict:
-        return self._written(req, apply.apply_bindings(self.store, load_bindings(self._body(req))))
+    def post_bindings(self, call: Call) -> dict:
+        return self._written(call, apply.apply_bindings(self.store, load_bindings(
+            _expect(call.body, list, 'an array of {"Container", "Host", "AttachUUID"}'))))
 
-    def list_hosts(self, req: Request) -> list:
+    def list_hosts(self, call: Call) -> list:
         if self.controller is not None:
             rows = {h["name"]: h for h in self.controller.host_status()}
         else:
@@ -326,16 +385,16 @@ class RestApi:
                 row["realized_revision"] = json.loads(kv.value).get("revision")
         return [rows[k] for k in sorted(rows)]
 
-    def host_flows(self, req: Request, name: str) -> dict:
-        if self.controller is None or name not in self.controller.cache.hosts:
-            raise NotFoundError(f'host "{name}" is not registered')
+    def host_flows(self, call: Call, host: str) -> dict:
+        if self.controller is None or host not in self.controller.cache.hosts:
+            raise NotFoundError(f'host "{host}" is not registered')
         ctl = self.controller
-        state = ctl.desired(name)
+        state = ctl.desired(host)
         owner = ctl.describe
-        flows = sorted(state.flows | {ctl.marker(name)},
+        flows = sorted(state.flows | {ctl.marker(host)},
                        key=lambda f: (f.table, -f.priority, repr(f.match)))
         return {
-            "host": name, "revision": ctl.cache.revision,
+            "host": host, "revision": ctl.cache.revision,
             "flows": [{"table": f.table, "priority": f.priority, "cookie": f"{f.cookie:#x}",
                        "owner": owner(f.cookie, f.table),
                        "match": {m.name: m.value if m.mask is None else f"{m.value}/{m.mask}"
@@ -349,13 +408,12 @@ class RestApi:
                        for m in sorted(state.meters, key=lambda m: m.meter_id)],
         }
 
-    def problems(self, req: Request) -> dict:
+    def problems(self, call: Call) -> dict:
         """Store values the controller cannot use (each quarantines only its own object)."""
         found = dict(self.controller.cache.problems) if self.controller else {}
         return {"problems": [{"key": k, "problem": v} for k, v in sorted(found.items())]}
 
-    def wait(self, req: Request) -> dict:
-        rev = int(self._number(req.GET.get("revision"), "revision"))
-        timeout = self._number(req.GET.get("timeout", "30"), "timeout")
+    def wait(self, call: Call) -> dict:
+        rev, timeout = call.query["revision"], call.query["timeout"]
         ok = bool(self.controller and self.controller.wait_realized(rev, timeout))
         return {"revision": rev, "realized": ok}

@@ -217,8 +217,10 @@ def _wait_alive(state: BedState, name: str, pred: Callable[[], bool], timeout: f
 def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
                       say: Say) -> None:
     say(f">> controller: OpenFlow 127.0.0.1:{plan.ports.ofp}, REST {rest_url(plan)}")
-    cmd = [sys.executable, "-m", "ryu_apps", "--ofp-tcp-listen-port", str(plan.ports.ofp),
-           "--etcd", etcd_url(plan), "--rest-port", str(plan.ports.rest)]
+    # Loopback only: host namespaces reach OpenFlow through the unix-socket relays below.
+    cmd = [sys.executable, "-m", "ryu_apps", "--ofp-listen-host", "127.0.0.1",
+           "--ofp-tcp-listen-port", str(plan.ports.ofp), "--etcd", etcd_url(plan),
+           "--rest-host", "127.0.0.1", "--rest-port", str(plan.ports.rest)]
     log = workdir / "logs" / "controller.log"
     state.add_pid("controller", proc.spawn(cmd + (["--verbose"] if verbose else []), log,
                                            env=_python_env(), cwd=str(PROJECT_ROOT)))

@@ -93,7 +93,8 @@ class ControllerProc:
 
     def start(self) -> ControllerProc:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ryu_apps", "--ofp-tcp-listen-port", str(OF_PORT),
+            [sys.executable, "-m", "ryu_apps", "--ofp-listen-host", "127.0.0.1",
+             "--ofp-tcp-listen-port", str(OF_PORT),
              "--etcd", self.etcd_url, "--rest-port", str(REST_PORT), "--rest-host", "127.0.0.1",
              "--audit-interval", str(self.audit)], cwd=ROOT, stdout=open(self.log, "a"),
             stderr=subprocess.STDOUT)
