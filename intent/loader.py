@@ -7,6 +7,7 @@ end``) and the whole document is rejected with :class:`intent.errors.ValidationE
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "binding": ("Container", "Host", "AttachUUID"),
 }
 
+DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only ("²".isdigit() is True)
 VLAN_LIMITS = (1, 4094)
 VNI_LIMITS = (1, 16777215)
 
@@ -88,7 +90,7 @@ class _Reader:
             return None
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and DIGITS.fullmatch(value.strip()):
             return int(value.strip())
         self.problems.append(f"{path}.{key}: expected an integer, got {value!r}")
         return None
@@ -124,7 +126,7 @@ class _Reader:
             bounds = [b.strip() for b in part.split("-")]
             if len(bounds) == 1:
                 bounds = bounds * 2
-            if len(bounds) != 2 or not all(b.isdigit() for b in bounds):
+            if len(bounds) != 2 or not all(DIGITS.fullmatch(b) for b in bounds):
                 self.problems.append(f'{path}.{key} "{value}": "{part}" is not a {what} id '
                                      f'or range like "100-200"')
                 continue

@@ -48,7 +48,8 @@ class Registration:
 def _ip(value: Any, what: str) -> str:
     try:
         parts = value.split(".")
-        if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        if len(parts) != 4 or not all(p.isascii() and p.isdigit() and int(p) < 256
+                                      for p in parts):
             raise ValueError
         return ip_str(ip_int(value))
     except (AttributeError, ValueError):
