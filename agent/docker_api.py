@@ -64,9 +64,12 @@ class DockerAPI:
         self.path = socket_path(url)
         self.timeout = timeout
 
-    def _get(self, path: str, timeout: float | None = None) -> http.client.HTTPResponse:
-        conn = _UnixConnection(self.path, self.timeout if timeout is None else timeout)
+    def _get(self, path: str, stream: bool = False) -> http.client.HTTPResponse:
+        conn = _UnixConnection(self.path, self.timeout)
         try:
+            if stream:  # connect with a timeout, then wait for events as long as it takes
+                conn.connect()
+                conn.sock.settimeout(None)
             conn.request("GET", path, headers={"Host": "docker"})
             return conn.getresponse()
         except OSError as e:
@@ -124,7 +127,7 @@ class DockerAPI:
         """Docker's event stream (one dict per event) until the connection ends.  Subscribed
         when this returns: nothing after that is missed."""
         query = quote(json.dumps(filters, separators=(",", ":")))
-        resp = self._get(f"/events?filters={query}", timeout=None)
+        resp = self._get(f"/events?filters={query}", stream=True)
         if resp.status != 200:
             body = resp.read()[:200]
             resp.close()

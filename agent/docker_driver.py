@@ -163,7 +163,9 @@ class Driver:
             except (KeyError, TypeError, ValueError) as e:
                 msg = f"bad request to {path}: {e!r}"
         LOG.warning("%s: %s", path, msg)
-        return {"Err": f"netplugin: {msg}"}
+        # libnetwork reads "Err" from network drivers and "Error" from IPAM drivers
+        key = "Error" if path.startswith("/IpamDriver.") else "Err"
+        return {"Err": f"netplugin: {msg}"} | {key: f"netplugin: {msg}"}
 
     # ------------------------------------------------------------------ handshake
     def activate(self, _req: dict) -> dict:

@@ -27,6 +27,7 @@ import signal
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler
 
@@ -80,7 +81,9 @@ def make_app(driver: Driver) -> Callable:
             resp = Response(status=400, content_type=CONTENT_TYPE,
                             body=json.dumps({"Err": f"netplugin: body is not JSON: {e}"}).encode())
             return resp(environ, start_response)
+        started = time.monotonic()
         result = driver.handle(req.path, body)
+        took = (time.monotonic() - started) * 1000
         if result is None:
             resp = Response(status=404, content_type=CONTENT_TYPE,
                             body=json.dumps({"Err": f"netplugin: unknown method {req.path}"})
@@ -88,7 +91,7 @@ def make_app(driver: Driver) -> Callable:
         else:
             resp = Response(status=200, content_type=CONTENT_TYPE,
                             body=json.dumps(result).encode())
-        LOG.debug("%s %s -> %s", req.path, body, result)
+        LOG.debug("%s %s -> %s (%.1f ms)", req.path, body, result, took)
         return resp(environ, start_response)
 
     return app
@@ -169,7 +172,8 @@ class NameWatcher:
     def _session(self) -> None:
         if not self.api.ping():
             raise DockerUnavailable(f"Docker at {self.api.url} does not answer")
-        events = self.api.events({"type": ["network"], "event": ["connect"]})
+        events = self.api.events({"type": ["container", "network"],
+                                  "event": ["start", "connect"]})
         view = self.api.view([n.docker_id for n in self.driver.state.networks()])
         self.driver.reconcile(view, cleanup=not self.cleaned)
         self.cleaned = True
@@ -177,17 +181,23 @@ class NameWatcher:
         for ev in events:
             if self.stop.is_set():
                 return
-            nid = (ev.get("Actor") or {}).get("ID", "")
-            if self.driver.state.network(nid) is None:
-                continue
-            for eid, dep in (self.api.network_endpoints(nid) or {}).items():
-                self.driver.learn(eid, dep.container)
+            if ev.get("Type") == "network":  # docker network connect (and most docker runs)
+                nids = [(ev.get("Actor") or {}).get("ID", "")]
+            else:  # docker start of a stopped container: no connect event
+                nids = [n.docker_id for n in self.driver.state.networks()]
+            for nid in nids:
+                if self.driver.state.network(nid) is None:
+                    continue
+                for eid, dep in (self.api.network_endpoints(nid) or {}).items():
+                    self.driver.learn(eid, dep.container)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pyroute2", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.root.level))
     from intent.store_etcd import open_store
 
     try:
