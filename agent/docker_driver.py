@@ -282,10 +282,8 @@ class Driver:
         if req.get("IPv6Data"):
             raise DriverError("IPv6 is not supported")
         ipv4 = (req.get("IPv4Data") or [{}])[0]
-        name = opts.get(OPT_NETWORK)
-        if not name:
-            raise DriverError(f"-o {OPT_NETWORK}=NETWORK is needed (Docker does not tell a "
-                              f"network driver the network's name)")
+        name = opts.get(OPT_NETWORK) or self._network_of_pool(ipv4.get("Pool") or "",
+                                                              opts.get(OPT_TENANT))
         spec, created = self._ensure_network(name, opts.get(OPT_TENANT), ipv4.get("Pool"), opts)
         try:
             spec = self._check_type_tag(name, spec, opts)
@@ -300,6 +298,17 @@ class Driver:
             raise
         LOG.info("Docker network %s is netplugin network %s", _short(nid), name)
         return {}
+
+    def _network_of_pool(self, pool: str, tenant: str | None) -> str:
+        """Without ``-o netplugin.network``: the network the IPAM driver gave this pool."""
+        found = [n for n in I.networks_with_subnet(self.store, pool)
+                 if tenant in (None, n.tenant)]
+        if len(found) != 1:
+            where = f"{len(found)} netplugin networks have subnet {pool}" if pool else \
+                "no subnet given"
+            raise DriverError(f"-o {OPT_NETWORK}=NETWORK is needed ({where}; Docker does not "
+                              f"tell a network driver the network's name)")
+        return found[0].name
 
     def delete_network(self, req: dict) -> dict:
         nid = req["NetworkID"]

@@ -74,6 +74,19 @@ def endpoints_on(store: Store, host: str) -> list[EndpointSpec]:
     return out
 
 
+def networks_with_subnet(store: Store, subnet: str) -> list[NetworkSpec]:
+    """Every network whose subnet is ``subnet`` (a scan: for network creation only)."""
+    out = []
+    for kv in store.list(keys.STATE_NETWORKS):
+        try:
+            net = codec.loads(NetworkSpec, kv.value)
+        except (ValueError, TypeError):
+            continue
+        if net.subnet == subnet:
+            out.append(net)
+    return out
+
+
 def has_endpoints(store: Store, network: str) -> bool:
     return bool(store.list(keys.alloc_ip_prefix(network)))
 
@@ -226,5 +239,5 @@ def _require_endpoint(store: Store, ep_id: str) -> EndpointSpec:
 
 __all__ = ["add_endpoint", "address_owner", "create_network", "delete_endpoint",
            "delete_network", "endpoint_id", "endpoint_spec", "endpoints_on", "has_endpoints",
-           "network_config", "network_spec", "pin_subnet", "rename_endpoint", "tenant_config",
-           "update_network"]
+           "network_config", "network_spec", "networks_with_subnet", "pin_subnet",
+           "rename_endpoint", "tenant_config", "update_network"]

@@ -202,6 +202,21 @@ def test_network_create_makes_a_new_network_from_options_and_rm_deletes_it(store
     assert store.get(keys.docker_created("web")) is None
 
 
+def test_gateway_option_sets_a_new_networks_gateway_and_is_checked_on_others(store):
+    d = drv(store)
+    ok(d.handle("/IpamDriver.RequestPool", {"Pool": "11.1.9.0/24", "Options": {
+        "netplugin.network": "gw", "netplugin.tenant": "t1"}}))
+    gw = {"RequestAddressType": "com.docker.network.gateway"}
+    res = ok(d.handle("/IpamDriver.RequestAddress", {"PoolID": "gw", "Address": "11.1.9.254",
+                                                     "Options": gw}))
+    assert res["Address"] == "11.1.9.254/24"
+    assert next(n for n in read_resolved(store).networks if n.name == "gw").gateway == \
+        "11.1.9.254"
+    msg = err(d.handle("/IpamDriver.RequestAddress", {"PoolID": "fixed", "Address": "11.2.0.9",
+                                                      "Options": gw}))
+    assert 'gateway 11.2.0.9 disagrees with network "fixed" (gateway 11.2.0.1)' in msg
+
+
 def test_network_create_from_the_tenant_pool_pins_the_subnet(store):
     d = drv(store)
     pool = net_create(d, NID1, "auto")
@@ -237,6 +252,22 @@ def test_ipam_options_are_required(store):
     msg = err(d.handle("/IpamDriver.RequestPool", {"Options": {"netplugin.network": "orange"},
                                                    "SubPool": "11.1.0.0/28"}))
     assert "--ip-range is not supported" in msg
+
+
+def test_network_option_defaults_to_the_ipam_drivers_network(store):
+    d = drv(store)
+    pool = ok(d.handle("/IpamDriver.RequestPool", {"Pool": "", "Options": {
+        "netplugin.network": "fixed"}}))
+    assert pool["Pool"] == "11.2.0.0/24"
+    base = {"NetworkID": NID1, "IPv4Data": [{"Pool": pool["Pool"], "Gateway": "11.2.0.1/24"}]}
+    ok(d.handle("/NetworkDriver.CreateNetwork", base | {"Options": {}}))
+    assert d.state.network(NID1).network == "fixed"
+    net_create(drv(store), NID2, "other", "t2", subnet="11.2.0.0/24")  # same subnet, t2
+    msg = err(d.handle("/NetworkDriver.CreateNetwork", base | {"NetworkID": "x" * 64}))
+    assert "-o netplugin.network=NETWORK is needed (2 netplugin networks have subnet" in msg
+    ok(d.handle("/NetworkDriver.CreateNetwork", base | {"NetworkID": "x" * 64, "Options": {
+        "com.docker.network.generic": {"netplugin.tenant": "t2"}}}))
+    assert d.state.network("x" * 64).network == "other"
 
 
 def test_run_allocates_plugs_and_stop_releases(store):
