@@ -160,7 +160,7 @@ class DockerHost:
         self.driver = None
 
     def stop(self) -> None:
-        if self.dockerd is not None:
+        if self.dockerd is not None and self.dockerd.poll() is None:
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False)

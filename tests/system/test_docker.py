@@ -2,8 +2,9 @@
 20.10), the controller, the agents, real OVS.
 
 Intent (netdcli): tenant-one's network orange (11.1.1.0/24) with test-bed containers tb1 on
-host1 and tb2 on host2; tenant-two's network iso with the same subnet and a container iso2 on
-host2 at 11.1.1.200 (an address orange never hands out: a reply would be a leak between tenants).
+host1 and tb2 on host2; tenant-two's network iso with the same subnet and containers iso1 on host1
+and iso2 on host2 at 11.1.1.200 (an address orange never hands out: a reply to an orange container
+would be a leak between tenants).
 Docker's network ``orange`` on both hosts stands for netplugin's orange.
 """
 
@@ -38,6 +39,7 @@ INTENT = {
         {"Name": "tenant-two", "DefaultNetType": "vxlan", "SubnetPool": "11.1.0.0/16",
          "AllocSubnetLen": 24, "Vxlans": "20001-24000",
          "Networks": [{"Name": "iso", "SubnetCIDR": SUBNET, "Endpoints": [
+             {"Container": "iso1", "Host": "host1", "IpAddress": "11.1.1.201"},
              {"Container": "iso2", "Host": "host2", "IpAddress": "11.1.1.200"}]}]},
     ],
 }
@@ -63,11 +65,13 @@ class DockerBed:
         wd = WORKDIR.resolve()
         for h in ("host1", "host2"):
             self.hosts[h] = DockerHost(wd, h, f"{prefix_for(wd)}-{h}", self.bed.etcd,
-                                       f"unix:{ovs.host_paths(wd, h).db_sock}").start(tar)
+                                       f"unix:{ovs.host_paths(wd, h).db_sock}")
+            self.hosts[h].start(tar)
             self.hosts[h].start_driver()
         self.bed.apply(INTENT)
-        for h in ("host1", "host2", ):
+        for h in ("host1", "host2"):
             self.bed.run(h, f"tb{h[-1]}")
+        self.bed.run("host1", "iso1")
         self.bed.run("host2", "iso2")
         for d in self.hosts.values():
             res = network_create(d, "orange", "orange", "tenant-one", "--subnet", SUBNET)
@@ -167,9 +171,10 @@ def test_run_on_two_hosts_reaches_docker_and_testbed_containers(dbed: DockerBed)
         assert ep1["Oper"]["port_name"] in h1.ports() and h1.reaches("web1", ip2, timeout=3)
     finally:
         dbed.bed.stop("tb3")
-    # another tenant's container, in the same subnet, on the other host: no reply
-    assert h1.exec("web1", "ping", "-c2", "-W1", "11.1.1.200").returncode != 0
-    assert dbed.bed.reaches("iso2", "11.1.1.200", timeout=1)  # it is up (its own address)
+    # another tenant's container, same subnet, other host: its own tenant reaches it, web1 not
+    dbed.bed.assert_reach("iso1", "iso2", "11.1.1.200")
+    assert h1.exec("web1", "ping", "-c2", "-W1", "11.1.1.200").returncode != 0, \
+        "web1 (tenant-one) reaches iso2 (tenant-two)"
 
 
 def test_ip_is_honoured_and_a_clash_fails_clearly_leaving_nothing(dbed: DockerBed):
@@ -195,14 +200,14 @@ def test_stop_and_rm_remove_the_port_and_release_the_address(dbed: DockerBed):
     port = dbed.named("orange", "tmp1")["Oper"]["port_name"]
     assert h1.ports() == [port]
     h1.docker("stop", "-t", "0", "tmp1")
-    assert h1.ports() == [] and dbed.endpoint("orange-tmp1") is None
+    wait_for(lambda: h1.ports() == [] and dbed.endpoint("orange-tmp1") is None, 10, "unplugged")
     assert keys.alloc_ip("orange", ip) not in dbed.bed.etcd_keys()
-    assert dbed.store_view() == before
+    wait_for(lambda: dbed.store_view() == before, 10, "the store as before the run")
     h1.docker("start", "tmp1")
     assert dbed.named("orange", "tmp1")["IpAddress"] == ip and len(h1.ports()) == 1
     assert h1.reaches("tmp1", dbed.bed.ip("tb2"))
     h1.docker("rm", "-f", "tmp1")
-    assert h1.ports() == [] and dbed.store_view() == before
+    wait_for(lambda: h1.ports() == [] and dbed.store_view() == before, 10, "all gone again")
     links = [ln.split()[0] for ln in dbed.bed.sh("host1", "ip", "-br", "link").stdout.splitlines()]
     assert not [n for n in links if n.startswith(("dk", "dc"))], links
 
@@ -241,7 +246,7 @@ def test_live_restore_dockerd_restart_keeps_containers_working(dbed: DockerBed):
     assert h1.docker("inspect", "-f", "{{.State.Running}}", "lr1").stdout.strip() == "true"
     assert h1.reaches("lr1", ip2) and h1.ports() == [port]
     h1.docker("stop", "-t", "0", "lr1")
-    assert h1.ports() == [] and dbed.endpoint("orange-lr1") is None
+    wait_for(lambda: h1.ports() == [] and dbed.endpoint("orange-lr1") is None, 10, "unplugged")
 
 
 def test_network_rm_deletes_only_what_docker_created_once_no_host_uses_it(dbed: DockerBed):

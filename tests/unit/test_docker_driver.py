@@ -365,8 +365,13 @@ def test_agent_plan_leaves_docker_ports_and_oper_keys_alone(store):
     port, _ = port_names(EID_A)
     ep_id = f"orange-docker-{EID_A[:12]}"
     actual = [P.Actual(port_name=port, endpoint_id=ep_id, ofport=11, driver="docker")]
-    actions = P.plan(H1, {}, actual, {ep_id: oper(store, ep_id)}, frozenset({port}))
-    assert actions == []
+    # even if a runtime entry made the agent want the endpoint (a test-bed container of that name)
+    spec = read_resolved(store)
+    ep = next(e for e in spec.endpoints if e.id == ep_id)
+    net = next(n for n in spec.networks if n.name == "orange")
+    want = {ep_id: P.desired_for(ep, net, P.RuntimeEntry(ep.container, "/run/netns/x"))}
+    for w in ({}, want):
+        assert P.plan(H1, w, actual, {ep_id: oper(store, ep_id)}, frozenset({port})) == []
 
 
 def test_restart_reconcile_keeps_running_and_cleans_what_docker_dropped(store):
