@@ -10,6 +10,13 @@ driver about them again, so the driver writes down what Docker was told:
   and the container name once learnt;
 * a machine-wide **created** marker for a netplugin network that a Docker host created (only those
   are deleted again by ``docker network rm``).
+
+Key layout (next to ``intent.keys``' tree; the controller and the agent ignore it)::
+
+    /netplugin/docker/networks/<network>                       created by a Docker host
+    /netplugin/docker/hosts/<host>/networks/<docker net id>    NetworkRecord
+    /netplugin/docker/hosts/<host>/addresses/<network>/<ip>    AddressRecord
+    /netplugin/docker/hosts/<host>/endpoints/<docker ep id>    EndpointRecord
 """
 
 from __future__ import annotations
@@ -25,6 +32,29 @@ from intent.store import Store
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+DOCKER = keys.ROOT + "docker/"
+DOCKER_NETWORKS = DOCKER + "networks/"
+DOCKER_HOSTS = DOCKER + "hosts/"
+
+
+def created_key(network: str) -> str:
+    return DOCKER_NETWORKS + network
+
+
+def host_prefix(host: str) -> str:
+    return f"{DOCKER_HOSTS}{host}/"
+
+
+def network_key(host: str, docker_id: str) -> str:
+    return f"{host_prefix(host)}networks/{docker_id}"
+
+
+def endpoint_key(host: str, docker_id: str) -> str:
+    return f"{host_prefix(host)}endpoints/{docker_id}"
+
+
+def address_key(host: str, network: str, ip: str) -> str:
+    return f"{host_prefix(host)}addresses/{network}/{ip}"
 
 
 @dataclass(frozen=True)
@@ -79,14 +109,14 @@ class DockerState:
 
     # ------------------------------------------------------------------ networks
     def network(self, docker_id: str) -> NetworkRecord | None:
-        kv = self.store.get(keys.docker_network(self.host, docker_id))
+        kv = self.store.get(network_key(self.host, docker_id))
         return _load(NetworkRecord, kv.value) if kv else None
 
     def put_network(self, rec: NetworkRecord) -> None:
-        self.store.put(keys.docker_network(self.host, rec.docker_id), _dump(rec))
+        self.store.put(network_key(self.host, rec.docker_id), _dump(rec))
 
     def delete_network(self, docker_id: str) -> None:
-        self.store.delete(keys.docker_network(self.host, docker_id))
+        self.store.delete(network_key(self.host, docker_id))
 
     def networks(self) -> list[NetworkRecord]:
         return self._list("networks/", NetworkRecord)
@@ -94,8 +124,8 @@ class DockerState:
     def hosts_using(self, network: str) -> set[str]:
         """Hosts whose Docker has a network standing for netplugin network ``network``."""
         out = set()
-        for kv in self.store.list(keys.DOCKER_HOSTS):
-            host, _, rest = kv.key[len(keys.DOCKER_HOSTS):].partition("/")
+        for kv in self.store.list(DOCKER_HOSTS):
+            host, _, rest = kv.key[len(DOCKER_HOSTS):].partition("/")
             if rest.startswith("networks/"):
                 rec = _load(NetworkRecord, kv.value)
                 if rec is not None and rec.network == network:
@@ -104,7 +134,7 @@ class DockerState:
 
     # ------------------------------------------------------------------ created marker
     def created_by(self, network: str) -> str | None:
-        kv = self.store.get(keys.docker_created(network))
+        kv = self.store.get(created_key(network))
         if kv is None:
             return None
         try:
@@ -113,42 +143,42 @@ class DockerState:
             return "?"
 
     def mark_created(self, network: str) -> None:
-        self.store.put(keys.docker_created(network), json.dumps({"host": self.host}))
+        self.store.put(created_key(network), json.dumps({"host": self.host}))
 
     def unmark_created(self, network: str) -> None:
-        self.store.delete(keys.docker_created(network))
+        self.store.delete(created_key(network))
 
     # ------------------------------------------------------------------ addresses
     def address(self, network: str, ip: str) -> AddressRecord | None:
-        kv = self.store.get(keys.docker_address(self.host, network, ip))
+        kv = self.store.get(address_key(self.host, network, ip))
         return _load(AddressRecord, kv.value) if kv else None
 
     def put_address(self, rec: AddressRecord) -> None:
-        self.store.put(keys.docker_address(self.host, rec.network, rec.ip), _dump(rec))
+        self.store.put(address_key(self.host, rec.network, rec.ip), _dump(rec))
 
     def delete_address(self, network: str, ip: str) -> None:
-        self.store.delete(keys.docker_address(self.host, network, ip))
+        self.store.delete(address_key(self.host, network, ip))
 
     def addresses(self) -> list[AddressRecord]:
         return self._list("addresses/", AddressRecord)
 
     # ------------------------------------------------------------------ endpoints
     def endpoint(self, docker_id: str) -> EndpointRecord | None:
-        kv = self.store.get(keys.docker_endpoint(self.host, docker_id))
+        kv = self.store.get(endpoint_key(self.host, docker_id))
         return _load(EndpointRecord, kv.value) if kv else None
 
     def put_endpoint(self, rec: EndpointRecord) -> None:
-        self.store.put(keys.docker_endpoint(self.host, rec.docker_id), _dump(rec))
+        self.store.put(endpoint_key(self.host, rec.docker_id), _dump(rec))
 
     def delete_endpoint(self, docker_id: str) -> None:
-        self.store.delete(keys.docker_endpoint(self.host, docker_id))
+        self.store.delete(endpoint_key(self.host, docker_id))
 
     def endpoints(self) -> list[EndpointRecord]:
         return self._list("endpoints/", EndpointRecord)
 
     def _list(self, sub: str, cls: type[T]) -> list[T]:
         out = []
-        for kv in self.store.list(keys.docker_host_prefix(self.host) + sub):
+        for kv in self.store.list(host_prefix(self.host) + sub):
             rec = _load(cls, kv.value)
             if rec is not None:
                 out.append(rec)

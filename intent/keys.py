@@ -17,10 +17,6 @@
     /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
     /netplugin/runtime/<host>/<container>         running container -> netns path
-    /netplugin/docker/networks/<network>          netplugin network a Docker host created
-    /netplugin/docker/hosts/<host>/networks/<id>  Docker network id -> netplugin network
-    /netplugin/docker/hosts/<host>/endpoints/<id> Docker endpoint id -> network, IP, port
-    /netplugin/docker/hosts/<host>/addresses/<network>/<ip>   address Docker's IPAM holds
 
 Values are JSON objects.
 """
@@ -47,9 +43,6 @@ OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
 OPER_REALIZED = OPER + "realized/"
 RUNTIME = ROOT + "runtime/"
-DOCKER = ROOT + "docker/"
-DOCKER_NETWORKS = DOCKER + "networks/"
-DOCKER_HOSTS = DOCKER + "hosts/"
 
 
 def host_config(name: str) -> str:
@@ -114,26 +107,6 @@ def runtime_prefix(host: str) -> str:
 
 def runtime_container(host: str, container: str) -> str:
     return runtime_prefix(host) + container
-
-
-def docker_created(network_name: str) -> str:
-    return DOCKER_NETWORKS + network_name
-
-
-def docker_host_prefix(host: str) -> str:
-    return f"{DOCKER_HOSTS}{host}/"
-
-
-def docker_network(host: str, docker_id: str) -> str:
-    return f"{docker_host_prefix(host)}networks/{docker_id}"
-
-
-def docker_endpoint(host: str, docker_id: str) -> str:
-    return f"{docker_host_prefix(host)}endpoints/{docker_id}"
-
-
-def docker_address(host: str, network_name: str, ip: str) -> str:
-    return f"{docker_host_prefix(host)}addresses/{network_name}/{ip}"
 
 
 def last_segment(key: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.docker_state import DOCKER
 from intent import keys
 from tests.system.conftest import free_port
 from tests.system.docker_fixtures import PLUGIN, DockerHost, busybox_tar, require_docker, wait_for
@@ -94,7 +95,7 @@ class DockerBed:
         """Intent, allocations, oper endpoints and the Docker driver's records."""
         return {k: v for k, v in self.bed.etcd_keys().items()
                 if k.startswith((keys.CONFIG, keys.ALLOC, keys.STATE, keys.OPER_ENDPOINTS,
-                                 keys.DOCKER)) and k != keys.CONFIG_REV}
+                                 DOCKER)) and k != keys.CONFIG_REV}
 
 
 @pytest.fixture(scope="module")

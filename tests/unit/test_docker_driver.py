@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from agent import docker_state
 from agent import plan as P
 from agent.docker_api import DockerEndpoint, DockerView
 from agent.docker_driver import DockerPort, Driver, PortRequest, port_names
@@ -182,7 +183,7 @@ def test_network_create_uses_an_existing_network(store):
     spec = read_resolved(store).networks
     orange = next(n for n in spec if n.name == "orange")
     assert pool["Pool"] == orange.subnet and pool["Gateway"] == f"{orange.gateway}/24"
-    assert store.get(keys.docker_created("orange")) is None  # netdcli made it
+    assert store.get(docker_state.created_key("orange")) is None  # netdcli made it
     net_rm(d, NID1, pool)
     assert "orange" in {n.name for n in read_resolved(store).networks}  # not Docker's to delete
 
@@ -199,7 +200,7 @@ def test_network_create_makes_a_new_network_from_options_and_rm_deletes_it(store
     assert "web" in {n.name for n in read_resolved(store).networks}  # host2 still uses it
     net_rm(d2, NID2, p2)
     assert "web" not in {n.name for n in read_resolved(store).networks}
-    assert store.get(keys.docker_created("web")) is None
+    assert store.get(docker_state.created_key("web")) is None
 
 
 def test_gateway_option_sets_a_new_networks_gateway_and_is_checked_on_others(store):
@@ -288,8 +289,8 @@ def test_run_allocates_plugs_and_stop_releases(store):
     stop(d, NID1, pool["PoolID"], EID_A, ip)
     assert ep_id not in endpoints(store) and not d.plumbing.ports
     assert oper(store, ep_id) is None
-    assert not store.list(keys.docker_host_prefix(H1) + "endpoints/")
-    assert not store.list(keys.docker_host_prefix(H1) + "addresses/")
+    assert not store.list(docker_state.host_prefix(H1) + "endpoints/")
+    assert not store.list(docker_state.host_prefix(H1) + "addresses/")
 
 
 def test_static_ip_and_clash(store):
