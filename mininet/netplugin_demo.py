@@ -99,7 +99,7 @@ def _containers(config: dict) -> dict[str, tuple[str, set[str]]]:
 def _load_intent(config_path: str, etcd_url: str) -> str | None:
     """Load the intent with the project's own code; None if that code is not there yet."""
     try:
-        from intent.apply import apply_config
+        from allocator.write import apply_config
         from intent.loader import load_config
         from intent.store_etcd import EtcdStore
     except ImportError as exc:

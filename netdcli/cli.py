@@ -12,9 +12,11 @@ import os
 import sys
 import time
 
-from intent import apply, keys
+from allocator import write as apply
+from intent import keys
+from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
-from intent.loader import load_bindings, load_config
+from intent.loader import load_bindings, load_config, load_document
 from intent.store import Store, StoreError
 from netdcli.show import show_endpoint, show_global, show_network, show_tenant
 
@@ -86,7 +88,8 @@ def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
     if args.cfg or args.add_cfg or args.del_cfg:
         mode, path = (("desired", args.cfg) if args.cfg else ("add", args.add_cfg)
                       if args.add_cfg else ("delete", args.del_cfg))
-        result = apply.apply_config(store, load_config(path), mode)
+        doc = load_config(path) if mode == "desired" else load_document(path)
+        result = apply.apply_config(store, doc, mode)
     elif args.host_bindings_cfg:
         result = apply.apply_bindings(store, load_bindings(args.host_bindings_cfg))
     elif args.oper:
@@ -127,7 +130,8 @@ def _get(store: Store, construct: str, name: str | None) -> dict:
 
 
 def _show_host(store: Store, name: str) -> dict:
-    snap = store.snapshot(keys.ROOT)
+    snap = read_consistent(store, keys=[keys.host_config(name), keys.oper_host(name),
+                                        keys.realized(name)])
     config = snap.value(keys.host_config(name))
     oper = snap.value(keys.oper_host(name))
     if config is None and oper is None:

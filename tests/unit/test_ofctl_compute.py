@@ -16,11 +16,12 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from ofctl import ofctl_text
-from ofctl.compute import HostTables, IntentIndex, compute_host
+from ofctl.compute import IntentIndex, compute_host
 from ofctl.cookies import describe
 from ofctl.decode import switch_state_from_stats
 from ofctl.diff import ADD, DELETE, MODIFY, apply_changes, diff
 from ofctl.encode import encode_changes, stand_in_datapath
+from ofctl.engine import engine_from
 from ofctl.model import Flow, GroupAction, Meter, MeterBand, SwitchState, match
 from ofctl.pipeline import PipelineError, check_flow, check_state
 from tests.unit.ofctl_fixtures import (
@@ -100,19 +101,20 @@ def test_change_then_revert_gives_identical_hash(i, new_host, remove):
 def test_incremental_update_equals_full_compute():
     intent = generated_intent(20, 500)
     ports = ports_for(intent)
-    idx = IntentIndex(intent)
-    tables = {h: HostTables(idx, p) for h, p in ports.items()}
+    engine = engine_from(intent, ports)
+    for h in ports:
+        engine.table(h).take()
     new = ep("n3", "new", "h16", "10.0.0.200")
     intent2 = replace(intent, endpoints=intent.endpoints + (new,))
-    idx2 = idx.with_endpoint(new)
     ports2 = {**ports, "h16": ports["h16"].with_endpoint(new.id, 999)}
-    for h, t in tables.items():
-        t.update(idx2, ["n3"], ports2[h])
-        assert t.state == compute_host(intent2, ports2[h]), h
-    idx3 = idx2.with_endpoint(new, remove=True)
-    for h, t in tables.items():
-        t.update(idx3, ["n3"], ports[h])
-        assert t.state == compute_host(intent, ports[h]), h
+    engine.set_endpoint(new.id, new)
+    engine.set_port("h16", new.id, 999)
+    for h in ports:
+        assert engine.refresh(h).state() == compute_host(intent2, ports2[h]), h
+    engine.set_endpoint(new.id, None)
+    engine.set_port("h16", new.id, None)
+    for h in ports:
+        assert engine.refresh(h).state() == compute_host(intent, ports[h]), h
 
 
 def test_diff_reaches_desired_and_orders_groups_around_flows():

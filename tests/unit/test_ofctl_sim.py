@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from intent.model import VLAN, VXLAN, HostSpec
 from ofctl.model import ApplyActions, Flow, Output, SwitchState, match
 from ofctl.sim import AmbiguousMatch, Packet, Switch
+from tests.examples import complete_examples
 from tests.unit.ofctl_fixtures import (
     check_isolation,
     endpoint_ports,
@@ -23,8 +24,7 @@ from tests.unit.ofctl_fixtures import (
     sample_intent,
 )
 
-EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.json")
-                  if not p.name.endswith(".bindings.json"))
+EXAMPLES = complete_examples()
 
 
 def test_sample_intent_isolation_and_reachability():
@@ -100,15 +100,17 @@ def test_ambiguous_entries_are_an_error():
 
 def _load_example(path: Path):
     """Load, allocate and resolve an example through the store, as the controller would."""
-    loader = pytest.importorskip("intent.loader")
-    apply = pytest.importorskip("intent.apply")
-    memory = pytest.importorskip("intent.store_memory")
-    store = memory.MemoryStore()
-    apply.apply_config(store, loader.load_config(path))
+    from allocator.write import apply_bindings, apply_config
+    from intent import loader
+    from intent.resolved import read_resolved
+    from intent.store_memory import MemoryStore
+
+    store = MemoryStore()
+    apply_config(store, loader.load_config(path))
     bindings = path.with_name(path.name.replace(".json", ".bindings.json"))
     if bindings.exists():
-        apply.apply_bindings(store, loader.load_bindings(bindings))
-    got = apply.read_resolved(store)
+        apply_bindings(store, loader.load_bindings(bindings))
+    got = read_resolved(store)
     # agents register VTEP IPs and uplinks; fill in what the file leaves to them
     hosts = [HostSpec(h.name, h.vtep_ip or f"192.168.9.{i + 1}", h.uplink or "uplink")
              for i, h in enumerate(got.hosts)]
