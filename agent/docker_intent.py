@@ -1,12 +1,13 @@
-"""The Docker driver's only door to the intent write path (``intent.apply``).
+"""The Docker driver's only door to the intent write path (``allocator.write``).
 
-Every write here is one atomic compare-and-swap of the whole change: a pure ``Config -> Config``
-function handed to ``intent.apply.transform``, which re-reads and re-runs it when another writer got
-there first.  When the write path moves (``allocator/``), only this module is re-pointed.
+Each write names exactly the objects it changes and is one compare-and-swap (the write path
+re-reads and re-plans when another writer got there first).
 
 Docker fixes an endpoint's address once its IPAM driver handed it out, so every endpoint this
 driver creates carries its address as a static ``IpAddress`` (and networks Docker uses get their
-``SubnetCIDR`` pinned, which static addresses need).
+``SubnetCIDR`` pinned, which static addresses need).  Renaming an endpoint (Docker endpoint id ->
+container name) keeps its address: the old endpoint's deletion and the new one's creation are one
+write (:class:`_Rename`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from intent import apply, codec, keys
+from allocator.merge import Delta, Stored, merge_add, merge_delete
+from allocator.plan import Reads
+from allocator.write import Change, Writer, apply_config, delete_object
+from intent import codec, keys
 from intent.errors import ConflictError, NotFoundError
 from intent.model import (
     Config,
     EndpointConfig,
     EndpointSpec,
+    HostConfig,
     NetworkConfig,
     NetworkSpec,
     TenantConfig,
@@ -91,67 +96,33 @@ def has_endpoints(store: Store, network: str) -> bool:
     return bool(store.list(keys.alloc_ip_prefix(network)))
 
 
-# --------------------------------------------------------------------------- pure changes
-
-
-def _with_network(cfg: Config, net: NetworkConfig, endpoints: bool = False) -> Config:
-    """``cfg`` with network ``net`` added or replaced (with ``net.endpoints`` if ``endpoints``,
-    else keeping the stored ones)."""
-    tenants = []
-    found = False
-    for t in cfg.tenants:
-        nets = []
-        for n in t.networks:
-            if n.name == net.name:
-                nets.append(net if endpoints else replace(net, endpoints=n.endpoints))
-                found = True
-            else:
-                nets.append(n)
-        if t.name == net.tenant and not found:
-            nets.append(replace(net, endpoints=()))
-            found = True
-        tenants.append(replace(t, networks=tuple(nets)))
-    if not found:
-        raise NotFoundError(f'tenant "{net.tenant}" does not exist (create it with netdcli)')
-    return replace(cfg, tenants=tuple(tenants))
-
-
-def _find_network(cfg: Config, name: str) -> NetworkConfig:
-    net = next((n for n in cfg.networks() if n.name == name), None)
-    if net is None:
-        raise NotFoundError(f'network "{name}" does not exist')
-    return net
-
-
-def _edit_endpoints(cfg: Config, network: str, drop: str | None,
-                    add: EndpointConfig | None) -> Config:
-    net = _find_network(cfg, network)
-    eps = [e for e in net.endpoints if e.id != drop]
-    if add is not None:
-        if any(e.id == add.id for e in eps):
-            raise ConflictError(f'endpoint "{add.id}" exists already')
-        eps.append(add)
-    return _with_network(cfg, replace(net, endpoints=tuple(eps)), endpoints=True)
-
-
 # --------------------------------------------------------------------------- writes
+
+
+def _doc(tenant: str, net: NetworkConfig) -> Config:
+    return Config(tenants=(TenantConfig(name=tenant, networks=(net,)),))
+
+
+def _require_tenant(store: Store, name: str) -> None:
+    if tenant_config(store, name) is None:
+        raise NotFoundError(f'tenant "{name}" does not exist (create it with netdcli)')
 
 
 def create_network(store: Store, net: NetworkConfig) -> NetworkSpec:
     """Create ``net`` (ConflictError if a network of that name exists); returns it resolved."""
-    def change(cfg: Config) -> Config:
-        if any(n.name == net.name for n in cfg.networks()):
-            raise ConflictError(f'network "{net.name}" exists already')
-        return _with_network(cfg, net)
-
-    apply.transform(store, change)
+    _require_tenant(store, net.tenant)
+    apply_config(store, _doc(net.tenant, net), "add",
+                 create_only=frozenset({("network", net.name)}), paths=False)
     return _require_network(store, net.name)
 
 
 def update_network(store: Store, name: str, **changes) -> NetworkSpec:
     """Change attributes of network ``name`` (``subnet_cidr``, ``pkt_tag`` …), keep the rest."""
-    apply.transform(store, lambda cfg: _with_network(cfg, replace(_find_network(cfg, name),
-                                                                  **changes)))
+    cfg = network_config(store, name)
+    if cfg is None:
+        raise NotFoundError(f'network "{name}" does not exist')
+    partial = replace(NetworkConfig(name=name, tenant=cfg.tenant), **changes)
+    apply_config(store, _doc(cfg.tenant, partial), "add", paths=False)
     return _require_network(store, name)
 
 
@@ -160,19 +131,13 @@ def pin_subnet(store: Store, name: str) -> NetworkSpec:
     cfg, spec = network_config(store, name), _require_network(store, name)
     if cfg is not None and cfg.subnet_cidr:
         return spec
-
-    def change(c: Config) -> Config:
-        net = _find_network(c, name)
-        return c if net.subnet_cidr else _with_network(c, replace(net, subnet_cidr=spec.subnet))
-
-    apply.transform(store, change)
-    return _require_network(store, name)
+    return update_network(store, name, subnet_cidr=spec.subnet)
 
 
 def delete_network(store: Store, name: str) -> None:
     """Delete network ``name`` (no-op when it is gone already)."""
     try:
-        apply.delete_object(store, "network", name)
+        delete_object(store, "network", name)
     except NotFoundError:
         pass
 
@@ -185,7 +150,8 @@ def _require_network(store: Store, name: str) -> NetworkSpec:
 
 
 def _guard_free(store: Store, network: str, ip: str | None, mine: str | None) -> None:
-    """Refuse a static ``ip`` someone else holds (the allocator would move the holder)."""
+    """A clear message for a static ``ip`` someone else holds (the write path refuses it
+    too, atomically, naming the new endpoint)."""
     if ip is None:
         return
     owner = address_owner(store, network, ip)
@@ -193,17 +159,66 @@ def _guard_free(store: Store, network: str, ip: str | None, mine: str | None) ->
         raise ConflictError(f"address {ip} is in use in network {network} (endpoint {owner})")
 
 
+def _tenant_of(store: Store, network: str) -> str:
+    cfg = network_config(store, network)
+    if cfg is None:
+        raise NotFoundError(f'network "{network}" does not exist')
+    return cfg.tenant
+
+
 def add_endpoint(store: Store, network: str, container: str, host: str,
                  ip: str | None = None) -> EndpointSpec:
     """Add endpoint ``<network>-<container>`` bound to ``host``; ``ip`` static, else allocated."""
     ep = EndpointConfig(network=network, container=container, host=host, ip_address=ip)
-
-    def change(cfg: Config) -> Config:
-        _guard_free(store, network, ip, None)  # read after the snapshot: see module docstring
-        return _edit_endpoints(cfg, network, None, ep)
-
-    apply.transform(store, change)
+    _guard_free(store, network, ip, None)
+    tenant = _tenant_of(store, network)
+    apply_config(store, _doc(tenant, NetworkConfig(name=network, tenant=tenant,
+                                                   endpoints=(ep,))),
+                 "add", create_only=frozenset({("endpoint", ep.id)}), paths=False)
     return _require_endpoint(store, ep.id)
+
+
+class _Rename(Writer):
+    """One write that deletes endpoint ``old`` and creates ``new`` (its address freed and taken
+    again in the same plan).  Needs a public replace/rename entry point in ``allocator.write``;
+    until then it supplies the merge step of :class:`Writer`."""
+
+    def __init__(self, store: Store, old: EndpointConfig, new: EndpointConfig,
+                 tenant: str) -> None:
+        super().__init__(store)
+        self.old, self.new, self.tenant = old, new, tenant
+
+    def _doc_of(self, *eps: EndpointConfig) -> Config:
+        return _doc(self.tenant, NetworkConfig(name=self.old.network, tenant=self.tenant,
+                                               endpoints=eps))
+
+    def change(self) -> Change:
+        return Change("add", self._doc_of(self.old, self.new), paths=False)
+
+    def _merge(self, change: Change, reads: Reads) -> Delta:
+        stored = _stored_from(reads)
+        delta, _, _ = merge_delete(self._doc_of(self.old), stored)
+        added = merge_add(self._doc_of(self.new), stored, frozenset({("endpoint",
+                                                                      self.new.id)}))
+        delta.endpoints.update(added.endpoints)
+        return delta
+
+
+def _stored_from(reads: Reads) -> Stored:
+    def objects(prefix: str, cls: type) -> dict:
+        out = {}
+        for k, kv in reads.items.items():
+            if k.startswith(prefix):
+                try:
+                    out[keys.last_segment(k)] = codec.loads(cls, kv.value)
+                except (ValueError, TypeError):
+                    continue
+        return out
+
+    return Stored(hosts=objects(keys.CONFIG_HOSTS, HostConfig),
+                  tenants=objects(keys.CONFIG_TENANTS, TenantConfig),
+                  networks=objects(keys.CONFIG_NETWORKS, NetworkConfig),
+                  endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig))
 
 
 def rename_endpoint(store: Store, old_id: str, container: str, host: str) -> EndpointSpec:
@@ -213,19 +228,18 @@ def rename_endpoint(store: Store, old_id: str, container: str, host: str) -> End
                          ip_address=old.ip)
     if new.id == old_id:
         return old
-
-    def change(cfg: Config) -> Config:
-        _guard_free(store, old.network, old.ip, old_id)
-        return _edit_endpoints(cfg, old.network, old_id, new)
-
-    apply.transform(store, change)
+    kv = store.get(keys.endpoint(old_id))
+    if kv is None:
+        raise NotFoundError(f'endpoint "{old_id}" does not exist')
+    w = _Rename(store, codec.loads(EndpointConfig, kv.value), new, _tenant_of(store, old.network))
+    w.apply(w.change())
     return _require_endpoint(store, new.id)
 
 
 def delete_endpoint(store: Store, ep_id: str) -> None:
     """Delete endpoint ``ep_id`` (no-op when it is gone already)."""
     try:
-        apply.delete_object(store, "endpoint", ep_id)
+        delete_object(store, "endpoint", ep_id)
     except NotFoundError:
         pass
 

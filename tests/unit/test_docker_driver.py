@@ -14,9 +14,10 @@ from agent import docker_state
 from agent import plan as P
 from agent.docker_api import DockerEndpoint, DockerView
 from agent.docker_driver import DockerPort, Driver, PortRequest, port_names
+from allocator.write import apply_config
 from intent import keys
-from intent.apply import apply_config, read_resolved
 from intent.loader import load_config
+from intent.resolved import read_resolved
 from intent.store_memory import MemoryStore
 from netdcli.show import show_endpoint
 
