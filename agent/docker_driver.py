@@ -34,7 +34,6 @@ from typing import Any, Protocol
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from agent import docker_intent as I
-from agent.docker_api import DockerView
 from agent.docker_state import AddressRecord, DockerState, EndpointRecord, NetworkRecord
 from agent.netlink import PlumbingError
 from agent.ovsdb import OvsdbError
@@ -107,7 +106,7 @@ def port_names(docker_endpoint: str) -> tuple[str, str]:
     return f"dk{digest}", f"dc{digest}"
 
 
-def _short(docker_id: str) -> str:
+def short(docker_id: str) -> str:
     return docker_id[:12]
 
 
@@ -212,7 +211,7 @@ class Driver:
             t = I.tenant_config(self.store, tenant)
             if t is None:
                 raise DriverError(f'tenant "{tenant}" does not exist (create it with netdcli)')
-            net_type, tag = _type_tag(opts, t.default_net_type)
+            net_type, tag = _type_tag(opts, None)  # None: the tenant's default
             try:
                 spec = I.create_network(self.store, NetworkConfig(
                     name=name, tenant=tenant, pkt_tag_type=net_type, pkt_tag=tag,
@@ -244,9 +243,20 @@ class Driver:
         if not self._docker_owned_empty(name):
             raise DriverError(f'network "{name}" is {spec.net_type} {spec.tag}: '
                               f"-o {OPT_TYPE}/{OPT_TAG} disagree ({net_type} {tag or 'any'})")
-        return I.update_network(self.store, name, pkt_tag_type=net_type, pkt_tag=tag)
+        if tag is not None:
+            return I.update_network(self.store, name, pkt_tag_type=net_type, pkt_tag=tag)
+        # a new type without a tag: made again (it is empty and Docker's), so one is allocated
+        cfg = I.network_config(self.store, name)
+        I.delete_network(self.store, name)
+        try:
+            return I.create_network(self.store, NetworkConfig(
+                name=name, tenant=spec.tenant, pkt_tag_type=net_type, subnet_cidr=spec.subnet,
+                default_gw=cfg.default_gw if cfg else None))
+        except IntentError:
+            self.state.unmark_created(name)
+            raise
 
-    def _maybe_delete_network(self, name: str) -> None:
+    def maybe_delete_network(self, name: str) -> None:
         """Delete ``name`` if a Docker host created it and no host's Docker still has it."""
         if self.state.created_by(name) is None or self.state.hosts_using(name):
             return
@@ -273,7 +283,7 @@ class Driver:
                 "Data": {OPT_NETWORK: name, OPT_TENANT: spec.tenant}}
 
     def release_pool(self, req: dict) -> dict:
-        self._maybe_delete_network(req["PoolID"])
+        self.maybe_delete_network(req["PoolID"])
         return {}
 
     def create_network(self, req: dict) -> dict:
@@ -294,9 +304,9 @@ class Driver:
             self.state.put_network(NetworkRecord(nid, name, spec.tenant))
         except (DriverError, IntentError):
             if created:
-                self._maybe_delete_network(name)
+                self.maybe_delete_network(name)
             raise
-        LOG.info("Docker network %s is netplugin network %s", _short(nid), name)
+        LOG.info("Docker network %s is netplugin network %s", short(nid), name)
         return {}
 
     def _network_of_pool(self, pool: str, tenant: str | None) -> str:
@@ -315,7 +325,7 @@ class Driver:
         rec = self.state.network(nid)
         if rec is not None:
             self.state.delete_network(nid)
-            self._maybe_delete_network(rec.network)
+            self.maybe_delete_network(rec.network)
         return {}
 
     # ------------------------------------------------------------------ addresses
@@ -345,10 +355,10 @@ class Driver:
         name, ip = req["PoolID"], req["Address"]
         rec = self.state.address(name, ip)
         if rec is not None:
-            self._release(rec)
+            self.release(rec)
         return {}
 
-    def _release(self, rec: AddressRecord) -> None:
+    def release(self, rec: AddressRecord) -> None:
         if I.address_owner(self.store, rec.network, rec.ip) == rec.endpoint:
             I.delete_endpoint(self.store, rec.endpoint)
         self.state.delete_address(rec.network, rec.ip)
@@ -358,22 +368,22 @@ class Driver:
     def _network_record(self, nid: str) -> NetworkRecord:
         rec = self.state.network(nid)
         if rec is None:
-            raise DriverError(f"Docker network {_short(nid)} is not known to netplugin on host "
+            raise DriverError(f"Docker network {short(nid)} is not known to netplugin on host "
                               f"{self.host}")
         return rec
 
     def _endpoint_record(self, eid: str) -> EndpointRecord:
         rec = self.state.endpoint(eid)
         if rec is None:
-            raise DriverError(f"Docker endpoint {_short(eid)} is not known to netplugin on host "
+            raise DriverError(f"Docker endpoint {short(eid)} is not known to netplugin on host "
                               f"{self.host}")
         return rec
 
-    def _np_endpoint(self, rec: EndpointRecord) -> str:
+    def np_endpoint(self, rec: EndpointRecord) -> str:
         """The netplugin endpoint id of a Docker endpoint now."""
         addr = self.state.address(rec.network, rec.ip)
         return addr.endpoint if addr is not None else endpoint_id(
-            rec.network, BY_DOCKER_ID + _short(rec.docker_id))
+            rec.network, BY_DOCKER_ID + short(rec.docker_id))
 
     def create_endpoint(self, req: dict) -> dict:
         nid, eid = req["NetworkID"], req["EndpointID"]
@@ -382,11 +392,11 @@ class Driver:
         if iface.get("AddressIPv6"):
             raise DriverError("IPv6 addresses are not supported")
         if not iface.get("Address"):
-            raise DriverError(f"endpoint {_short(eid)}: no IPv4 address (create the network "
+            raise DriverError(f"endpoint {short(eid)}: no IPv4 address (create the network "
                               f"with --ipam-driver netplugin)")
         ip_net = IPNetwork(iface["Address"])
         ip = str(ip_net.ip)
-        container = BY_DOCKER_ID + _short(eid)
+        container = BY_DOCKER_ID + short(eid)
         addr = self.state.address(net.network, ip)
         if addr is None:  # another IPAM driver handed the address out
             ep = I.add_endpoint(self.store, net.network, container, self.host, ip)
@@ -401,7 +411,7 @@ class Driver:
                               f"{ep.id} the MAC {ep.mac}")
         self.state.put_endpoint(EndpointRecord(eid, nid, net.network, ip, ip_net.prefixlen,
                                                ep.mac))
-        LOG.info("endpoint %s (Docker %s): %s %s", ep.id, _short(eid), ip, ep.mac)
+        LOG.info("endpoint %s (Docker %s): %s %s", ep.id, short(eid), ip, ep.mac)
         return {} if given else {"Interface": {"MacAddress": ep.mac}}
 
     def delete_endpoint(self, req: dict) -> dict:
@@ -410,10 +420,10 @@ class Driver:
         if rec is None:
             return {}
         if rec.port:
-            self._unplug(rec)
+            self.unplug_port(rec)
         addr = self.state.address(rec.network, rec.ip)
         if addr is not None and addr.docker_endpoint == eid and not addr.ipam:
-            self._release(addr)
+            self.release(addr)
         self.state.delete_endpoint(eid)
         return {}
 
@@ -421,10 +431,10 @@ class Driver:
         rec = self.state.endpoint(req["EndpointID"])
         if rec is None:
             return {"Value": {}}
-        return {"Value": {"netplugin.endpoint": self._np_endpoint(rec),
+        return {"Value": {"netplugin.endpoint": self.np_endpoint(rec),
                           "netplugin.network": rec.network, "port": rec.port}}
 
-    def _oper_value(self, rec: EndpointRecord, ofport: int, container: str) -> dict:
+    def oper_value(self, rec: EndpointRecord, ofport: int, container: str) -> dict:
         return {"host": self.host, "ofport": ofport, "port_name": rec.port,
                 "container": container, "netns": rec.sandbox, "driver": DRIVER_MARK,
                 "docker_endpoint": rec.docker_id}
@@ -438,13 +448,13 @@ class Driver:
     def join(self, req: dict) -> dict:
         rec = self._endpoint_record(req["EndpointID"])
         spec = self._spec(rec.network)
-        ep_id = self._np_endpoint(rec)
+        ep_id = self.np_endpoint(rec)
         preq = self._port_request(rec, ep_id)
         ofport = self.plumbing.plug(preq)
         rec = replace(rec, port=preq.port_name, sandbox=req.get("SandboxKey") or "")
         try:
             self.store.put(keys.oper_endpoint(ep_id), json.dumps(
-                self._oper_value(rec, ofport, preq.container), sort_keys=True))
+                self.oper_value(rec, ofport, preq.container), sort_keys=True))
             self.state.put_endpoint(rec)
         except StoreError:
             self.plumbing.unplug(preq.port_name)
@@ -457,16 +467,16 @@ class Driver:
             resp["Gateway"] = spec.gateway
         return resp
 
-    def _unplug(self, rec: EndpointRecord) -> EndpointRecord:
+    def unplug_port(self, rec: EndpointRecord) -> EndpointRecord:
         self.plumbing.unplug(rec.port)
-        self.store.delete(keys.oper_endpoint(self._np_endpoint(rec)))
-        LOG.info("unplugged port %s (Docker endpoint %s)", rec.port, _short(rec.docker_id))
+        self.store.delete(keys.oper_endpoint(self.np_endpoint(rec)))
+        LOG.info("unplugged port %s (Docker endpoint %s)", rec.port, short(rec.docker_id))
         return replace(rec, port="", sandbox="")
 
     def leave(self, req: dict) -> dict:
         rec = self._endpoint_record(req["EndpointID"])
         if rec.port:
-            self.state.put_endpoint(self._unplug(rec))
+            self.state.put_endpoint(self.unplug_port(rec))
         return {}
 
     # ------------------------------------------------------------------ names from Docker
@@ -477,7 +487,7 @@ class Driver:
             rec = self.state.endpoint(docker_endpoint)
             if rec is None:
                 return None
-            ep_id = self._np_endpoint(rec)
+            ep_id = self.np_endpoint(rec)
             if rec.container == container or not container:
                 return ep_id
             new_id = endpoint_id(rec.network, container)
@@ -512,99 +522,10 @@ class Driver:
             LOG.info("endpoint %s is now %s", ep_id, new_id)
             return new_id
 
-    # ------------------------------------------------------------------ reconcile
-    def reconcile(self, view: DockerView | None, cleanup: bool = False) -> list[str]:
-        """Bring records, ports and oper keys in line with OVS (and Docker, when ``view`` is
-        known).  ``cleanup`` (once Docker answers after a start) also drops what Docker no
-        longer has: endpoints, addresses, networks.  Returns what was done."""
-        done: list[str] = []
-        with self.lock:
-            if view is not None and cleanup:
-                done += self._drop_gone(view)
-            ports = {p.port_name: p for p in self.plumbing.docker_ports()}
-            records = self.state.endpoints()
-            for rec in records:
-                if rec.port:
-                    port = ports.get(rec.port)
-                    if port is None or not port.healthy:
-                        LOG.error("port %s of Docker endpoint %s is %s: the container has lost "
-                                  "its interface", rec.port, _short(rec.docker_id),
-                                  "gone" if port is None else "broken")
-                        if port is not None:
-                            self.plumbing.unplug(rec.port)
-                        self.state.put_endpoint(self._unplug_record(rec))
-                        done.append(f"lost port {rec.port}")
-                        continue
-                    ep_id = self._np_endpoint(rec)
-                    want = self._oper_value(rec, port.ofport, rec.container or ep_id)
-                    kv = self.store.get(keys.oper_endpoint(ep_id))
-                    if kv is None or json.loads(kv.value) != want:
-                        self.store.put(keys.oper_endpoint(ep_id), json.dumps(want,
-                                                                             sort_keys=True))
-                        done.append(f"oper {ep_id}")
-            referenced = {r.port for r in self.state.endpoints() if r.port}
-            for name, port in ports.items():
-                if name not in referenced:
-                    self.plumbing.unplug(name)
-                    kv = self.store.get(keys.oper_endpoint(port.endpoint_id))
-                    if kv is not None and json.loads(kv.value).get("docker_endpoint") == \
-                            port.docker_endpoint:
-                        self.store.delete(kv.key)
-                    done.append(f"leaked port {name}")
-            for link in self.plumbing.leftover_links() - referenced:
-                self.plumbing.delete_link(link)
-                done.append(f"leftover veth {link}")
-        if view is not None:
-            for nid, eps in view.networks.items():
-                for eid, dep in eps.items():
-                    rec = self.state.endpoint(eid)
-                    if rec is not None and rec.docker_network == nid and dep.container and \
-                            rec.container != dep.container:
-                        self.learn(eid, dep.container)
-                        done.append(f"named {dep.container}")
-        for msg in done:
-            LOG.info("reconcile: %s", msg)
-        return done
 
-    def _unplug_record(self, rec: EndpointRecord) -> EndpointRecord:
-        self.store.delete(keys.oper_endpoint(self._np_endpoint(rec)))
-        return replace(rec, port="", sandbox="")
-
-    def _drop_gone(self, view: DockerView) -> list[str]:
-        done = []
-        nets = {n.docker_id: n for n in self.state.networks()}
-        for rec in self.state.endpoints():
-            if rec.docker_id in view.networks.get(rec.docker_network, {}):
-                continue
-            if rec.port:
-                self._unplug(rec)
-            addr = self.state.address(rec.network, rec.ip)
-            if addr is not None:
-                self._release(addr)
-            self.state.delete_endpoint(rec.docker_id)
-            done.append(f"Docker endpoint {_short(rec.docker_id)} is gone")
-        held = {(nets[nid].network, dep.ip) for nid, eps in view.networks.items() if nid in nets
-                for dep in eps.values()}
-        for addr in self.state.addresses():
-            if (addr.network, addr.ip) not in held:
-                self._release(addr)
-                done.append(f"address {addr.ip} of {addr.network} is not Docker's any more")
-        for nid, net in nets.items():
-            if nid not in view.networks:
-                self.state.delete_network(nid)
-                self._maybe_delete_network(net.network)
-                done.append(f"Docker network {_short(nid)} is gone")
-        recorded = {a.endpoint for a in self.state.addresses()}
-        for ep in I.endpoints_on(self.store, self.host):
-            if ep.container.startswith(PENDING) and ep.id not in recorded:
-                I.delete_endpoint(self.store, ep.id)
-                done.append(f"pending endpoint {ep.id}")
-        return done
-
-
-def _type_tag(opts: dict, default_type: str) -> tuple[str, int | None]:
+def _type_tag(opts: dict, default_type: str | None) -> tuple[str | None, int | None]:
     net_type = opts.get(OPT_TYPE) or default_type
-    if net_type not in NET_TYPES:
+    if net_type is not None and net_type not in NET_TYPES:
         raise DriverError(f"{OPT_TYPE} {net_type!r}: must be one of {', '.join(NET_TYPES)}")
     tag = opts.get(OPT_TAG)
     if tag in (None, ""):

@@ -36,6 +36,7 @@ from webob import Request, Response
 from agent.docker_api import DockerAPI, DockerUnavailable
 from agent.docker_driver import Driver
 from agent.docker_plumb import OvsPlumbing
+from agent.docker_reconcile import reconcile
 from agent.ovsdb import OvsdbError
 from intent.store import StoreError
 
@@ -175,7 +176,7 @@ class NameWatcher:
         events = self.api.events({"type": ["container", "network"],
                                   "event": ["start", "connect"]})
         view = self.api.view([n.docker_id for n in self.driver.state.networks()])
-        self.driver.reconcile(view, cleanup=not self.cleaned)
+        reconcile(self.driver, view, cleanup=not self.cleaned)
         self.cleaned = True
         LOG.info("watching Docker at %s for container names", self.api.url)
         for ev in events:
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(args.etcd)
         plumbing = OvsPlumbing(args.ovsdb, args.bridge)
         driver = Driver(store, args.host, plumbing)
-        driver.reconcile(None)
+        reconcile(driver, None)
     except (StoreError, OvsdbError, OSError) as e:
         print(f"netplugin-docker: {e}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from agent import docker_state
 from agent import plan as P
 from agent.docker_api import DockerEndpoint, DockerView
 from agent.docker_driver import DockerPort, Driver, PortRequest, port_names
+from agent.docker_reconcile import reconcile
 from allocator.write import apply_config
 from intent import keys
 from intent.loader import load_config
@@ -30,8 +31,8 @@ DOC = {
          "Networks": [{"Name": "orange"},
                       {"Name": "fixed", "SubnetCIDR": "11.2.0.0/24",
                        "Endpoints": [{"Container": "tb", "Host": H2}]}]},
-        {"Name": "t2", "DefaultNetType": "vxlan", "SubnetPool": "12.1.0.0/16",
-         "AllocSubnetLen": 24, "Vxlans": "20001-20100"},
+        {"Name": "t2", "SubnetPool": "12.1.0.0/16",  # no DefaultNetType: vlan
+         "AllocSubnetLen": 24, "Vxlans": "20001-20100", "Vlans": "200-210"},
     ],
 }
 
@@ -219,6 +220,19 @@ def test_gateway_option_sets_a_new_networks_gateway_and_is_checked_on_others(sto
     assert 'gateway 11.2.0.9 disagrees with network "fixed" (gateway 11.2.0.1)' in msg
 
 
+def test_network_driver_type_option_changes_a_network_the_ipam_just_made(store):
+    d = drv(store)
+    pool = ok(d.handle("/IpamDriver.RequestPool", {"Pool": "", "Options": {
+        "netplugin.network": "v", "netplugin.tenant": "t1"}}))  # tenant default: vxlan
+    ok(d.handle("/NetworkDriver.CreateNetwork", {
+        "NetworkID": NID1, "IPv4Data": [{"Pool": pool["Pool"], "Gateway": ""}],
+        "Options": {"com.docker.network.generic": {"netplugin.network": "v",
+                                                   "netplugin.type": "vlan"}}}))
+    v = next(n for n in read_resolved(store).networks if n.name == "v")
+    assert (v.net_type, v.subnet) == ("vlan", pool["Pool"]) and 100 <= v.tag <= 110
+    assert store.get(docker_state.created_key("v")) is not None
+
+
 def test_network_create_from_the_tenant_pool_pins_the_subnet(store):
     d = drv(store)
     pool = net_create(d, NID1, "auto")
@@ -265,6 +279,8 @@ def test_network_option_defaults_to_the_ipam_drivers_network(store):
     ok(d.handle("/NetworkDriver.CreateNetwork", base | {"Options": {}}))
     assert d.state.network(NID1).network == "fixed"
     net_create(drv(store), NID2, "other", "t2", subnet="11.2.0.0/24")  # same subnet, t2
+    other = next(n for n in read_resolved(store).networks if n.name == "other")
+    assert (other.net_type, other.tag) == ("vlan", 200)
     msg = err(d.handle("/NetworkDriver.CreateNetwork", base | {"NetworkID": "x" * 64}))
     assert "-o netplugin.network=NETWORK is needed (2 netplugin networks have subnet" in msg
     ok(d.handle("/NetworkDriver.CreateNetwork", base | {"NetworkID": "x" * 64, "Options": {
@@ -388,7 +404,7 @@ def test_restart_reconcile_keeps_running_and_cleans_what_docker_dropped(store):
     d.plumbing.links.add("dk" + "e" * 12)  # a crashed plug's veth
     restarted = Driver(store, H1, d.plumbing)  # same OVS, new process
     view = DockerView({NID1: {EID_A: DockerEndpoint("web", a)}})  # b stopped meanwhile
-    done = restarted.reconcile(view, cleanup=True)
+    done = reconcile(restarted, view, cleanup=True)
     assert any("gone" in x for x in done)
     eps = endpoints(store)
     assert eps["orange-web"] == a and b not in eps.values()
@@ -396,7 +412,7 @@ def test_restart_reconcile_keeps_running_and_cleans_what_docker_dropped(store):
     assert set(d.plumbing.ports) == {port_names(EID_A)[0]} and not d.plumbing.leftover_links()
     c = run(restarted, NID1, pool["PoolID"], EID_C)["Address"].split("/")[0]
     assert c != a
-    assert restarted.reconcile(view) == []  # nothing left to do
+    assert reconcile(restarted, view) == []  # nothing left to do
 
 
 def test_restart_without_docker_only_fixes_ports(store):
@@ -405,7 +421,7 @@ def test_restart_without_docker_only_fixes_ports(store):
     run(d, NID1, pool["PoolID"], EID_A)
     port, _ = port_names(EID_A)
     d.plumbing.ports.pop(port)  # the port vanished (OVS lost it)
-    done = Driver(store, H1, d.plumbing).reconcile(None)
+    done = reconcile(Driver(store, H1, d.plumbing), None)
     assert f"lost port {port}" in done
     assert oper(store, f"orange-docker-{EID_A[:12]}") is None
     assert f"orange-docker-{EID_A[:12]}" in endpoints(store)  # the address stays Docker's
