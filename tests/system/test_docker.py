@@ -276,3 +276,18 @@ def test_network_rm_deletes_only_what_docker_created_once_no_host_uses_it(dbed: 
     assert tmp.returncode == 0, tmp.stderr
     h1.docker("network", "rm", "orange2")
     assert dbed.endpoint("orange-tb1") is not None
+
+
+def test_parallel_runs_on_both_hosts_get_distinct_addresses(dbed: DockerBed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(dbed.hosts[h], f"par{h[-1]}{i}") for h in ("host1", "host2") for i in range(3)]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda j: j[0].run(j[1], "orange"), jobs))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    ips = {name: d.ip_of(name, "orange") for d, name in jobs}
+    assert len(set(ips.values())) == len(jobs), ips
+    for _d, name in jobs:
+        assert dbed.named("orange", name)["IpAddress"] == ips[name]
+    h1 = dbed.hosts["host1"]
+    assert h1.reaches("par10", ips["par22"])
