@@ -41,7 +41,8 @@ $(STAMP_DOCKER):
 	  || { apt-get update -qq && apt-get download -qq $(DOCKER_PKGS) 2>/dev/null; }; }
 	@rm -rf $(DOCKER_CACHE)/root && for f in $(DOCKER_CACHE)/debs/*.deb; do \
 	  dpkg -x "$$f" $(DOCKER_CACHE)/root; done
-	@test -x $(DOCKER_CACHE)/root/usr/sbin/dockerd
+	@test -x $(DOCKER_CACHE)/root/usr/sbin/dockerd || \
+	  { echo "!! could not fetch and unpack $(DOCKER_PKGS) into $(DOCKER_CACHE)"; exit 1; }
 	@touch $@
 
 test: setup
