@@ -2,9 +2,9 @@
 20.10), the controller, the agents, real OVS.
 
 Intent (netdcli): tenant-one's network orange (11.1.1.0/24) with test-bed containers tb1 on
-host1 and tb2 on host2; tenant-two's network iso with the same subnet and containers iso1 on host1
-and iso2 on host2 at 11.1.1.200 (an address orange never hands out: a reply to an orange container
-would be a leak between tenants).
+host1 and tb2 on host2 (and tb3 on host1, started by one test); tenant-two's network iso with the
+same subnet and containers iso1 on host1 and iso2 on host2 at 11.1.1.200 (an address orange never
+hands out: a reply to an orange container would be a leak between tenants).
 Docker's network ``orange`` on both hosts stands for netplugin's orange.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,8 @@ INTENT = {
         {"Name": "tenant-one", "DefaultNetType": "vxlan", "SubnetPool": "11.1.0.0/16",
          "AllocSubnetLen": 24, "Vxlans": "10001-14000",
          "Networks": [{"Name": "orange", "SubnetCIDR": SUBNET, "Endpoints": [
-             {"Container": "tb1", "Host": "host1"}, {"Container": "tb2", "Host": "host2"}]}]},
+             {"Container": "tb1", "Host": "host1"}, {"Container": "tb2", "Host": "host2"},
+             {"Container": "tb3", "Host": "host1"}]}]},
         {"Name": "tenant-two", "DefaultNetType": "vxlan", "SubnetPool": "11.1.0.0/16",
          "AllocSubnetLen": 24, "Vxlans": "20001-24000",
          "Networks": [{"Name": "iso", "SubnetCIDR": SUBNET, "Endpoints": [
@@ -157,8 +159,8 @@ def test_run_on_two_hosts_reaches_docker_and_testbed_containers(dbed: DockerBed)
     assert h1.reaches("web1", tb2)
     dbed.bed.assert_reach("tb2", "web1", ip1)
     server = subprocess.Popen(
-        ["python3", "-m", "topologies", "--workdir", str(WORKDIR), "exec", "tb2", "--", "socat",
-         "TCP-LISTEN:5001,fork,reuseaddr", "EXEC:cat"], cwd=Path(__file__).parents[2],
+        [sys.executable, "-m", "topologies", "--workdir", str(WORKDIR), "exec", "tb2", "--",
+         "socat", "TCP-LISTEN:5001,fork,reuseaddr", "EXEC:cat"], cwd=Path(__file__).parents[2],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: ":5001" in dbed.bed.sh("tb2", "ss", "-ltn").stdout, 5, "socat")
@@ -167,7 +169,7 @@ def test_run_on_two_hosts_reaches_docker_and_testbed_containers(dbed: DockerBed)
         server.terminate()
         server.wait(5)
     # the host's agent reconciles (it plugs tb3 on host1) and leaves Docker's port alone
-    dbed.bed.run("host1", "tb3", wait=0)
+    dbed.bed.run("host1", "tb3")  # waits until tb3 has its address: the agent has acted
     try:
         assert ep1["Oper"]["port_name"] in h1.ports() and h1.reaches("web1", ip2, timeout=3)
     finally:
