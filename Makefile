@@ -7,10 +7,15 @@ APT_PKGS  := openvswitch-switch etcd-server iputils-ping ethtool socat iperf3 tc
              python3-venv python3-pip iproute2 procps podman runc busybox-static
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
+# Docker for the tests: Debian's packages unpacked, never installed (docker.io's postinst would
+# start a system daemon with its own bridge and iptables rules).
+DOCKER_CACHE ?= /var/cache/netplugin/docker
+DOCKER_PKGS  := docker.io containerd tini
+STAMP_DOCKER := $(DOCKER_CACHE)/.unpacked
 
 .PHONY: setup test unit system bench demo lint clean
 
-setup: $(STAMP_PIP)
+setup: $(STAMP_PIP) $(STAMP_DOCKER)
 
 $(STAMP_APT):
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -27,6 +32,17 @@ $(STAMP_PIP): $(STAMP_APT) requirements.txt requirements-dev.txt pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -r requirements-dev.txt
 	@$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+$(STAMP_DOCKER):
+	@echo ">> docker: apt-get download $(DOCKER_PKGS), unpacked in $(DOCKER_CACHE)/root"
+	@mkdir -p $(DOCKER_CACHE)/debs
+	@cd $(DOCKER_CACHE)/debs && rm -f *.deb && { apt-get download -qq $(DOCKER_PKGS) 2>/dev/null \
+	  || { apt-get update -qq && apt-get download -qq $(DOCKER_PKGS) 2>/dev/null; }; }
+	@rm -rf $(DOCKER_CACHE)/root && for f in $(DOCKER_CACHE)/debs/*.deb; do \
+	  dpkg -x "$$f" $(DOCKER_CACHE)/root; done
+	@test -x $(DOCKER_CACHE)/root/usr/sbin/dockerd || \
+	  { echo "!! could not fetch and unpack $(DOCKER_PKGS) into $(DOCKER_CACHE)"; exit 1; }
 	@touch $@
 
 test: setup

@@ -82,6 +82,19 @@ class HostSide:
         idx = self.link_index(want.port_name)
         self.ipr.link("set", index=idx, mtu=want.mtu, state="up")
 
+    def create_veth_pair(self, name: str, peer: str, mtu: int, peer_mac: str) -> None:
+        """Both ends here: ``name`` up, ``peer`` (for a runtime to move) with ``peer_mac``, TX
+        checksum offload off on ``peer`` (the setting moves with it); MTU ``mtu`` on both."""
+        try:
+            self.ipr.link("add", ifname=name, kind="veth", peer={"ifname": peer})
+            pidx, idx = self.link_index(peer), self.link_index(name)
+            self.ipr.link("set", index=pidx, address=peer_mac, mtu=mtu)
+            self.ipr.link("set", index=idx, mtu=mtu, state="up")
+            tx_csum_off_here(peer)
+        except (NetlinkError, OSError) as e:
+            self.delete_link(name)
+            raise PlumbingError(f"cannot create veth {name}/{peer}: {e}") from e
+
     def set_addr(self, dev: str, cidr: str) -> None:
         """Give ``dev`` the address ``cidr`` (idempotent) and bring it up."""
         idx = self.link_index(dev)
@@ -234,7 +247,15 @@ def _socket_in_netns(path: str) -> socket.socket:
 
 def _tx_csum_off(netns: str, ifname: str) -> None:
     """``ethtool -K <ifname> tx off`` inside ``netns`` (SIOCETHTOOL, ETHTOOL_STXCSUM)."""
-    sock = _socket_in_netns(netns)
+    _tx_csum_off_with(_socket_in_netns(netns), ifname)
+
+
+def tx_csum_off_here(ifname: str) -> None:
+    """``ethtool -K <ifname> tx off`` in this process's network namespace."""
+    _tx_csum_off_with(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), ifname)
+
+
+def _tx_csum_off_with(sock: socket.socket, ifname: str) -> None:
     try:
         ecmd = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_STXCSUM, 0))
         ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(ecmd)).ljust(40, b"\0")

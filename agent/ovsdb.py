@@ -196,7 +196,7 @@ class Ovsdb:
                 ofport=ofport, healthy=ofport > 0 and not error and link_exists(name),
                 ip=ids.get("np-ip", ""), netns=ids.get("np-netns", ""),
                 container=ids.get("np-container", ""),
-                container_id=ids.get("np-container-id", "")))
+                container_id=ids.get("np-container-id", ""), driver=ids.get("np-driver", "")))
         return out
 
     # ------------------------------------------------------------------ changes

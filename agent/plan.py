@@ -76,6 +76,7 @@ class Actual:
     netns: str = ""
     container: str = ""
     container_id: str = ""
+    driver: str = ""  # external_ids:np-driver: another driver's port (e.g. "docker")
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,16 @@ def plan(host: str, want: Mapping[str, Desired], actual: list[Actual],
     """Actions that take this host from ``actual`` to ``want``.
 
     ``oper`` maps endpoint id -> oper value for the keys this host wrote; ``host_links`` are the
-    names of host-side veths (``np…``) present in the host namespace.
+    names of host-side veths (``np…``) present in the host namespace.  Ports and oper keys that
+    another driver owns (``Actual.driver``, an oper value's ``"driver"``: the Docker driver's) are
+    left alone, and their endpoints are never plugged by the agent.
     """
+    in_ovs = {a.port_name for a in actual}
+    foreign = ({a.endpoint_id for a in actual if a.driver} |
+               {e for e, v in oper.items() if v.get("driver")})
+    actual = [a for a in actual if not a.driver]
+    oper = {e: v for e, v in oper.items() if not v.get("driver")}
+    want = {e: w for e, w in want.items() if e not in foreign}
     unplugs: list[Action] = []
     plugs: list[Action] = []
     opers: list[Action] = []
@@ -189,7 +198,6 @@ def plan(host: str, want: Mapping[str, Desired], actual: list[Actual],
             seen.add(a.endpoint_id)
             continue
         unplugs.append(Unplug(a.port_name, a.endpoint_id, reason))
-    in_ovs = {a.port_name for a in actual}
     for name in sorted(host_links - in_ovs):
         if PORT_RE.match(name):
             unplugs.append(DeleteLink(name))
