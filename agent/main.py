@@ -57,6 +57,7 @@ class Agent:
         self.lease = None
         self.registration: dict | None = None
         self.watchers: list = []
+        self.reconciled = -1  # the store revision of the last reconcile pass logged
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> None:
@@ -123,7 +124,13 @@ class Agent:
 
     def _reconcile(self) -> None:
         plumber = Plumber(self.ovs, self.links)
-        reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
+            # one line per store revision looked at: what a test (or a user) waits for
+            LOG.info("reconciled host %s at revision %d: %d plugged, %d unplugged, %d kept, "
+                     "%d problems", self.host, rep.revision, len(rep.plugged),
+                     len(rep.unplugged), len(rep.kept), len(rep.problems))
+            self.reconciled = rep.revision
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())

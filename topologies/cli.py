@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "in HOST's runtime registry; the agent plugs it.")
     r.add_argument("host")
     r.add_argument("container")
-    r.add_argument("--id", help="container id stored in the registry (default: the name)")
+    r.add_argument("--id", help="container id stored in the registry (default: a random "
+                                "64-hex-digit id, as Docker makes)")
     r.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                    help="wait until the container has an IPv4 address")
 
