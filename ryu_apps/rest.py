@@ -154,12 +154,17 @@ class RestApi:
         scheme, _, value = got.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
                                                                  self._token.encode()):
+            # who knocked, never with what: neither the token nor the header is logged
+            LOG.warning("%s %s from %s refused: %s bearer token", req.method, req.path,
+                        req.remote_addr or "?", "wrong" if got else "no")
             raise HttpError(401, ["missing or wrong bearer token"])
 
     @staticmethod
     def _body(req: Request) -> Any:
+        if not req.body:
+            raise ValidationError("request body: missing (expected a JSON document)")
         try:
-            return json.loads(req.body or b"null")
+            return json.loads(req.body)
         except ValueError as exc:
             raise ValidationError(f"request body: invalid JSON: {exc}") from exc
 

@@ -82,6 +82,12 @@ class Ovs:
                 rows.add((int(m[1], 16), int(m[2]), int(m[3])))
         return rows
 
+    def controller_connected(self) -> bool:
+        """What ovs-vswitchd reports about its controller connection (``is_connected``)."""
+        out = self.run("ovs-vsctl", f"--db={self.db}", "--bare", "--columns=is_connected",
+                       "list", "Controller")
+        return out.strip() == "true"
+
     def ofctl(self, command: str, *args: str) -> str:
         return self.run("ovs-ofctl", "-O", "OpenFlow13", command,
                         f"unix:{self.dir}/{BRIDGE}.mgmt", *args)
@@ -188,8 +194,11 @@ def test_controller_keeps_real_ovs_in_sync(bed):
 
     # kill -9 and restart: the switch keeps its flows and gets zero changes
     before = ovs.flows()
+    wait(ovs.controller_connected, 20)  # as the switch reports it (refreshed every few s)
     ctl.kill9()
-    assert ovs.flows() == before  # fail_mode=secure keeps forwarding state
+    # once the switch knows its controller is gone, fail_mode=secure has kept every flow
+    wait(lambda: not ovs.controller_connected(), 20)
+    assert ovs.flows() == before
     ctl.start()
     wait(lambda: host_row()["in_sync"])
     assert host_row()["changes_sent"] == 0 and ovs.flows() == before
