@@ -25,10 +25,16 @@ from intent.store import LeaseExpired, Store, StoreError
 from intent.store_etcd import open_store
 
 LOG = logging.getLogger("netplugin.agent")
+EXAMPLES = """examples:
+  netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
+  netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="netplugin-agent", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="netplugin-agent", description=__doc__.split("\n")[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", required=True, help="this host's name (as in the intent)")
     p.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd URL")
     p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")

@@ -123,7 +123,9 @@ def show_flows(rest: str, host: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m topologies.tour", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  python -m topologies.tour                       # what `make demo` runs
+  python -m topologies.tour --config examples/two_hosts_multiple_vxlan_nets.json --keep""")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="example intent "
                    f"(default: examples/{DEFAULT_CONFIG.name})")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/netplugin-tour"))

@@ -2,7 +2,7 @@
 
 One private ovsdb-server + ovs-vswitchd in a work dir, one netdev bridge (fail_mode=secure,
 controller set in the same ovs-vsctl call as add-br), the host registered in etcd by the test
-(not by the agent).  The controller runs as ``python -m ryu_apps`` in a subprocess.
+(not by the agent).  The controller runs as ``ryu-manager ryu_apps.netplugin`` in a subprocess.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import pytest
 from intent import keys
 from intent.store_etcd import EtcdStore
 
-ROOT = Path(__file__).resolve().parents[2]
 OF_PORT = int(os.environ.get("NP_CTL_OF_PORT", "26800"))
 REST_PORT = int(os.environ.get("NP_CTL_REST_PORT", "26810"))
 BRIDGE = "npcbr1"
@@ -93,16 +92,25 @@ class Ovs:
                         f"unix:{self.dir}/{BRIDGE}.mgmt", *args)
 
 
+RYU_MANAGER = Path(sys.executable).parent / "ryu-manager"
+
+
 class ControllerProc:
+    """The controller as users start it: ``ryu-manager ryu_apps.netplugin`` (the project's
+    console script on os-ken), some options in a config file and some on the command line."""
+
     def __init__(self, etcd_url: str, log: Path, audit: float = 1.0) -> None:
         self.etcd_url, self.log, self.proc, self.audit = etcd_url, log, None, audit
+        self.conf = log.with_name("netplugin.conf")
+        self.conf.write_text(f"[DEFAULT]\netcd = {etcd_url}\naudit_interval = {audit}\n"
+                             "rest_host = 127.0.0.1\n")
 
     def start(self) -> ControllerProc:
+        assert RYU_MANAGER.exists(), f"{RYU_MANAGER} missing: run `make setup`"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ryu_apps", "--ofp-tcp-listen-port", str(OF_PORT),
-             "--etcd", self.etcd_url, "--rest-port", str(REST_PORT), "--rest-host", "127.0.0.1",
-             "--audit-interval", str(self.audit)], cwd=ROOT, stdout=open(self.log, "a"),
-            stderr=subprocess.STDOUT)
+            [str(RYU_MANAGER), "--config-file", str(self.conf), "--ofp-tcp-listen-port",
+             str(OF_PORT), "ryu_apps.netplugin", "--rest-port", str(REST_PORT)],
+            cwd="/", stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         wait(lambda: _get("/tenants") is not None, 20)
         return self
 
