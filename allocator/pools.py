@@ -1,6 +1,6 @@
 """Pure allocation over pools: the next free VLAN id / VNI, subnet block and endpoint IP.
 
-Atomicity is the store's job (see ``allocator.resolve``): these functions only pick the lowest
+Atomicity is the store's job (see ``allocator.write``): these functions only pick the lowest
 free value given what is already taken, so a retry after a lost compare-and-swap picks the next.
 """
 
@@ -67,3 +67,28 @@ def mac_for(ip: str) -> str:
     value = int(ipaddress.IPv4Address(ip))
     octets = [0x02, 0x00] + [(value >> s) & 0xFF for s in (24, 16, 8, 0)]
     return ":".join(f"{o:02x}" for o in octets)
+
+
+def ip_int(ip: str) -> int:
+    """An IPv4 address as an integer (fast: no validation beyond ``int``)."""
+    a, b, c, d = ip.split(".")
+    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
+def ip_str(value: int) -> str:
+    """An integer as a dotted IPv4 address."""
+    return f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
+
+
+def subnet_bounds(subnet: str) -> tuple[int, int]:
+    """(network address, broadcast address) of ``subnet`` as integers."""
+    base, length = subnet.split("/")
+    size = 1 << (32 - int(length))
+    first = ip_int(base) & ~(size - 1) & 0xFFFFFFFF
+    return first, first + size - 1
+
+
+def mac_for_int(value: int) -> str:
+    """:func:`mac_for` of an integer address."""
+    return (f"02:00:{value >> 24 & 255:02x}:{value >> 16 & 255:02x}:{value >> 8 & 255:02x}:"
+            f"{value & 255:02x}")

@@ -39,7 +39,7 @@ def loads(cls: type[T], text: str) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in names}
     for k in ("vlans", "vxlans"):
-        if k in kwargs:
+        if kwargs.get(k) is not None:
             kwargs[k] = tuple(tuple(r) for r in kwargs[k])
     return cls(**kwargs)
 

@@ -3,6 +3,9 @@
 ::
 
     /netplugin/config/rev                         bumped by every intent write (watch anchor)
+    /netplugin/config/txn                         present while a large write is under way (see
+                                                  ``intent.consistent``): readers read intent at
+                                                  its create revision - 1
     /netplugin/config/hosts/<host>                HostConfig (from the config file)
     /netplugin/config/tenants/<tenant>            TenantConfig without networks
     /netplugin/config/networks/<network>          NetworkConfig without endpoints
@@ -11,12 +14,18 @@
     /netplugin/alloc/vni/<vni>                    owner network
     /netplugin/alloc/subnet/<tenant>/<cidr>       owner network   ('/' in the CIDR is '_')
     /netplugin/alloc/ip/<network>/<ip>            owner endpoint id
+    /netplugin/alloc/pool/<network>               IP pool index: lowest maybe-free address, count
+    /netplugin/alloc/tenant/<tenant>              tenant index: its networks' tags and subnets
+    /netplugin/alloc/ranges                       every tenant's Vlans/Vxlans ranges (disjoint)
     /netplugin/state/networks/<network>           NetworkSpec (resolved: tag, subnet, gateway)
     /netplugin/state/endpoints/<endpoint-id>      EndpointSpec (resolved: ip, mac, host)
     /netplugin/oper/hosts/<host>                  agent registration (under a lease)
     /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
+    /netplugin/oper/applied                       revision the controller has applied
     /netplugin/runtime/<host>/<container>         running container -> netns path
+    /netplugin/locks/<write-id>                   a large writer is alive (under its lease)
+    /netplugin/writes/<slot>                      id of a recent write (a retry recognises it)
 
 Values are JSON objects.
 """
@@ -30,11 +39,15 @@ CONFIG_HOSTS = CONFIG + "hosts/"
 CONFIG_TENANTS = CONFIG + "tenants/"
 CONFIG_NETWORKS = CONFIG + "networks/"
 CONFIG_ENDPOINTS = CONFIG + "endpoints/"
+CONFIG_TXN = CONFIG + "txn"
 ALLOC = ROOT + "alloc/"
 ALLOC_VLAN = ALLOC + "vlan/"
 ALLOC_VNI = ALLOC + "vni/"
 ALLOC_SUBNET = ALLOC + "subnet/"
 ALLOC_IP = ALLOC + "ip/"
+ALLOC_POOL = ALLOC + "pool/"
+ALLOC_TENANT = ALLOC + "tenant/"
+ALLOC_RANGES = ALLOC + "ranges"
 STATE = ROOT + "state/"
 STATE_NETWORKS = STATE + "networks/"
 STATE_ENDPOINTS = STATE + "endpoints/"
@@ -42,7 +55,13 @@ OPER = ROOT + "oper/"
 OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
 OPER_REALIZED = OPER + "realized/"
+OPER_APPLIED = OPER + "applied"
 RUNTIME = ROOT + "runtime/"
+LOCKS = ROOT + "locks/"
+WRITES = ROOT + "writes/"
+WRITE_SLOTS = 1024
+# what a write changes (and what readers see all-or-nothing); everything else is operational
+INTENT_PREFIXES = (CONFIG, ALLOC, STATE)
 
 
 def host_config(name: str) -> str:
@@ -79,6 +98,23 @@ def alloc_ip_prefix(network_name: str) -> str:
 
 def alloc_ip(network_name: str, ip: str) -> str:
     return alloc_ip_prefix(network_name) + ip
+
+
+def ip_pool(network_name: str) -> str:
+    return ALLOC_POOL + network_name
+
+
+def tenant_index(tenant_name: str) -> str:
+    return ALLOC_TENANT + tenant_name
+
+
+def lock(write_id: str) -> str:
+    return LOCKS + write_id
+
+
+def write_record(write_id: str) -> str:
+    """The ring slot that records ``write_id`` (a retry finds its own success there)."""
+    return f"{WRITES}{int(write_id[:8], 16) % WRITE_SLOTS}"
 
 
 def state_network(name: str) -> str:

@@ -20,6 +20,7 @@ from intent.model import (
     HostConfig,
     NetworkConfig,
     TenantConfig,
+    with_defaults,
 )
 from intent.validate import validate_config
 
@@ -104,10 +105,12 @@ class _Reader:
         return value.lower()
 
     def ranges(self, fields: dict[str, Any], key: str, path: str,
-               limits: tuple[int, int], what: str) -> tuple[tuple[int, int], ...]:
-        """Parse ``"a-b,c-d"`` (a single id ``"5"`` too) into inclusive ranges."""
+               limits: tuple[int, int], what: str) -> tuple[tuple[int, int], ...] | None:
+        """Parse ``"a-b,c-d"`` (a single id ``"5"`` too) into inclusive ranges (None: absent)."""
         value = fields.get(key)
-        if value is None or value == "":
+        if value is None:
+            return None
+        if value == "":
             return ()
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
@@ -167,7 +170,7 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
         path = f"Tenants[{ti}]"
         f = r.fields(raw, "tenant", path)
         name = r.string(f, "Name", path, required=True) or ""
-        default_type = r.net_type(f, "DefaultNetType", path, "vlan")
+        default_type = r.net_type(f, "DefaultNetType", path, None)
         networks = []
         for ni, nraw in enumerate(r.items(f, "Networks", path)):
             npath = f"{path}.Networks[{ni}]"
@@ -185,13 +188,13 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
                     ip_address=r.string(ef, "IpAddress", epath)))
             networks.append(NetworkConfig(
                 name=net_name, tenant=name,
-                pkt_tag_type=r.net_type(nf, "PktTagType", npath, default_type) or "vlan",
+                pkt_tag_type=r.net_type(nf, "PktTagType", npath, None),
                 pkt_tag=r.integer(nf, "PktTag", npath),
                 subnet_cidr=r.string(nf, "SubnetCIDR", npath),
                 default_gw=r.string(nf, "DefaultGw", npath),
                 endpoints=tuple(endpoints)))
         tenants.append(TenantConfig(
-            name=name, default_net_type=default_type or "vlan",
+            name=name, default_net_type=default_type,
             subnet_pool=r.string(f, "SubnetPool", path),
             alloc_subnet_len=r.integer(f, "AllocSubnetLen", path),
             vlans=r.ranges(f, "Vlans", path, VLAN_LIMITS, "VLAN"),
@@ -222,20 +225,39 @@ def read_json(source: dict | list | str | Path) -> Any:
 
 
 def load_config(source: dict | str | Path, validate: bool = True) -> Config:
-    """Parse and validate an intent document; raise ValidationError listing every problem."""
+    """Parse and validate a complete intent document (what ``-cfg`` takes); unset fields get
+    their defaults.  Raise ValidationError listing every problem."""
     config, problems = parse_document(read_json(source))
+    config = with_defaults(config)
     if validate:
-        for problem in validate_config(config, with_paths=True):
-            # a range that failed to parse already has its problem: skip the follow-up
-            tenant_path = problem.split(".", 1)[0]
-            field = "Vxlans" if "no Vxlans range" in problem else "Vlans"
-            if "range to allocate one from" in problem and any(
-                    p.startswith(f"{tenant_path}.{field} ") for p in problems):
-                continue
-            problems.append(problem)
+        _add_validation(problems, validate_config(config, with_paths=True))
     if problems:
         raise ValidationError(problems)
     return config
+
+
+def load_document(source: dict | str | Path) -> Config:
+    """Parse a possibly partial document (what ``-add-cfg`` / ``-del-cfg`` take): fields it
+    leaves out stay unset (``None``) so that a merge keeps the stored values.  Only what the
+    document itself can decide is checked here; the write path checks the merged objects."""
+    config, problems = parse_document(read_json(source))
+    _add_validation(problems, validate_config(config, with_paths=True, complete=False))
+    if problems:
+        raise ValidationError(problems)
+    return config
+
+
+def _add_validation(problems: list[str], found: list[str]) -> None:
+    """Append ``found`` to the parse ``problems``, without follow-ups of a range that failed to
+    parse (its problem is listed already)."""
+    parse_problems = list(problems)
+    for problem in found:
+        tenant_path = problem.split(".", 1)[0]
+        field = "Vxlans" if "no Vxlans range" in problem else "Vlans"
+        if "range to allocate one from" in problem and any(
+                p.startswith(f"{tenant_path}.{field} ") for p in parse_problems):
+            continue
+        problems.append(problem)
 
 
 def load_bindings(source: list | str | Path) -> list[EndpointConfig]:

@@ -3,7 +3,9 @@
 Two layers, both plain frozen dataclasses (hashable, comparable, no I/O):
 
 * **Config** objects mirror the seed JSON schema (``Hosts``, ``Tenants``, ``Networks``,
-  ``Endpoints``).  Optional values the user did not give are ``None``.
+  ``Endpoints``).  Values the user did not give are ``None`` (a partial document leaves them
+  unset until it is merged with the stored objects); :func:`with_defaults` fills the defaults
+  (``DefaultNetType`` vlan, a network's type from its tenant, empty ranges).
 * **Resolved** objects (``NetworkSpec``, ``EndpointSpec``, ``HostSpec``) are what the allocator
   produces from a config: every network has its VLAN id or VNI, subnet and gateway; every endpoint
   its IP and MAC.  ``ofctl`` computes flow tables from these alone.
@@ -11,7 +13,7 @@ Two layers, both plain frozen dataclasses (hashable, comparable, no I/O):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 VLAN = "vlan"
 VXLAN = "vxlan"
@@ -53,7 +55,7 @@ class NetworkConfig:
 
     name: str
     tenant: str
-    pkt_tag_type: str  # "vlan" | "vxlan" (tenant default applied by the loader)
+    pkt_tag_type: str | None = None  # "vlan" | "vxlan"; None: the tenant's default
     pkt_tag: int | None = None
     subnet_cidr: str | None = None
     default_gw: str | None = None
@@ -65,11 +67,11 @@ class TenantConfig:
     """A tenant with its pools."""
 
     name: str
-    default_net_type: str = VLAN
+    default_net_type: str | None = None  # None: vlan
     subnet_pool: str | None = None
     alloc_subnet_len: int | None = None
-    vlans: tuple[tuple[int, int], ...] = ()  # inclusive ranges
-    vxlans: tuple[tuple[int, int], ...] = ()  # inclusive ranges
+    vlans: tuple[tuple[int, int], ...] | None = None  # inclusive ranges; None: not given
+    vxlans: tuple[tuple[int, int], ...] | None = None  # inclusive ranges; None: not given
     networks: tuple[NetworkConfig, ...] = ()
 
 
@@ -87,6 +89,29 @@ class Config:
     def endpoints(self) -> list[EndpointConfig]:
         """All endpoints of all networks."""
         return [e for n in self.networks() for e in n.endpoints]
+
+
+def tenant_with_defaults(t: TenantConfig) -> TenantConfig:
+    """``t`` with its unset fields defaulted (its networks are left as they are)."""
+    return replace(t, default_net_type=t.default_net_type or VLAN, vlans=t.vlans or (),
+                   vxlans=t.vxlans or ())
+
+
+def network_with_defaults(n: NetworkConfig, tenant: TenantConfig) -> NetworkConfig:
+    """``n`` with its type taken from ``tenant`` when unset."""
+    if n.pkt_tag_type:
+        return n
+    return replace(n, pkt_tag_type=tenant.default_net_type or VLAN)
+
+
+def with_defaults(config: Config) -> Config:
+    """A whole document with every unset default filled (the document is complete)."""
+    tenants = []
+    for t in config.tenants:
+        t = tenant_with_defaults(t)
+        tenants.append(replace(t, networks=tuple(network_with_defaults(n, t)
+                                                 for n in t.networks)))
+    return Config(hosts=config.hosts, tenants=tuple(tenants))
 
 
 def endpoint_id(network: str, container: str) -> str:

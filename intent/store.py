@@ -15,7 +15,7 @@ lost history), iterating it raises ``WatchCompacted``.  The consumer then re-lis
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -36,6 +36,10 @@ class WatchCompacted(StoreError):
     def __init__(self, message: str, revision: int = 0):
         super().__init__(message)
         self.revision = revision
+
+
+class RevisionCompacted(StoreError):
+    """A read at a past revision that the store no longer has."""
 
 
 class LeaseExpired(StoreError):
@@ -99,10 +103,15 @@ class Event:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """All keys under a prefix at one revision."""
+    """All keys under a prefix at one revision.
+
+    ``intent_revision`` is set (non-zero) by :func:`intent.consistent.read_consistent` when a
+    large write was under way: intent keys were then read as of that earlier revision.
+    """
 
     revision: int
     items: dict[str, KeyValue] = field(default_factory=dict)
+    intent_revision: int = 0
 
     def value(self, key: str) -> str | None:
         kv = self.items.get(key)
@@ -128,6 +137,12 @@ class Watcher(abc.ABC):
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Event]: ...
 
+    def batches(self) -> Iterator[list[Event]]:
+        """The same events in lists that each end on a revision boundary (every event of a
+        revision is in one list), so that a consumer knows when a revision is complete."""
+        for ev in self:
+            yield [ev]
+
     @abc.abstractmethod
     def close(self) -> None: ...
 
@@ -147,8 +162,18 @@ class Store(abc.ABC):
         """Delete a key (or every key under a prefix); returns how many were deleted."""
 
     @abc.abstractmethod
-    def snapshot(self, prefix: str) -> Snapshot:
-        """Every key under ``prefix`` and the store revision they were read at."""
+    def snapshot(self, prefix: str, revision: int | None = None) -> Snapshot:
+        """Every key under ``prefix`` and the store revision they were read at (``revision``:
+        as the store was then; ``RevisionCompacted`` if it no longer knows)."""
+
+    @abc.abstractmethod
+    def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = (),
+             revision: int | None = None) -> Snapshot:
+        """Several keys and whole prefixes, all at one revision (missing keys are absent)."""
+
+    @abc.abstractmethod
+    def key_names(self, prefix: str, revision: int | None = None) -> tuple[int, list[str]]:
+        """(revision, sorted names of the keys under ``prefix``) without their values."""
 
     def list(self, prefix: str) -> list[KeyValue]:
         """Every key under ``prefix``, sorted by key."""

@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +39,7 @@ from intent.store import (
     Lease,
     LeaseExpired,
     Put,
+    RevisionCompacted,
     Snapshot,
     Store,
     StoreError,
@@ -55,6 +56,8 @@ _OPS = {"=": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
 _TARGETS = {"value": ("VALUE", "value"), "version": ("VERSION", "version"),
             "create": ("CREATE", "create_revision"), "mod": ("MOD", "mod_revision")}
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 2.0
+PAGE = 5000  # keys per range request of a large snapshot
+TXN_OPS = 128  # etcd's default --max-txn-ops
 
 
 def _b64(text: str | bytes) -> str:
@@ -171,6 +174,8 @@ class EtcdStore(Store):
             detail = _error_text(exc)
             if "lease not found" in detail:
                 raise LeaseExpired(f"etcd at {self.url}: {detail}") from exc
+            if "compacted" in detail:
+                raise RevisionCompacted(f"etcd at {self.url}: {detail}") from exc
             raise StoreError(f"etcd at {self.url} refused {path}: {detail}") from exc
 
     # -- KV ------------------------------------------------------------------------------------
@@ -190,10 +195,53 @@ class EtcdStore(Store):
     def delete(self, key: str, prefix: bool = False) -> int:
         return int(self._call("kv/deleterange", _range(key, prefix)).get("deleted", 0))
 
-    def snapshot(self, prefix: str) -> Snapshot:
-        resp = self._call("kv/range", _range(prefix, True))
-        items = {kv.key: kv for kv in map(_kv, resp.get("kvs", []))}
-        return Snapshot(revision=int(resp["header"]["revision"]), items=items)
+    def snapshot(self, prefix: str, revision: int | None = None) -> Snapshot:
+        items: dict[str, KeyValue] = {}
+        rev = self._range_pages(prefix, revision, False, lambda kv: items.__setitem__(
+            kv.key, kv))
+        return Snapshot(revision=rev, items=items)
+
+    def key_names(self, prefix: str, revision: int | None = None) -> tuple[int, list[str]]:
+        names: list[str] = []
+        rev = self._range_pages(prefix, revision, True, lambda kv: names.append(kv.key))
+        return rev, names
+
+    def _range_pages(self, prefix: str, revision: int | None, keys_only: bool, sink) -> int:
+        """Read a prefix in pages of ``PAGE`` keys, all at one revision; returns it."""
+        body = _range(prefix, True)
+        end = body["range_end"]
+        while True:
+            req = dict(body, limit=PAGE, keys_only=keys_only)
+            if revision:
+                req["revision"] = revision
+            resp = self._call("kv/range", req)
+            revision = revision or int(resp["header"]["revision"])
+            kvs = resp.get("kvs", [])
+            for raw in kvs:
+                sink(_kv(raw))
+            if not resp.get("more") or not kvs:
+                return revision
+            body = {"key": _b64(base64.b64decode(kvs[-1]["key"]) + b"\0"), "range_end": end}
+
+    def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = (),
+             revision: int | None = None) -> Snapshot:
+        ranges = [_range(k, False) for k in dict.fromkeys(keys)]
+        ranges += [_range(p, True) for p in dict.fromkeys(prefixes)]
+        items: dict[str, KeyValue] = {}
+        for start in range(0, max(len(ranges), 1), TXN_OPS):
+            ops = []
+            for r in ranges[start:start + TXN_OPS]:
+                req = dict(r)
+                if revision:
+                    req["revision"] = revision
+                ops.append({"request_range": req})
+            resp = self._call("kv/txn", {"compare": [], "success": ops, "failure": []})
+            revision = revision or int(resp["header"]["revision"])
+            for r in resp.get("responses", []):
+                for raw in r.get("response_range", {}).get("kvs", []):
+                    kv = _kv(raw)
+                    items[kv.key] = kv
+        return Snapshot(revision=revision or 0, items=items)
 
     def txn(self, compares: list[Compare], success: list[Put | Delete],
             failure: list[Put | Delete] | None = None) -> TxnResult:
@@ -252,12 +300,17 @@ class EtcdWatcher(Watcher):
             _abort(resp)
 
     def __iter__(self) -> Iterator[Event]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Event]]:
         backoff = _BACKOFF_FIRST
         while not self._closed.is_set():
             try:
                 for batch in self._stream():
                     backoff = _BACKOFF_FIRST
-                    yield from batch
+                    if batch:
+                        yield batch
                     if batch:
                         self._next = batch[-1].mod_revision + 1
                         self._seen = max(self._seen, batch[-1].mod_revision)

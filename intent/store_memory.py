@@ -10,7 +10,7 @@ import bisect
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from intent.store import (
@@ -21,6 +21,7 @@ from intent.store import (
     Lease,
     LeaseExpired,
     Put,
+    RevisionCompacted,
     Snapshot,
     Store,
     StoreError,
@@ -84,11 +85,15 @@ class MemoryWatcher(Watcher):
         self._closed = False
 
     def __iter__(self) -> Iterator[Event]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Event]]:
         while True:
             batch = self._store._wait_events(self)
             if batch is None:
                 return
-            yield from batch
+            yield batch
 
     def close(self) -> None:
         self._store._close_watcher(self)
@@ -97,14 +102,20 @@ class MemoryWatcher(Watcher):
 class MemoryStore(Store):
     """The whole store in a dict; history kept until ``compact``."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 max_txn_ops: int | None = None, max_request_bytes: int | None = None):
+        """``max_txn_ops`` / ``max_request_bytes``: refuse larger transactions as etcd does
+        (its defaults are 128 and 1.5 MiB)."""
         self._clock = clock
+        self.max_txn_ops = max_txn_ops
+        self.max_request_bytes = max_request_bytes
         self._cond = threading.Condition(threading.RLock())
         self._data: dict[str, KeyValue] = {}
         self._rev = 1  # an empty etcd is at revision 1
         self._compacted = 0
         self._history: list[Event] = []  # sorted by mod_revision
         self._history_revs: list[int] = []
+        self._history_prev: list[KeyValue | None] = []  # each event's key before it
         self._leases: dict[int, _LeaseRecord] = {}
         self._lease_ids = itertools.count(0x1000)
 
@@ -120,11 +131,40 @@ class MemoryStore(Store):
             self._expire_due()
             return self._data.get(key)
 
-    def snapshot(self, prefix: str) -> Snapshot:
+    def snapshot(self, prefix: str, revision: int | None = None) -> Snapshot:
+        return self.read(prefixes=(prefix,), revision=revision)
+
+    def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = (),
+             revision: int | None = None) -> Snapshot:
         with self._cond:
             self._expire_due()
-            items = {k: kv for k, kv in self._data.items() if k.startswith(prefix)}
-            return Snapshot(revision=self._rev, items=items)
+            data = self._data if revision is None else self._data_at(revision)
+            wanted = set(keys)
+            items = {k: kv for k, kv in data.items()
+                     if k in wanted or (prefixes and k.startswith(tuple(prefixes)))}
+            return Snapshot(revision=self._rev if revision is None else revision, items=items)
+
+    def key_names(self, prefix: str, revision: int | None = None) -> tuple[int, list[str]]:
+        snap = self.snapshot(prefix, revision)
+        return snap.revision, sorted(snap.items)
+
+    def _data_at(self, revision: int) -> dict[str, KeyValue]:
+        """The keys as they were at ``revision`` (undoing later events)."""
+        if revision > self._rev:
+            raise StoreError(f"revision {revision} is in the future (at {self._rev})")
+        if revision < self._compacted:
+            raise RevisionCompacted(f"revision {revision} was compacted (oldest is "
+                                    f"{self._compacted})")
+        data = dict(self._data)
+        start = bisect.bisect_right(self._history_revs, revision)
+        for i in range(len(self._history) - 1, start - 1, -1):
+            prev = self._history_prev[i]
+            key = self._history[i].key
+            if prev is None:
+                data.pop(key, None)
+            else:
+                data[key] = prev
+        return data
 
     # -- writes --------------------------------------------------------------------------------
     def put(self, key: str, value: str, lease: int = 0) -> int:
@@ -140,6 +180,14 @@ class MemoryStore(Store):
 
     def txn(self, compares: list[Compare], success: list[Put | Delete],
             failure: list[Put | Delete] | None = None) -> TxnResult:
+        ops = list(success) + list(failure or [])
+        if self.max_txn_ops is not None and max(len(success), len(failure or []),
+                                                len(compares)) > self.max_txn_ops:
+            raise StoreError("etcd refused kv/txn: too many operations in txn request")
+        if self.max_request_bytes is not None and sum(
+                len(o.key) + len(getattr(o, "value", "")) for o in ops) * 4 // 3 \
+                > self.max_request_bytes:
+            raise StoreError("etcd refused kv/txn: request is too large")
         with self._cond:
             self._expire_due()
             ok = all(compare_holds(self._data.get(c.key), c) for c in compares)
@@ -154,7 +202,7 @@ class MemoryStore(Store):
                 raise StoreError(f"revision {revision} has already been compacted")
             self._compacted = revision
             cut = bisect.bisect_left(self._history_revs, revision)
-            del self._history[:cut], self._history_revs[:cut]
+            del self._history[:cut], self._history_revs[:cut], self._history_prev[:cut]
 
     # -- leases --------------------------------------------------------------------------------
     def lease(self, ttl: int) -> Lease:
@@ -235,17 +283,22 @@ class MemoryStore(Store):
             if isinstance(op, Put) and op.lease and op.lease not in self._leases:
                 raise LeaseExpired(f"lease {op.lease:x} not found")
         events: list[Event] = []
+        prevs: list[KeyValue | None] = []
         rev = self._rev + 1
         for op in ops:
             if isinstance(op, Put):
+                prevs.append(self._data.get(op.key))
                 events.append(self._put_one(op, rev))
             else:
-                events.extend(self._delete_one(k, rev) for k in self._matching(op))
+                for k in self._matching(op):
+                    prevs.append(self._data.get(k))
+                    events.append(self._delete_one(k, rev))
         if not events:
             return
         self._rev = rev
         self._history.extend(events)
         self._history_revs.extend(e.mod_revision for e in events)
+        self._history_prev.extend(prevs)
         self._cond.notify_all()
 
     def _put_one(self, op: Put, rev: int) -> Event:

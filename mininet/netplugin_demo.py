@@ -132,7 +132,7 @@ def _endpoint_count(config: dict, container: str) -> int:
 def _load_intent(config: dict, etcd_url: str) -> str | None:
     """Load the intent with the project's own code; None if that code is not there yet."""
     try:
-        from intent.apply import apply_config
+        from allocator.write import apply_config
         from intent.loader import load_config
         from intent.store_etcd import EtcdStore
     except ImportError as exc:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import sys
+import threading
 import time
 
-from intent import apply, keys
+from allocator import write as apply
+from intent import keys
+from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
-from intent.loader import load_bindings, load_config
+from intent.loader import load_bindings, load_config, load_document
 from intent.store import Store, StoreError
 from netdcli.show import show_endpoint, show_global, show_network, show_tenant
 
@@ -68,16 +72,59 @@ def open_store(url: str) -> Store:
 
 
 def wait_realized(store: Store, revision: int, timeout: float) -> list[str]:
-    """Block until every registered host realized ``revision``; returns the hosts still behind."""
+    """Block until every registered host realized ``revision``; returns the hosts still behind.
+
+    Event-driven: one read, then a watch of ``/netplugin/oper/`` (registrations and realized
+    revisions) that re-checks on every change.
+    """
+    snap = store.read(prefixes=[keys.OPER_HOSTS, keys.OPER_REALIZED])
+    hosts = {keys.last_segment(k) for k in snap.items if k.startswith(keys.OPER_HOSTS)}
+    realized = {keys.last_segment(k): _revision(kv.value) for k, kv in snap.items.items()
+                if k.startswith(keys.OPER_REALIZED)}
+
+    def behind() -> list[str]:
+        return sorted(h for h in hosts if realized.get(h, 0) < revision)
+
+    if not behind():
+        return []
+    events: queue.Queue = queue.Queue()
+    watcher = store.watch(keys.OPER, snap.revision + 1)
+
+    def pump() -> None:
+        try:
+            for ev in watcher:
+                events.put(ev)
+        except StoreError as exc:
+            events.put(exc)
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout
-    while True:
-        hosts = {keys.last_segment(kv.key) for kv in store.list(keys.OPER_HOSTS)}
-        realized = {keys.last_segment(kv.key): json.loads(kv.value).get("revision", 0)
-                    for kv in store.list(keys.OPER_REALIZED)}
-        behind = sorted(h for h in hosts if realized.get(h, 0) < revision)
-        if not behind or time.monotonic() > deadline:
-            return behind
-        time.sleep(0.05)
+    try:
+        while behind():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                ev = events.get(timeout=left)
+            except queue.Empty:
+                break
+            if isinstance(ev, StoreError):
+                raise ev
+            name = keys.last_segment(ev.key)
+            if ev.key.startswith(keys.OPER_HOSTS):
+                (hosts.add if ev.type == "put" else hosts.discard)(name)
+            elif ev.key.startswith(keys.OPER_REALIZED):
+                realized[name] = _revision(ev.value) if ev.type == "put" else 0
+        return behind()
+    finally:
+        watcher.close()
+
+
+def _revision(value: str | None) -> int:
+    try:
+        return int(json.loads(value or "{}").get("revision", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0
 
 
 def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
@@ -86,7 +133,8 @@ def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
     if args.cfg or args.add_cfg or args.del_cfg:
         mode, path = (("desired", args.cfg) if args.cfg else ("add", args.add_cfg)
                       if args.add_cfg else ("delete", args.del_cfg))
-        result = apply.apply_config(store, load_config(path), mode)
+        doc = load_config(path) if mode == "desired" else load_document(path)
+        result = apply.apply_config(store, doc, mode)
     elif args.host_bindings_cfg:
         result = apply.apply_bindings(store, load_bindings(args.host_bindings_cfg))
     elif args.oper:
@@ -127,7 +175,8 @@ def _get(store: Store, construct: str, name: str | None) -> dict:
 
 
 def _show_host(store: Store, name: str) -> dict:
-    snap = store.snapshot(keys.ROOT)
+    snap = read_consistent(store, keys=[keys.host_config(name), keys.oper_host(name),
+                                        keys.realized(name)])
     config = snap.value(keys.host_config(name))
     oper = snap.value(keys.oper_host(name))
     if config is None and oper is None:

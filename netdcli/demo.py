@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from intent.apply import read_resolved
+from intent.resolved import read_resolved
 from intent.store_etcd import EtcdStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def start_etcd(workdir: Path) -> tuple[subprocess.Popen, str]:
         [binary, "--name", "demo", "--data-dir", str(workdir / "data"),
          "--listen-client-urls", url, "--advertise-client-urls", url,
          "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-         "--initial-cluster", f"demo={peer_url}", "--max-txn-ops", "100000"],
+         "--initial-cluster", f"demo={peer_url}"],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from intent import codec, keys
-from intent.apply import config_from_snapshot, resolved_from_snapshot
+from intent.consistent import read_consistent
 from intent.errors import NotFoundError
-from intent.model import VXLAN, EndpointSpec, NetworkSpec
+from intent.model import VXLAN, EndpointSpec, NetworkSpec, TenantConfig
+from intent.resolved import config_from_snapshot, resolved_from_snapshot
 from intent.store import Snapshot, Store
 
 
@@ -42,39 +43,54 @@ def _lookup(snap: Snapshot, prefix: str, cls: type, name: str, what: str):
     return codec.loads(cls, value)
 
 
+def _network_with_endpoints(store: Store, name: str) -> tuple[Snapshot, NetworkSpec, list]:
+    """A network's state and its endpoints' state and oper keys, read consistently."""
+    first = read_consistent(store, keys=[keys.state_network(name)],
+                            prefixes=[keys.alloc_ip_prefix(name)])
+    net = _lookup(first, keys.STATE_NETWORKS, NetworkSpec, name, "network")
+    ids = sorted(json.loads(kv.value)["owner"] for k, kv in first.items.items()
+                 if k.startswith(keys.alloc_ip_prefix(name)))
+    snap = read_consistent(store, keys=[k for i in ids for k in (keys.state_endpoint(i),
+                                                                  keys.oper_endpoint(i))])
+    eps = [codec.loads(EndpointSpec, snap.value(keys.state_endpoint(i))) for i in ids
+           if snap.value(keys.state_endpoint(i))]
+    return snap, net, eps
+
+
 def show_endpoint(store: Store, ep_id: str) -> dict:
-    snap = store.snapshot(keys.ROOT)
+    first = read_consistent(store, keys=[keys.state_endpoint(ep_id), keys.oper_endpoint(ep_id)])
+    ep = _lookup(first, keys.STATE_ENDPOINTS, EndpointSpec, ep_id, "endpoint")
+    snap = read_consistent(store, keys=[keys.state_endpoint(ep_id), keys.oper_endpoint(ep_id),
+                                        keys.state_network(ep.network)])
     ep = _lookup(snap, keys.STATE_ENDPOINTS, EndpointSpec, ep_id, "endpoint")
     net = _lookup(snap, keys.STATE_NETWORKS, NetworkSpec, ep.network, "network")
     return endpoint_view(snap, ep, net)
 
 
 def show_network(store: Store, name: str) -> dict:
-    snap = store.snapshot(keys.ROOT)
-    net = _lookup(snap, keys.STATE_NETWORKS, NetworkSpec, name, "network")
-    resolved = resolved_from_snapshot(snap)
-    eps = [endpoint_view(snap, e, net) for e in resolved.endpoints if e.network == name]
-    return network_view(net, eps)
+    snap, net, eps = _network_with_endpoints(store, name)
+    return network_view(net, [endpoint_view(snap, e, net) for e in eps])
 
 
 def show_tenant(store: Store, name: str) -> dict:
-    snap = store.snapshot(keys.ROOT)
-    config = config_from_snapshot(snap)
-    tenant = next((t for t in config.tenants if t.name == name), None)
+    first = read_consistent(store, keys=[keys.tenant(name), keys.tenant_index(name)])
+    tenant = first.value(keys.tenant(name))
     if tenant is None:
         raise NotFoundError(f'tenant "{name}" does not exist')
-    resolved = resolved_from_snapshot(snap)
-    nets = [n for n in resolved.networks if n.tenant == name]
-    return {"Name": tenant.name, "DefaultNetType": tenant.default_net_type,
-            "SubnetPool": tenant.subnet_pool, "AllocSubnetLen": tenant.alloc_subnet_len,
-            "Vlans": _ranges(tenant.vlans), "Vxlans": _ranges(tenant.vxlans),
-            "Networks": [network_view(n, [endpoint_view(snap, e, n) for e in resolved.endpoints
-                                          if e.network == n.name]) for n in nets]}
+    t = codec.loads(TenantConfig, tenant)
+    idx = json.loads(first.value(keys.tenant_index(name)) or '{"networks": {}}')
+    nets = []
+    for n in sorted(idx.get("networks", {})):
+        snap, net, eps = _network_with_endpoints(store, n)
+        nets.append(network_view(net, [endpoint_view(snap, e, net) for e in eps]))
+    return {"Name": t.name, "DefaultNetType": t.default_net_type,
+            "SubnetPool": t.subnet_pool, "AllocSubnetLen": t.alloc_subnet_len,
+            "Vlans": _ranges(t.vlans), "Vxlans": _ranges(t.vxlans), "Networks": nets}
 
 
 def show_global(store: Store) -> dict:
     """Every tenant, network and host, plus the store revision."""
-    snap = store.snapshot(keys.ROOT)
+    snap = read_consistent(store, prefixes=[keys.ROOT])
     resolved = resolved_from_snapshot(snap)
     config = config_from_snapshot(snap)
     nets = {n.name: n for n in resolved.networks}
@@ -91,5 +107,5 @@ def show_global(store: Store) -> dict:
     }
 
 
-def _ranges(ranges: tuple[tuple[int, int], ...]) -> str:
-    return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ranges)
+def _ranges(ranges: tuple[tuple[int, int], ...] | None) -> str:
+    return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ranges or ())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha"})
 IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_dst"})
@@ -48,23 +49,30 @@ def from_int(name: str, value: int) -> Value:
     """The canonical form of an integer field value."""
     if name in MAC_FIELDS:
         h = f"{value:012x}"
-        return ":".join(h[i:i + 2] for i in range(0, 12, 2))
+        return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
     if name in IPV4_FIELDS:
-        return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
+        return f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
     return value
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
+def _canonical(name: str, value: Value) -> Value:
+    return from_int(name, to_int(name, value))
+
+
 def canonical(name: str, value: Value) -> Value:
     """Normalise a value: lower-case MACs, ints for numeric fields."""
-    return from_int(name, to_int(name, value))
+    if isinstance(value, int):
+        return value
+    if name in MAC_FIELDS and len(value) == 17 and value == value.lower():
+        return value
+    return _canonical(name, value)
 
 
 # --------------------------------------------------------------------------- match
 
 
-@dataclass(frozen=True, order=True)
-class MatchField:
+class MatchField(NamedTuple):
     """One OXM field of a match; ``mask`` is None for an exact match."""
 
     name: str
@@ -86,11 +94,15 @@ def match(**fields: Value | tuple[Value, Value]) -> Match:
     return tuple(sorted(m for m in out if m is not None))
 
 
-@lru_cache(maxsize=1 << 16)
 def masked_field(name: str, value: Value, mask: Value | None) -> MatchField | None:
     """A canonical field: full masks dropped, value reduced by mask; None for a zero mask."""
     if mask is None:
         return MatchField(name, canonical(name, value))
+    return _masked(name, value, mask)
+
+
+@lru_cache(maxsize=1 << 12)
+def _masked(name: str, value: Value, mask: Value) -> MatchField | None:
     m = to_int(name, mask)
     full = (1 << FIELD_BITS[name]) - 1
     if m == 0:

@@ -7,6 +7,8 @@
     20 EGRESS   egress policy (placeholder stage: continues to L2)
     30 L2       known unicast to a local port, a tunnel or the uplink; multicast -> BUM
     40 BUM      one group per network (local origin); local ports only (remote origin)
+    250 MARKER  one inert entry whose cookie is the digest of the inputs the tables were
+                computed from (a restarted controller checks it first)
 
 Metadata: bits 0-24 carry the network id (see :mod:`ofctl.cookies`), bit 32 is set when the
 packet came from a tunnel or the uplink.  Higher bits are free for later stages (endpoint group).
@@ -38,6 +40,7 @@ REMOTE = 1 << 32
 META_MASK = NET_MASK | REMOTE
 
 CLASSIFY, ARP, EGRESS, L2, BUM = 0, 10, 20, 30, 40
+MARKER = 250  # one entry, never reached: its cookie is the input digest of the switch's tables
 
 DROP = "drop"
 
@@ -80,6 +83,11 @@ SET_FIELDS = frozenset({"eth_src", "arp_op", "arp_sha", "arp_spa", "tunnel_id",
 
 class PipelineError(ValueError):
     """An entry that the pipeline declaration does not allow."""
+
+
+def marker_flow(digest: int) -> Flow:
+    """The marker entry carrying ``digest``."""
+    return Flow(MARKER, 0, (), (), digest)
 
 
 def miss_flows(cookie: int) -> list[Flow]:

@@ -1,53 +1,71 @@
-"""The controller's engine: store watch → affected hosts → per-switch worker → realized revision.
+"""The controller's engine room: store watch → intake → incremental engine → per-switch workers.
 
 Framework-independent apart from the hub: the Ryu app (``ryu_apps.netplugin``) feeds it switch
-connections and replies; it feeds itself from the store's watch.  One greenthread per switch does
-read-back, compute, diff, bundle and barrier; one greenthread writes realized revisions.
+connections and replies; it feeds itself from the store's watch.  Per switch, one greenthread
+does the work, one step at a time:
+
+* on connect, it reads only the marker entry: when its digest equals the engine's input digest
+  for the host, the switch already holds the desired state (nothing is sent) and a sliced audit
+  follows in the background; otherwise it reads everything and repairs (``full``);
+* on intent changes, it sends the delta of the fragments that changed (``delta``);
+* every ``audit_interval`` it re-reads the switch slice by slice (cookie bits) and repairs.
+
+Entries the controller did not produce, or cannot decode, are deleted exactly; entries a switch
+refuses are reported with their owner and the rest is sent again without them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from intent import keys
-from intent.store import Put, Store, StoreError, WatchCompacted
-from ryu_apps.dataplane import Dataplane
+from intent.consistent import WatchGate, read_consistent, watch_start
+from intent.store import Store, StoreError, WatchCompacted
+from ofctl import cookies, wire
+from ofctl.engine import Engine, EntryDelta, HostTable
+from ofctl.model import Flow, Group, Meter, SwitchState
+from ofctl.pipeline import MARKER, marker_flow
 from ryu_apps.framework import blocking, hub
-from ryu_apps.intent_cache import IntentCache
-from ryu_apps.switch import MessageCache, Session, SwitchError
+from ryu_apps.intake import Intake
+from ryu_apps.realize import Realizer
+from ryu_apps.switch import Outgoing, Rejected, Session, SwitchError
 
 LOG = logging.getLogger(__name__)
 RETRY = 1.0
+SLICE_BITS = 4  # audits read 2**SLICE_BITS slices of flows, by the cookie's low bits
+
+
+def _pause() -> None:
+    hub.sleep(0)
 
 
 class Controller:
     """Keeps every connected switch equal to the intent in the store."""
 
-    def __init__(self, store: Store, dataplane: Dataplane, audit_interval: float = 60.0,
-                 timeout: float = 60.0) -> None:
+    def __init__(self, store: Store, audit_interval: float = 60.0, timeout: float = 60.0,
+                 audit_on_connect: bool = True) -> None:
         self.store = store
-        self.dataplane = dataplane
         self.audit_interval = audit_interval
+        self.audit_on_connect = audit_on_connect
         self.timeout = timeout
-        self.cache = IntentCache()
+        self.engine = Engine()
+        self.cache = Intake(self.engine)
+        self.realizer = Realizer(store)
         self.sessions: dict[int, Session] = {}
-        self.messages = MessageCache(dataplane.encode)
         self.running = False
         self.events_seen = 0
-        self._realize = hub.Event()
         self._threads: list[Any] = []
         self._watcher: Any = None
+        self._snap = None
 
     # ------------------------------------------------------------------ lifecycle
-
     def start(self) -> None:
-        """Load the store and start the watch, realize and audit greenthreads."""
+        """Load the store, then start the watch, realize and audit greenthreads."""
         self.running = True
         self._reload()
-        self._threads = [hub.spawn(self._watch_loop), hub.spawn(self._realize_loop)]
+        self._threads = [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run)]
         if self.audit_interval > 0:
             self._threads.append(hub.spawn(self._audit_loop))
 
@@ -57,7 +75,7 @@ class Controller:
             self._watcher.close()
         for s in list(self.sessions.values()):
             s.abort()
-        self._realize.set()
+        self.realizer.stop()
         for t in self._threads:
             hub.kill(t)
         self._threads = []
@@ -65,34 +83,44 @@ class Controller:
     def _reload(self) -> None:
         while self.running:
             try:
-                snap = blocking(self.store.snapshot, keys.ROOT)
+                snap = blocking(read_consistent, self.store, (), (keys.ROOT,))
                 break
             except StoreError as exc:
                 LOG.warning("store unavailable (%s); retrying", exc)
                 hub.sleep(RETRY)
         else:
             return
-        self.cache.load(snap)
-        self._bind_hosts()
+        fresh = Engine()
+        intake = Intake(fresh)
+        intake.load(snap)
+        self.engine, self.cache, self._snap = fresh, intake, snap
+        self.realizer.advance(intake.revision)
         for s in self.sessions.values():
+            s.host = intake.host_for_dpid(s.dpid)
+            s.need_full = True
             s.kick()
-        self._realize.set()
 
     # ------------------------------------------------------------------ store side
-
     def _watch_loop(self) -> None:
+        gate, start = WatchGate(self._snap), watch_start(self._snap)
         while self.running:
             try:
-                self._watcher = blocking(self.store.watch, keys.ROOT, self.cache.revision + 1)
-                it = iter(self._watcher)
+                self._watcher = blocking(self.store.watch, keys.ROOT, start)
+                it = self._watcher.batches()
                 while self.running:
-                    ev = blocking(next, it, None)
-                    if ev is None:
+                    batch = blocking(next, it, None)
+                    if batch is None:
                         break
-                    self.on_event(ev)
+                    for ev in batch:
+                        for e in gate.feed(ev):
+                            self.on_event(e)
+                    start = batch[-1].mod_revision + 1
+                    if not gate.holding:  # every relevant event up to here is applied
+                        self.realizer.advance(self.cache.revision)
             except WatchCompacted:
                 LOG.warning("watch history compacted: re-reading the store")
                 self._reload()
+                gate, start = WatchGate(self._snap), watch_start(self._snap)
             except StoreError as exc:
                 LOG.warning("watch failed (%s); resuming", exc)
                 hub.sleep(RETRY)
@@ -103,55 +131,38 @@ class Controller:
     def on_event(self, ev: Any) -> None:
         """Apply one store event and wake the switches it affects."""
         self.events_seen += 1
-        affected = self.cache.apply(ev)
-        if ev.key.startswith((keys.OPER_HOSTS,)):
+        if not self.cache.apply(ev):
+            return
+        if ev.key.startswith(keys.OPER_HOSTS):
             self._bind_hosts()
+        dirty = self.engine.dirty_hosts()
+        for host in dirty:
+            self.realizer.changed(host, ev.mod_revision)
         for s in self.sessions.values():
-            if affected is None or s.host in affected:
+            if s.host in dirty:
                 s.kick()
-        self._realize.set()
-
-    def _realize_loop(self) -> None:
-        """Record, per in-sync idle switch, the intent revision it now holds."""
-        while self.running:
-            self._realize.wait()
-            self._realize.clear()
-            rev = self.cache.revision
-            ready = [s for s in self.sessions.values()
-                     if s.host and s.in_sync and not s.busy and not s.pending
-                     and (s.realized or 0) < rev]
-            if not ready:
-                continue
-            value = json.dumps({"revision": rev})
-            try:
-                blocking(self.store.txn, [], [Put(keys.realized(s.host), value) for s in ready])
-            except StoreError as exc:
-                LOG.warning("cannot write realized revisions (%s); retrying", exc)
-                hub.sleep(RETRY)
-                self._realize.set()
-                continue
-            for s in ready:
-                s.realized = rev
+            elif s.host and s.checked is not None and s.host not in self.engine.tables and \
+                    self.engine.digest(s.host) != s.checked:
+                self.realizer.changed(s.host, ev.mod_revision)  # its table is still to build
 
     def _audit_loop(self) -> None:
         while self.running:
             hub.sleep(self.audit_interval)
             for s in list(self.sessions.values()):
-                if not s.busy:
-                    s.audit()
+                s.audit()
 
     # ------------------------------------------------------------------ switch side
-
     def switch_connected(self, dp: Any) -> Session:
-        """A switch finished its handshake: start its session (re-read, then repair)."""
+        """A switch finished its handshake: start its session (marker check, then repair)."""
         old = self.sessions.pop(dp.id, None)
         if old is not None:
             old.abort()
         s = Session(dp, self.cache.host_for_dpid(dp.id), timeout=self.timeout)
+        s.realized_written = self.realizer.written.get
         self.sessions[dp.id] = s
         LOG.info("switch %016x connected (host %s)", dp.id, s.host or "not registered yet")
         hub.spawn(self._worker, s)
-        s.kick(reread=True)
+        s.kick()
         return s
 
     def switch_disconnected(self, dp: Any) -> None:
@@ -159,6 +170,9 @@ class Controller:
         if s is not None and s.dp is dp:
             del self.sessions[dp.id]
             s.abort()
+            if s.host:
+                self.engine.drop_table(s.host)
+                self.realizer.forget(s.host)
             LOG.info("switch %016x (host %s) disconnected", dp.id, s.host)
 
     def switch_message(self, dp: Any, msg: Any) -> None:
@@ -171,18 +185,33 @@ class Controller:
             host = self.cache.host_for_dpid(s.dpid)
             if host != s.host:
                 LOG.info("switch %016x is host %s", s.dpid, host)
-                s.host, s.realized, s.in_sync = host, None, False
-                s.kick(reread=True)
+                if s.host:
+                    self.engine.drop_table(s.host)
+                    self.realizer.forget(s.host)
+                s.host, s.in_sync, s.need_check = host, False, True
+                s.kick()
 
     def _worker(self, s: Session) -> None:
         while s.alive and self.running:
             s.wake.wait()
             s.wake.clear()
-            if not (s.alive and (s.pending or s.audit_due) and s.host):
+            if not s.alive or not s.host:
                 continue
-            s.pending, s.audit_due, s.busy = False, False, True
+            s.busy = True
             try:
-                self.sync(s)
+                while s.alive and s.host and (s.pending or s.need_check or s.need_full or
+                                              s.checked is not None):
+                    s.pending = False
+                    self.sync(s)
+                if s.alive and s.audit_due and not s.audit_slices:
+                    s.audit_due = False
+                    s.audit_slices = list(range(1 << SLICE_BITS)) + [-1]
+                if s.alive and s.audit_slices:
+                    self._audit_slice(s, s.audit_slices.pop(0))
+                    if s.audit_slices:
+                        s.wake.set()
+            except Rejected as exc:
+                self._failed(s, str(exc), full=False)
             except SwitchError as exc:
                 self._failed(s, str(exc))
             except Exception as exc:  # noqa: BLE001 - a bad entry must not kill the worker
@@ -190,44 +219,184 @@ class Controller:
                 self._failed(s, repr(exc))
             finally:
                 s.busy = False
-                self._realize.set()
 
-    def _failed(self, s: Session, why: str) -> None:
+    def _failed(self, s: Session, why: str, full: bool = True) -> None:
         LOG.warning("switch %s: %s; re-reading and retrying", s.host, why)
-        s.last_error, s.in_sync, s.reread = why, False, True
+        s.last_error, s.in_sync = why, False
+        if s.host:
+            self.realizer.end(s.host, ok=False)
+        s.need_full = s.need_full or full
         if s.alive:
             hub.spawn_after(RETRY, s.kick)
 
+    # ------------------------------------------------------------------ syncing
     def sync(self, s: Session) -> int:
-        """Bring one switch to the desired state; returns how many changes were sent."""
-        if s.reread or s.installed is None:
-            s.reread = False
-            s.installed = s.read(self.dataplane.decode)
-            hub.sleep(0)  # long CPU phases alternate with the hub (echo replies, other switches)
+        """One step for switch ``s``; returns how many changes were sent."""
         host = s.host
-        desired = self.dataplane.compute(self.cache.resolved(), host, self.cache.ports(host))
-        hub.sleep(0)
-        changes = self.dataplane.diff(s.installed, desired)
-        if changes:
-            t0 = time.perf_counter()
+        self.realizer.begin(host)
+        if s.unsent is not None:  # a bundle the switch refused as a whole: it changed nothing
+            unsent, s.unsent = s.unsent, None
             try:
-                s.send_bundle(self.messages.messages(changes))
-            except SwitchError:
-                s.installed = None
+                s.send(unsent[0])
+            except Rejected:
+                s.unsent = unsent
                 raise
-            s.changes_sent += len(changes)
-            LOG.info("switch %s: %d changes in %.1f ms", host, len(changes),
-                     (time.perf_counter() - t0) * 1e3)
-        s.installed = desired
+            s.marker = unsent[1]
+            s.changes_sent += unsent[2]
+        if s.need_check:
+            sent = self._check(s)
+        elif s.checked is not None:
+            sent = self._build(s)
+        elif s.need_full:
+            sent = self._full(s)
+        else:
+            sent = self._delta(s)
         s.in_sync, s.last_error = True, None
         s.syncs += 1
-        return len(changes)
+        self.realizer.end(host, ok=True)
+        return sent
+
+    def _table(self, host: str) -> HostTable:
+        if host not in self.engine.tables:
+            return self.engine.table(host, pause=_pause)
+        return self.engine.refresh(host)
+
+    def _check(self, s: Session) -> int:
+        """On connect: a marker that carries the current input digest means the switch holds
+        the desired state already.  Nothing is sent; the table is built next (``_build``)."""
+        s.need_check = False
+        digest = self.engine.digest(s.host)
+        s.reads += 1
+        found = [f for f in s.read_flows(table=MARKER) if isinstance(f, Flow)]
+        s.marker = found[0].cookie if found else None
+        if s.marker == digest and not s.need_full:
+            self.engine.drop_table(s.host)
+            s.checked = digest
+            LOG.info("switch %s: marker matches, nothing to send", s.host)
+            return 0
+        return self._full(s)
+
+    def _build(self, s: Session) -> int:
+        """Build the table of a switch whose marker matched; if the inputs changed meanwhile,
+        the switch's content is unknown: read it all."""
+        checked, s.checked = s.checked, None
+        table = self._table(s.host)
+        if self.engine.digest(s.host) != checked:
+            return self._full(s)
+        table.take()
+        if self.audit_on_connect:
+            s.audit()
+        return 0
+
+    def _full(self, s: Session) -> int:
+        """Read the whole switch, send the difference (foreign entries removed exactly)."""
+        s.need_full = False
+        s.reads += 1
+        flows, groups, meters = s.read_flows(), s.read_groups(), s.read_meters()
+        table = self._table(s.host)
+        table.take()
+        have, foreign = {}, []
+        s.marker = None
+        for f in flows:
+            if isinstance(f, wire.Foreign):
+                LOG.info("switch %s: removing an entry it was not given (%s)", s.host, f.why)
+                foreign.append(f)
+            elif f.table == MARKER and f.priority == 0 and not f.match:
+                s.marker = f.cookie
+            else:
+                have[f.key] = f
+        d = _difference(have, table.flows, groups, table.groups, meters, table.meters)
+        out = Outgoing()
+        _delta_changes(out, d, foreign)
+        return self._send(s, out)
+
+    def _delta(self, s: Session) -> int:
+        table = self._table(s.host)
+        out = Outgoing()
+        _delta_changes(out, table.take())
+        return self._send(s, out)
+
+    def _send(self, s: Session, out: Outgoing) -> int:
+        """Send ``out`` plus the marker (when the digest moved); entries the switch refuses are
+        reported and the rest is sent again without them."""
+        digest = self.engine.digest(s.host)
+        changes = len(out)
+        if digest != s.marker:
+            out.bundle.append((wire.flow_add(marker_flow(digest)), "the marker entry"))
+        if not len(out):
+            return 0
+        t0 = time.perf_counter()
+        for _attempt in range(3):
+            try:
+                s.send(out)
+                break
+            except Rejected as exc:
+                bad = {id(o) for o, _ in exc.rejected}
+                if not bad:  # refused as a whole (nothing was applied): send it again later
+                    s.unsent = (out, digest, changes)
+                    raise
+                s.rejected = [(_owner(o), why) for o, why in exc.rejected]
+                LOG.warning("%s", exc)
+                out = Outgoing(*[[m for m in part if id(m[1]) not in bad]
+                                 for part in (out.before, out.bundle, out.after)])
+                changes -= len(bad)
+        else:
+            raise SwitchError(f"{s.host}: the switch keeps refusing changes")
+        s.marker = digest
+        s.changes_sent += changes
+        LOG.info("switch %s: %d changes in %.1f ms", s.host, changes,
+                 (time.perf_counter() - t0) * 1e3)
+        return changes
+
+    def _audit_slice(self, s: Session, k: int) -> None:
+        """Re-read one slice of the switch (cookie low bits == k; -1: groups and meters) and
+        repair it against what the switch should hold now."""
+        table = self._table(s.host)
+        out = Outgoing()
+        if k < 0:
+            _delta_changes(out, _difference({}, {}, s.read_groups(), table.baseline_groups(),
+                                            s.read_meters(), table.baseline_meters()))
+            s.audits += 1
+        else:
+            mask = (1 << SLICE_BITS) - 1
+            have, foreign = {}, []
+            for f in s.read_flows(cookie=k, cookie_mask=mask):
+                if isinstance(f, wire.Foreign):
+                    foreign.append(f)
+                else:
+                    have[f.key] = f
+            base = table.baseline_flows()
+            if s.marker is not None:
+                base[(MARKER, 0, ())] = marker_flow(s.marker)
+            want = {key: f for key, f in base.items() if f.cookie & mask == k}
+            changes = {key: (have.get(key), f) for key, f in want.items() if have.get(key) != f}
+            for key, f in have.items():
+                if key not in want:
+                    changes[key] = (f, base.get(key))
+            _delta_changes(out, EntryDelta(flows=changes), foreign)
+        if len(out):
+            LOG.warning("switch %s: audit repairs %d entries", s.host, len(out))
+            s.send(out)
+            s.changes_sent += len(out)
 
     # ------------------------------------------------------------------ queries
-
-    def desired(self, host: str) -> Any:
+    def desired(self, host: str) -> SwitchState:
         """The state ``host``'s switch should hold now."""
-        return self.dataplane.compute(self.cache.resolved(), host, self.cache.ports(host))
+        if host in self.engine.tables:
+            return self.engine.refresh(host).state()
+        table = self.engine.table(host)  # a throw-away table: no switch of it is connected
+        self.engine.drop_table(host)
+        return table.state()
+
+    def marker(self, host: str) -> Flow:
+        """The marker entry ``host``'s switch should hold (its input digest)."""
+        return marker_flow(self.engine.digest(host))
+
+    def describe(self, cookie: int, table: int | None = None) -> str:
+        """The intent object behind a cookie (the marker entry is the pipeline's)."""
+        if table == MARKER:
+            return "pipeline marker (input digest)"
+        return cookies.describe(cookie)
 
     def host_status(self) -> list[dict]:
         """Every registered or connected host with its switch status and realized revision."""
@@ -239,18 +408,69 @@ class Controller:
             out.append({
                 "name": name, "dpid": reg.get("dpid"), "vtep_ip": reg.get("vtep_ip"),
                 "connected": s is not None, "in_sync": bool(s and s.in_sync),
-                "realized_revision": s.realized if s else None,
+                "realized_revision": self.realizer.realized(name) if s else None,
                 "changes_sent": s.changes_sent if s else 0, "syncs": s.syncs if s else 0,
                 "last_error": s.last_error if s else None,
+                "rejected": [f"{o} ({why})" for o, why in s.rejected] if s else [],
             })
         return out
 
     def wait_realized(self, revision: int, timeout: float) -> bool:
         """Block (cooperatively) until every connected host realized ``revision``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.cache.revision >= revision and all(
-                    (s.realized or 0) >= revision for s in self.sessions.values() if s.host):
-                return True
-            hub.sleep(0.01)
-        return False
+        return self.realizer.wait(revision, lambda: [s.host for s in self.sessions.values()
+                                                     if s.host], timeout)
+
+
+def _owner(entry: Any) -> str:
+    """The intent object behind an entry (or a description of what it is)."""
+    cookie = getattr(entry, "cookie", None)
+    return cookies.describe(cookie) if cookie is not None else str(entry)
+
+
+def _difference(have_f: dict, want_f: dict, have_g: list, want_g: dict, have_m: list,
+                want_m: dict) -> EntryDelta:
+    """What turns the switch's entries into the wanted ones (``before`` is the switch's).
+    Groups and meters the model cannot hold arrive as bare ids: they are deleted."""
+    d = EntryDelta()
+    d.flows = {k: (have_f.get(k), f) for k, f in want_f.items() if have_f.get(k) != f}
+    d.flows.update((k, (f, None)) for k, f in have_f.items() if k not in want_f)
+    for have, want, part, make in ((have_g, want_g, d.groups, lambda i: Group(i, ())),
+                                   (have_m, want_m, d.meters, lambda i: Meter(i, ()))):
+        by_id = {}
+        for e in have:
+            if isinstance(e, int):
+                by_id[e] = make(e)  # unknown to the model: delete it
+            else:
+                by_id[e.group_id if isinstance(e, Group) else e.meter_id] = e
+        part.update((k, (by_id.get(k), e)) for k, e in want.items() if by_id.get(k) != e)
+        part.update((k, (e, None)) for k, e in by_id.items() if k not in want)
+    return d
+
+
+def _delta_changes(out: Outgoing, d: EntryDelta, foreign: list = ()) -> None:
+    """A delta as messages, in an order no switch can refuse: meter adds (outside the bundle:
+    OVS takes no meter mods in bundles), then in the bundle group adds, flow adds, flow deletes
+    (foreign ones by their raw match), group deletes, then meter deletes."""
+    for _k, (before, after) in d.meters.items():
+        if after is not None:
+            cmd = wire.OFPMC_ADD if before is None else wire.OFPMC_MODIFY
+            out.before.append((wire.meter_mod(after, cmd), after))
+        else:
+            out.after.append((wire.meter_mod(before, wire.OFPMC_DELETE), before))
+    group_deletes = []
+    for _k, (before, after) in d.groups.items():
+        if after is not None:
+            cmd = wire.OFPGC_ADD if before is None else wire.OFPGC_MODIFY
+            out.bundle.append((wire.group_mod(after, cmd), after))
+        else:
+            group_deletes.append((wire.group_mod(before, wire.OFPGC_DELETE), before))
+    deletes = []
+    for _key, (before, after) in d.flows.items():
+        if after is not None:
+            out.bundle.append((wire.flow_add(after), after))
+        elif before is not None:
+            deletes.append((wire.flow_delete(before), before))
+    out.bundle.extend(deletes)
+    out.bundle.extend((wire.flow_delete_raw(f.table, f.priority, f.raw_match), f)
+                      for f in foreign)
+    out.bundle.extend(group_deletes)

@@ -16,6 +16,7 @@ from ryu_apps.framework import (
     RyuApp,
     cfg,
     hub,
+    install_raw_stats,
     ofp_event,
     ofproto_v1_3,
     set_ev_cls,
@@ -61,13 +62,9 @@ class NetPluginApp(RyuApp):
         from intent.store_etcd import open_store
 
         conf = self.CONF
+        install_raw_stats()
         self.store = kwargs.get("store") or open_store(conf.etcd)
-        dataplane = kwargs.get("dataplane")
-        if dataplane is None:
-            from ryu_apps.dataplane import OfctlDataplane
-
-            dataplane = OfctlDataplane()
-        self.controller = Controller(self.store, dataplane, audit_interval=conf.audit_interval,
+        self.controller = Controller(self.store, audit_interval=conf.audit_interval,
                                      timeout=conf.switch_timeout)
         self.rest_port = conf.rest_port
         self._rest_server = None

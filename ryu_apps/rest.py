@@ -1,6 +1,7 @@
 """The REST northbound API (webob WSGI, ``/api/v1``): intent CRUD, hosts, desired flows, OpenAPI.
 
-Writes go through ``intent.apply`` (one compare-and-swap transaction each: nothing half-written).
+Writes go through ``allocator.write`` (each reads only the objects it names and commits
+all-or-nothing).
 Errors are JSON ``{"errors": [...]}`` with 400 (invalid), 404 (unknown), 409 (conflict/pool
 exhausted), 401 (missing/wrong bearer token when one is configured).  Every write accepts
 ``?wait=SECONDS``: the answer then comes once every connected switch realized the new revision.
@@ -14,16 +15,18 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from webob import Request, Response
 
-from intent import apply, keys
+from allocator import write as apply
+from intent import keys
 from intent.codec import loads
-from intent.errors import ConflictError, IntentError, NotFoundError, ValidationError
-from intent.loader import load_bindings, load_config
-from intent.model import Config, EndpointSpec, NetworkSpec
+from intent.consistent import read_consistent
+from intent.errors import IntentError, NotFoundError, ValidationError
+from intent.loader import load_bindings, load_config, load_document
+from intent.model import EndpointConfig, EndpointSpec, NetworkConfig, NetworkSpec, TenantConfig
 from intent.store import Store
 
 LOG = logging.getLogger(__name__)
@@ -74,6 +77,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/hosts/{name}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
           errors=(404,)),
+    Route("GET", "/problems", "problems", "Store values the controller cannot use (each "
+          "quarantines only its own object: its last good value stays in force)"),
     Route("GET", "/wait", "wait", "Wait until every connected switch realized ?revision=R "
           "(?timeout=S)", errors=(400,)),
 )
@@ -187,22 +192,25 @@ class RestApi:
 
     # ------------------------------------------------------------------ reading helpers
 
-    def _config(self) -> Config:
-        return apply.read_config(self.store)
+    def _read(self, names: list[str] = (), prefixes: list[str] = ()) -> dict[str, str]:
+        snap = read_consistent(self.store, keys=names, prefixes=prefixes)
+        return {k: kv.value for k, kv in snap.items.items()}
 
-    def _tenant(self, cfg: Config, name: str):
-        t = next((t for t in cfg.tenants if t.name == name), None)
-        if t is None:
-            raise NotFoundError(f'tenant "{name}" does not exist')
-        return t
+    @staticmethod
+    def _objects(values: dict[str, str], prefix: str, cls: type) -> dict[str, Any]:
+        return {keys.last_segment(k): loads(cls, v) for k, v in sorted(values.items())
+                if k.startswith(prefix)}
 
-    def _net_states(self) -> dict[str, NetworkSpec]:
-        return {keys.last_segment(kv.key): loads(NetworkSpec, kv.value)
-                for kv in self.store.list(keys.STATE_NETWORKS)}
+    def _stored(self, key: str, cls: type, what: str, name: str) -> Any:
+        value = self._read([key]).get(key)
+        if value is None:
+            raise NotFoundError(f'{what} "{name}" does not exist')
+        return loads(cls, value)
 
-    def _ep_states(self) -> dict[str, EndpointSpec]:
-        return {keys.last_segment(kv.key): loads(EndpointSpec, kv.value)
-                for kv in self.store.list(keys.STATE_ENDPOINTS)}
+    def _network_endpoints(self, values: dict[str, str], network: str) -> list[str]:
+        """Endpoint ids of ``network`` from its IP owner keys (``values`` holds that prefix)."""
+        prefix = keys.alloc_ip_prefix(network)
+        return sorted(json.loads(v)["owner"] for k, v in values.items() if k.startswith(prefix))
 
     # ------------------------------------------------------------------ handlers
 
@@ -215,84 +223,91 @@ class RestApi:
         mode = req.GET.get("mode", "desired")
         if mode not in ("desired", "add", "delete"):
             raise ValidationError(f"query parameter mode: {mode!r} is not desired, add or delete")
-        return self._written(req, apply.apply_config(
-            self.store, load_config(self._body(req), validate=mode != "delete"), mode))
+        body = self._body(req)
+        doc = load_config(body) if mode == "desired" else load_document(body)
+        return self._written(req, apply.apply_config(self.store, doc, mode))
+
+    def _tenant_view(self, t: TenantConfig, values: dict[str, str]) -> dict:
+        idx = json.loads(values.get(keys.tenant_index(t.name)) or '{"networks": {}}')
+        return dict(_plain(t), networks=sorted(idx.get("networks", {})))
 
     def list_tenants(self, req: Request) -> list:
-        cfg = self._config()
-        return [dict(_plain(t), networks=[n.name for n in t.networks]) for t in cfg.tenants]
+        values = self._read(prefixes=[keys.CONFIG_TENANTS, keys.ALLOC_TENANT])
+        return [self._tenant_view(t, values)
+                for t in self._objects(values, keys.CONFIG_TENANTS, TenantConfig).values()]
 
     def get_tenant(self, req: Request, name: str) -> dict:
-        t = self._tenant(self._config(), name)
-        return dict(_plain(t), networks=[n.name for n in t.networks])
+        values = self._read([keys.tenant(name), keys.tenant_index(name)])
+        if keys.tenant(name) not in values:
+            raise NotFoundError(f'tenant "{name}" does not exist')
+        return self._tenant_view(loads(TenantConfig, values[keys.tenant(name)]), values)
 
     def create_tenant(self, req: Request) -> dict:
-        new = load_config({"Tenants": [self._body(req)]}, validate=False)
+        new = load_document({"Tenants": [self._body(req)]})
         t = new.tenants[0]
-        if any(x.name == t.name for x in self._config().tenants):
-            raise ConflictError(f'tenant "{t.name}" exists already')
-        return self._written(req, apply.apply_config(self.store, new, "add"))
+        return self._written(req, apply.apply_config(
+            self.store, new, "add", create_only=frozenset({("tenant", t.name)}), paths=False))
 
     def delete_tenant(self, req: Request, name: str) -> dict:
-        self._tenant(self._config(), name)
         return self._written(req, apply.delete_object(self.store, "tenant", name))
 
     def create_network(self, req: Request, name: str) -> dict:
-        cfg = self._config()
-        t = self._tenant(cfg, name)
-        body = self._body(req)
-        parsed = load_config({"Tenants": [{"Name": t.name, "DefaultNetType": t.default_net_type,
-                                           "Networks": [body]}]}, validate=False)
-        net = parsed.tenants[0].networks[0]
-        if any(n.name == net.name for n in cfg.networks()):
-            raise ConflictError(f'network "{net.name}" exists already')
+        self._stored(keys.tenant(name), TenantConfig, "tenant", name)
+        doc = load_document({"Tenants": [{"Name": name, "Networks": [self._body(req)]}]})
+        net = doc.tenants[0].networks[0]
         return self._written(req, apply.apply_config(
-            self.store, Config(tenants=(replace(t, networks=(net,)),)), "add"))
+            self.store, doc, "add", create_only=frozenset({("network", net.name)}),
+            paths=False))
 
     def list_networks(self, req: Request) -> list:
-        states = self._net_states()
-        return [self._network_view(n, states.get(n.name)) for n in self._config().networks()]
+        values = self._read(prefixes=[keys.CONFIG_NETWORKS, keys.STATE_NETWORKS,
+                                      keys.CONFIG_ENDPOINTS])
+        states = self._objects(values, keys.STATE_NETWORKS, NetworkSpec)
+        members: dict[str, list[str]] = {}
+        for e in self._objects(values, keys.CONFIG_ENDPOINTS, EndpointConfig).values():
+            members.setdefault(e.network, []).append(e.id)
+        return [self._network_view(n, states.get(n.name), sorted(members.get(n.name, [])))
+                for n in self._objects(values, keys.CONFIG_NETWORKS, NetworkConfig).values()]
 
     def get_network(self, req: Request, name: str) -> dict:
-        net = next((n for n in self._config().networks() if n.name == name), None)
-        if net is None:
+        values = self._read([keys.network(name), keys.state_network(name)],
+                            [keys.alloc_ip_prefix(name)])
+        if keys.network(name) not in values:
             raise NotFoundError(f'network "{name}" does not exist')
-        return self._network_view(net, self._net_states().get(name))
+        state = values.get(keys.state_network(name))
+        return self._network_view(loads(NetworkConfig, values[keys.network(name)]),
+                                  loads(NetworkSpec, state) if state else None,
+                                  self._network_endpoints(values, name))
 
     @staticmethod
-    def _network_view(net: Any, state: NetworkSpec | None) -> dict:
-        return dict(_plain(net), endpoints=[e.id for e in net.endpoints],
-                    state=_plain(state) if state else None)
+    def _network_view(net: Any, state: NetworkSpec | None, endpoints: list[str]) -> dict:
+        return dict(_plain(net), endpoints=endpoints, state=_plain(state) if state else None)
 
     def delete_network(self, req: Request, name: str) -> dict:
         return self._written(req, apply.delete_object(self.store, "network", name))
 
     def create_endpoint(self, req: Request, name: str) -> dict:
-        cfg = self._config()
-        net = next((n for n in cfg.networks() if n.name == name), None)
-        if net is None:
-            raise NotFoundError(f'network "{name}" does not exist')
-        t = self._tenant(cfg, net.tenant)
-        parsed = load_config({"Tenants": [{"Name": t.name, "Networks": [{
-            "Name": net.name, "PktTagType": net.pkt_tag_type,
-            "Endpoints": [self._body(req)]}]}]}, validate=False)
-        ep = parsed.tenants[0].networks[0].endpoints[0]
-        if any(e.id == ep.id for e in net.endpoints):
-            raise ConflictError(f'endpoint "{ep.id}" exists already')
-        return self._written(req, apply.apply_config(self.store, Config(tenants=(
-            replace(t, networks=(replace(net, endpoints=(ep,)),)),)), "add"))
+        net = self._stored(keys.network(name), NetworkConfig, "network", name)
+        doc = load_document({"Tenants": [{"Name": net.tenant, "Networks": [{
+            "Name": net.name, "Endpoints": [self._body(req)]}]}]})
+        ep = doc.tenants[0].networks[0].endpoints[0]
+        return self._written(req, apply.apply_config(
+            self.store, doc, "add", create_only=frozenset({("endpoint", ep.id)}), paths=False))
 
     def list_endpoints(self, req: Request) -> list:
-        plugged = {keys.last_segment(kv.key): json.loads(kv.value)
-                   for kv in self.store.list(keys.OPER_ENDPOINTS)}
-        return [dict(_plain(e), oper=plugged.get(i)) for i, e in sorted(self._ep_states().items())]
+        values = self._read(prefixes=[keys.STATE_ENDPOINTS, keys.OPER_ENDPOINTS])
+        plugged = {keys.last_segment(k): json.loads(v) for k, v in values.items()
+                   if k.startswith(keys.OPER_ENDPOINTS)}
+        return [dict(_plain(e), oper=plugged.get(i))
+                for i, e in self._objects(values, keys.STATE_ENDPOINTS, EndpointSpec).items()]
 
     def get_endpoint(self, req: Request, id: str) -> dict:  # noqa: A002 - route parameter
-        ep = self._ep_states().get(id)
-        if ep is None:
+        values = self._read([keys.state_endpoint(id), keys.oper_endpoint(id)])
+        if keys.state_endpoint(id) not in values:
             raise NotFoundError(f'endpoint "{id}" does not exist')
-        kv = self.store.get(keys.oper_endpoint(id))
-        return dict(_plain(ep), oper=json.loads(kv.value) if kv else None)
+        oper = values.get(keys.oper_endpoint(id))
+        return dict(_plain(loads(EndpointSpec, values[keys.state_endpoint(id)])),
+                    oper=json.loads(oper) if oper else None)
 
     def delete_endpoint(self, req: Request, id: str) -> dict:  # noqa: A002
         return self._written(req, apply.delete_object(self.store, "endpoint", id))
@@ -321,13 +336,13 @@ class RestApi:
             raise NotFoundError(f'host "{name}" is not registered')
         ctl = self.controller
         state = ctl.desired(name)
-        intent = ctl.cache.resolved()
-        owner = lambda c: ctl.dataplane.describe(c, intent)  # noqa: E731
-        flows = sorted(state.flows, key=lambda f: (f.table, -f.priority, repr(f.match)))
+        owner = ctl.describe
+        flows = sorted(state.flows | {ctl.marker(name)},
+                       key=lambda f: (f.table, -f.priority, repr(f.match)))
         return {
-            "host": name, "revision": intent.revision,
+            "host": name, "revision": ctl.cache.revision,
             "flows": [{"table": f.table, "priority": f.priority, "cookie": f"{f.cookie:#x}",
-                       "owner": owner(f.cookie),
+                       "owner": owner(f.cookie, f.table),
                        "match": {m.name: m.value if m.mask is None else f"{m.value}/{m.mask}"
                                  for m in f.match},
                        "instructions": [repr(i) for i in f.instructions]} for f in flows],
@@ -338,6 +353,11 @@ class RestApi:
                         "bands": [dataclasses.asdict(b) for b in m.bands]}
                        for m in sorted(state.meters, key=lambda m: m.meter_id)],
         }
+
+    def problems(self, req: Request) -> dict:
+        """Store values the controller cannot use (each quarantines only its own object)."""
+        found = dict(self.controller.cache.problems) if self.controller else {}
+        return {"problems": [{"key": k, "problem": v} for k, v in sorted(found.items())]}
 
     def wait(self, req: Request) -> dict:
         rev = int(self._number(req.GET.get("revision"), "revision"))

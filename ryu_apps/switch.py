@@ -1,10 +1,10 @@
-"""One connected switch: read back what it holds, send a difference as one bundle, wait for it.
+"""One connected switch: raw requests and replies, bundles, barriers, errors.
 
-Framework-light: a session needs a datapath object with ``send(bytes)``, ``ofproto`` and
-``ofproto_parser`` (a real os-ken ``Datapath`` or the unit tests' fake), and is fed the switch's
-replies through :meth:`Session.on_message`.  Messages are serialised once and cached as bytes
-(os-ken's per-message encoding is the expensive part of a resync); bundle wrappers and xids are
-packed by hand.
+Framework-light: a session needs a datapath with ``send(bytes)`` and ``id`` (a real os-ken
+``Datapath`` or the tests' fake) and is fed the switch's replies through
+:meth:`Session.on_message` (os-ken objects whose stats bodies are raw, see
+``framework.install_raw_stats``).  Messages are packed by :mod:`ofctl.wire`; big transfers are
+streamed in chunks with a yield to the hub between chunks, so no single step holds the hub.
 """
 
 from __future__ import annotations
@@ -12,23 +12,35 @@ from __future__ import annotations
 import itertools
 import logging
 import struct
-from collections.abc import Callable, Hashable, Sequence
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from ofctl import wire
 from ryu_apps.framework import hub, ofproto_common, ofproto_v1_3, ofproto_v1_3_parser
 
 LOG = logging.getLogger(__name__)
 
 OFP = ofproto_v1_3
 PARSER = ofproto_v1_3_parser
-_HDR = struct.Struct("!BBHI")
 _BUNDLE_ADD = struct.Struct("!BBHIIII2xH")  # header, experimenter, exp_type, bundle_id, flags
+_BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")
 BUNDLE_FLAGS = OFP.ONF_BF_ATOMIC | OFP.ONF_BF_ORDERED
-CHUNK = 256 * 1024
+CHUNK = 256 * 1024  # bytes sent between two yields to the hub
+SLICE = 0.02  # seconds of CPU between two yields while packing or parsing
 
 
 class SwitchError(Exception):
-    """The switch rejected a change, did not answer in time, or went away."""
+    """The switch did not answer in time, went away, or refused something."""
+
+
+class Rejected(SwitchError):
+    """The switch refused messages; ``owners`` are the intent objects of the refused entries."""
+
+    def __init__(self, message: str, rejected: list[tuple[Any, str]]) -> None:
+        super().__init__(message)
+        self.rejected = rejected
 
 
 class _Proto:
@@ -64,44 +76,27 @@ def bundle_add(inner: bytes, bundle_id: int, xid: int, flags: int = BUNDLE_FLAGS
 
 
 def bundle_ctrl(bundle_id: int, type_: int, xid: int, flags: int = BUNDLE_FLAGS) -> bytes:
-    return serialize(PARSER.ONFBundleCtrlMsg(PROTO, bundle_id, type_, flags, []), xid)
+    return _BUNDLE_CTRL.pack(OFP.OFP_VERSION, OFP.OFPT_EXPERIMENTER, _BUNDLE_CTRL.size, xid,
+                             ofproto_common.ONF_EXPERIMENTER_ID, OFP.ONF_ET_BUNDLE_CONTROL,
+                             bundle_id, type_, flags)
 
 
-ENCODE_SLICE = 1000  # changes encoded between two yields to the hub
+@dataclass
+class Outgoing:
+    """The messages of one sync, each with the intent object it concerns (for errors)."""
 
+    before: list[tuple[bytes, Any]] = field(default_factory=list)  # meter adds/modifies
+    bundle: list[tuple[bytes, Any]] = field(default_factory=list)
+    after: list[tuple[bytes, Any]] = field(default_factory=list)  # meter deletes
 
-class MessageCache:
-    """Encoded inner messages per change, so a change is serialised by os-ken only once."""
-
-    def __init__(self, encode: Callable[[Sequence[Hashable]], list[Any]], limit: int = 200_000):
-        self._encode = encode
-        self._cache: dict[Hashable, bytes] = {}
-        self._limit = limit
-        self.hits = 0
-        self.misses = 0
-
-    def messages(self, changes: Sequence[Hashable]) -> list[bytes]:
-        """Wire bytes (xid 0) for ``changes``, in order."""
-        missing = [c for c in changes if c not in self._cache]
-        self.misses += len(missing)
-        self.hits += len(changes) - len(missing)
-        if len(self._cache) + len(missing) > self._limit:
-            self._cache.clear()
-        for start in range(0, len(missing), ENCODE_SLICE):
-            part = missing[start:start + ENCODE_SLICE]
-            msgs = self._encode(part)
-            if len(msgs) != len(part):  # encoder merged or split: no per-change caching
-                return [serialize(m) for m in self._encode(list(changes))]
-            for c, m in zip(part, msgs, strict=True):
-                self._cache[c] = serialize(m)
-            hub.sleep(0)  # let the hub answer echo requests during a large resync
-        return [self._cache[c] for c in changes]
+    def __len__(self) -> int:
+        return len(self.before) + len(self.bundle) + len(self.after)
 
 
 class _Waiter:
     def __init__(self) -> None:
-        self.parts: list[Any] = []
-        self.error: Any = None
+        self.parts: list[bytes] = []
+        self.errors: list[Any] = []
         self.done = hub.Event()
 
 
@@ -114,66 +109,80 @@ class Session:
         self.dp = dp
         self.host = host
         self.timeout = timeout
-        self.installed: Any = None  # SwitchState believed to be on the switch; None: unknown
         self.wake = hub.Event()
-        self.pending = True
-        self.audit_due = False
-        self.reread = True  # read the switch before the next diff
-        self.in_sync = False
-        self.busy = False
         self.alive = True
-        self.realized: int | None = None  # last revision written for this host
+        self.busy = False
+        # what the worker must do next
+        self.pending = True  # a delta may be waiting
+        self.need_check = True  # compare the marker (connect / reconnect)
+        self.need_full = False  # re-read everything and repair
+        self.audit_due = False
+        self.audit_slices: list[int] = []
+        # status
+        self.in_sync = False
         self.changes_sent = 0
         self.syncs = 0
         self.reads = 0
+        self.audits = 0
         self.last_error: str | None = None
+        self.rejected: list[tuple[Any, str]] = []
+        self.marker: int | None = None  # the digest the switch holds
+        self.checked: int | None = None  # marker matched this digest; table still to build
+        self.unsent: tuple[Outgoing, int, int] | None = None  # refused whole: send again
         self._xids = itertools.count(0x80000000)
         self._waiters: dict[int, _Waiter] = {}
-        self._txn: tuple[int, int, _Waiter] | None = None
+        self._ranges: list[tuple[int, int, _Waiter]] = []
 
     @property
     def dpid(self) -> int:
         return self.dp.id
 
+    @property
+    def realized(self) -> int | None:
+        """The realized revision last written to the store for this switch's host."""
+        return self.realized_written(self.host) if self.host else None
+
+    def realized_written(self, host: str) -> int | None:  # replaced by the controller
+        return None
+
     def next_xid(self) -> int:
         x = next(self._xids)
-        if x >= 0xFFFFFFFF:
+        if x >= 0xFFFFFFF0:
             self._xids = itertools.count(0x80000000)
         return x
 
     def kick(self, reread: bool = False) -> None:
-        """Ask the worker to sync again (and re-read the switch first if ``reread``)."""
+        """Ask the worker to sync (and to re-read the switch first if ``reread``)."""
         if reread:
-            self.reread = True
+            self.need_full = True
         self.pending = True
         self.wake.set()
 
     def audit(self) -> None:
-        """Ask the worker to re-read and repair the switch.  Unlike :meth:`kick` this does not
-        mark the switch as behind the intent: its realized revision keeps advancing."""
-        self.reread = True
+        """Ask the worker to re-read and repair the switch in slices, between syncs."""
         self.audit_due = True
         self.wake.set()
 
     # ------------------------------------------------------------------ replies
-
     def on_message(self, msg: Any) -> None:
-        """Route a reply (stats, barrier, error) from the switch to whoever waits for it."""
+        """Route a reply (stats, barrier, error) to whoever waits for it."""
         xid = msg.xid
         w = self._waiters.get(xid)
-        if w is None and self._txn and self._txn[0] <= xid <= self._txn[1]:
-            w = self._txn[2]
+        if w is None:
+            w = next((r[2] for r in self._ranges if r[0] <= xid <= r[1]), None)
         if w is None:
             if isinstance(msg, PARSER.OFPErrorMsg):
-                LOG.warning("switch %s (%s): unsolicited error %s", self.host, self.dpid, msg)
+                LOG.warning("switch %s: unsolicited error type=%s code=%s", self.host,
+                            msg.type, msg.code)
             return
         if isinstance(msg, PARSER.OFPErrorMsg):
-            w.error = msg
-            w.done.set()
+            w.errors.append(msg)
+            if xid in self._waiters:
+                w.done.set()
         elif isinstance(msg, PARSER.OFPBarrierReply):
             w.done.set()
         elif isinstance(msg, PARSER.OFPMultipartReply):
-            w.parts.extend(msg.body if isinstance(msg.body, list) else [msg.body])
+            w.parts.extend(b.raw for b in msg.body)
             if not msg.flags & OFP.OFPMPF_REPLY_MORE:
                 w.done.set()
 
@@ -182,66 +191,121 @@ class Session:
             raise SwitchError(f"{self.host}: no answer to {what} within {self.timeout}s")
         if not self.alive:
             raise SwitchError(f"{self.host}: disconnected")
-        if w.error is not None:
-            e = w.error
-            raise SwitchError(f"{self.host}: {what} failed: error type={e.type} code={e.code}")
 
     def abort(self) -> None:
         """The connection is gone: fail every waiter."""
         self.alive = False
-        for w in list(self._waiters.values()) + ([self._txn[2]] if self._txn else []):
+        for w in list(self._waiters.values()) + [r[2] for r in self._ranges]:
             w.done.set()
         self.wake.set()
 
     # ------------------------------------------------------------------ requests
-
-    def request(self, msg: Any, what: str) -> list[Any]:
-        """Send a multipart request and return the bodies of all its replies."""
+    def request(self, make, what: str) -> bytes:
+        """Send a multipart request (``make(xid)`` packs it); the concatenated reply bodies."""
         xid = self.next_xid()
         w = self._waiters[xid] = _Waiter()
         try:
-            self.dp.send(serialize(msg, xid))
+            self.dp.send(make(xid))
             self._wait(w, what)
         finally:
             self._waiters.pop(xid, None)
-        return w.parts
+        if w.errors:
+            e = w.errors[0]
+            raise SwitchError(f"{self.host}: {what} refused: error type={e.type} code={e.code}")
+        return b"".join(w.parts)
 
-    def read(self, decode: Callable[[list, list, list], Any]) -> Any:
-        """Read flows, groups and meters from the switch and decode them into a SwitchState."""
-        flows = self.request(PARSER.OFPFlowStatsRequest(
-            PROTO, 0, OFP.OFPTT_ALL, OFP.OFPP_ANY, OFP.OFPG_ANY, 0, 0, PARSER.OFPMatch()),
-            "flow stats")
-        groups = self.request(PARSER.OFPGroupDescStatsRequest(PROTO, 0), "group desc")
-        meters = self.request(PARSER.OFPMeterConfigStatsRequest(PROTO, 0, OFP.OFPM_ALL),
-                              "meter config")
-        self.reads += 1
-        return decode(flows, groups, meters)
+    def read_flows(self, table: int = wire.OFPTT_ALL, cookie: int = 0,
+                   cookie_mask: int = 0) -> list:
+        """Flows (model entries or ``wire.Foreign``) of the whole switch or a slice of it."""
+        body = self.request(lambda x: wire.flow_stats_request(x, table, cookie, cookie_mask),
+                            "flow stats")
+        return parse_yielding(body)
 
-    def send_bundle(self, inner: list[bytes]) -> None:
-        """Send ``inner`` messages as one atomic, ordered bundle; wait for the barrier."""
-        if not inner:
-            return
-        bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
-        first = self.next_xid()
-        w = _Waiter()
-        chunks = [bundle_ctrl(bundle_id, OFP.ONF_BCT_OPEN_REQUEST, first)]
+    def read_groups(self) -> list:
+        return wire.parse_group_desc(self.request(wire.group_desc_request, "group desc"))
+
+    def read_meters(self) -> list:
+        return wire.parse_meter_config(self.request(wire.meter_config_request,
+                                                    "meter config"))
+
+    # ------------------------------------------------------------------ changes
+    def send(self, out: Outgoing) -> None:
+        """Meter adds, then one atomic ordered bundle, then meter deletes; each part is
+        acknowledged by a barrier.  Raises :class:`Rejected` naming the refused entries."""
+        if out.before:
+            self._plain(out.before, "meter changes")
+        if out.bundle:
+            self._bundle(out.bundle)
+        if out.after:
+            self._plain(out.after, "meter deletes")
+
+    def _stream(self, parts: Iterable[bytes]) -> None:
+        buf: list[bytes] = []
         size = 0
-        out: list[bytes] = []
-        for buf in inner:
-            part = bundle_add(buf, bundle_id, self.next_xid())
-            chunks.append(part)
-            size += len(part)
-            if size >= CHUNK:
-                out.append(b"".join(chunks))
-                chunks, size = [], 0
-        chunks.append(bundle_ctrl(bundle_id, OFP.ONF_BCT_COMMIT_REQUEST, self.next_xid()))
-        barrier_xid = self.next_xid()
-        chunks.append(serialize(PARSER.OFPBarrierRequest(PROTO), barrier_xid))
-        out.append(b"".join(chunks))
-        self._txn = (first, barrier_xid, w)
+        t0 = time.monotonic()
+        for p in parts:
+            buf.append(p)
+            size += len(p)
+            if size >= CHUNK or time.monotonic() - t0 > SLICE:
+                self.dp.send(b"".join(buf))
+                buf, size = [], 0
+                hub.sleep(0)
+                t0 = time.monotonic()
+        if buf:
+            self.dp.send(b"".join(buf))
+
+    def _run(self, items: list[tuple[bytes, Any]], what: str, framing) -> None:
+        first = self.next_xid()
+        xids = [self.next_xid() for _ in items]
+        commit = self.next_xid()
+        last = self.next_xid()
+        owners = dict(zip(xids, (o for _, o in items), strict=True))
+        w = _Waiter()
+        self._ranges.append((first, last, w))
         try:
-            for buf in out:
-                self.dp.send(buf)
-            self._wait(w, f"bundle of {len(inner)} messages")
+            self._stream(framing(first, xids, commit, last))
+            self._wait(w, what)
         finally:
-            self._txn = None
+            self._ranges.remove((first, last, w))
+        if w.errors:
+            rejected = [(owners[e.xid], f"type={e.type} code={e.code}") for e in w.errors
+                        if e.xid in owners]
+            detail = ", ".join(f"{o} ({why})" for o, why in rejected) or \
+                f"error type={w.errors[0].type} code={w.errors[0].code}"
+            raise Rejected(f"{self.host}: {what} refused: {detail}", rejected)
+
+    def _plain(self, items: list[tuple[bytes, Any]], what: str) -> None:
+        def framing(first, xids, commit, last):
+            for (msg, _), x in zip(items, xids, strict=True):
+                yield with_xid(msg, x)
+            yield wire.barrier(last)
+
+        self._run(items, what, framing)
+
+    def _bundle(self, items: list[tuple[bytes, Any]]) -> None:
+        bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
+
+        def framing(first, xids, commit, last):
+            yield bundle_ctrl(bundle_id, OFP.ONF_BCT_OPEN_REQUEST, first)
+            for (msg, _), x in zip(items, xids, strict=True):
+                yield bundle_add(msg, bundle_id, x)
+            yield bundle_ctrl(bundle_id, OFP.ONF_BCT_COMMIT_REQUEST, commit)
+            yield wire.barrier(last)
+
+        self._run(items, f"bundle of {len(items)} messages", framing)
+
+
+def parse_yielding(body: bytes) -> list:
+    """``wire.parse_flow_stats`` in slices, yielding to the hub between them."""
+    out: list = []
+    view = memoryview(body)
+    off, start = 0, 0
+    t0 = time.monotonic()
+    while off < len(body):
+        off += struct.unpack_from("!H", body, off)[0]
+        if time.monotonic() - t0 > SLICE or off >= len(body):
+            out.extend(wire.parse_flow_stats(bytes(view[start:off])))
+            start = off
+            hub.sleep(0)
+            t0 = time.monotonic()
+    return out

@@ -32,7 +32,7 @@ class EtcdServer:
     """One etcd process.  ``start`` waits until ``/health`` answers; ``restart`` keeps the data."""
 
     def __init__(self, workdir: Path, client_port: int, peer_port: int, name: str = "etcd",
-                 extra_args: tuple[str, ...] = ("--max-txn-ops", "100000")):
+                 extra_args: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
         self.client_port = client_port
         self.peer_port = peer_port

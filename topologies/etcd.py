@@ -83,7 +83,6 @@ def start_server(workdir: Path, client_port: int, peer_port: int) -> int:
         "etcd", "--name", "bed", "--data-dir", str(data),
         "--listen-client-urls", client, "--advertise-client-urls", client,
         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--max-txn-ops", "100000",
         "--initial-cluster", f"bed={peer}", "--initial-cluster-state", "new",
         "--log-level", "warn", "--logger", "zap"],
         workdir / "logs" / "etcd.log")

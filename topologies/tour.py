@@ -24,8 +24,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from intent.apply import read_resolved
 from intent.model import EndpointSpec, ResolvedIntent
+from intent.resolved import read_resolved
 from topologies import bed, containers
 from topologies.matrix import Pin, plan_matrix
 from topologies.plan import Ports, default_ports, load_config_hosts, make_plan

@@ -17,8 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
+from allocator.write import apply_config
 from intent import codec, keys
-from intent.apply import apply_config
 from intent.loader import load_config
 from intent.model import EndpointSpec, NetworkSpec
 from intent.store import Put

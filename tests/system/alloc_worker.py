@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from intent.apply import apply_config
+from allocator.write import apply_config
 from intent.loader import load_config
 from intent.store_etcd import EtcdStore
 

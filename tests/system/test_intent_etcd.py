@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from intent import keys
-from intent.apply import read_resolved
+from intent.resolved import read_resolved
 from intent.store_etcd import EtcdStore
 
 ROOT = Path(__file__).resolve().parents[2]

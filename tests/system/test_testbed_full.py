@@ -15,7 +15,7 @@ EXAMPLE = ROOT / "examples" / "two_hosts_multiple_vxlan_nets.json"
 
 
 def load_intent(url: str, path: Path) -> int:
-    from intent.apply import apply_config
+    from allocator.write import apply_config
     from intent.loader import load_config
     from intent.store_etcd import EtcdStore
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from allocator.pools import mac_for, next_free_id, next_free_ip, next_free_subnet
+from allocator.write import apply_bindings, apply_config, delete_object
 from intent import keys
-from intent.apply import apply_bindings, apply_config, delete_object, read_resolved
 from intent.errors import NotFoundError, PoolExhausted, ValidationError
 from intent.loader import load_bindings, load_config
+from intent.resolved import read_resolved
 from intent.store_memory import MemoryStore
+from tests.examples import complete_examples
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -180,9 +182,7 @@ def test_overlapping_subnets_across_tenants(store: MemoryStore) -> None:
                                                  "10.1.1.11"]
 
 
-@pytest.mark.parametrize("path", sorted(p for p in EXAMPLES.glob("*.json")
-                                        if not p.name.endswith(".bindings.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", complete_examples(), ids=lambda p: p.name)
 def test_every_example_resolves(path: Path) -> None:
     store = MemoryStore()
     assert apply_config(store, load_config(path)).changed

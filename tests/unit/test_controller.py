@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
+import struct
 import time
 
 import pytest
 
+from allocator.write import apply_config
 from intent import keys
-from intent.apply import apply_config
-from intent.loader import load_config
+from intent.loader import load_config, load_document
 from intent.store_memory import MemoryStore
-from ofctl.decode import switch_state_from_stats
 from ryu_apps.core import Controller
-from ryu_apps.dataplane import OfctlDataplane
 from ryu_apps.framework import hub
 from ryu_apps.framework import ofproto_v1_3 as OFP
 from ryu_apps.framework import ofproto_v1_3_parser as PARSER
 from ryu_apps.switch import PROTO, bundle_add, serialize
-from ryu_apps.testing import FakeDatapath
+from tests.fake_switch import FakeDatapath
 
 DOC = {
     "Hosts": [{"Name": "host1", "VtepIp": "192.168.2.10"},
@@ -58,7 +57,7 @@ def world():
     plug(store, "orange-c1", "host1", 5)
     plug(store, "orange-c2", "host2", 5)
     plug(store, "blue-c3", "host3", 7)
-    ctl = Controller(store, OfctlDataplane(), audit_interval=0, timeout=2)
+    ctl = Controller(store, audit_interval=0, timeout=2)
     ctl.start()
     yield store, ctl
     ctl.stop()
@@ -73,7 +72,7 @@ def connect(ctl, dpid: int, dp: FakeDatapath | None = None) -> FakeDatapath:
 
 
 def installed(dp: FakeDatapath):
-    return switch_state_from_stats(list(dp.flows.values()), list(dp.groups.values()), [])
+    return dp.state()
 
 
 def realized(store, host: str) -> int:
@@ -87,7 +86,8 @@ def test_connect_installs_exactly_the_computed_state_in_one_bundle(world):
     desired = ctl.desired("host1")
     assert desired.flows and installed(dp) == desired
     assert dp.committed_bundles == 1
-    assert not [m for m in dp.sent if not isinstance(m, tuple) and m.kind.endswith("_mod")]
+    assert not [m for kind, m in dp.sent if kind.endswith("_mod") and
+                not kind.startswith("bundled")]
     assert realized(store, "host1") == ctl.cache.revision
 
 
@@ -95,7 +95,7 @@ def test_restart_with_unchanged_intent_sends_zero_changes(world):
     store, ctl = world
     first = connect(ctl, 1)
     ctl.stop()
-    ctl2 = Controller(store, OfctlDataplane(), audit_interval=0, timeout=2)
+    ctl2 = Controller(store, audit_interval=0, timeout=2)
     ctl2.start()
     try:
         again = FakeDatapath(1)
@@ -118,7 +118,7 @@ def test_intent_change_reaches_only_affected_switches(world):
     wait_for(lambda: realized(store, "host1") >= res.revision + 1
              and realized(store, "host3") >= res.revision + 1)
     assert len(dp1.changes()) > n1 and installed(dp1) == ctl.desired("host1")
-    assert any("orange-c9" in ctl.dataplane.describe(f.cookie) for f in installed(dp1).flows)
+    assert any("orange-c9" in ctl.describe(f.cookie) for f in installed(dp1).flows)
     assert len(dp3.changes()) == n3  # blue's host: not recomputed, nothing sent, still realized
     assert ctl.wait_realized(res.revision, 1)
 
@@ -129,9 +129,9 @@ def test_deleted_flow_is_restored_by_audit(world):
     victim = next(iter(dp.flows))
     del dp.flows[victim]
     s = ctl.sessions[1]
-    before = s.syncs
+    before = s.audits
     s.audit()
-    wait_for(lambda: s.syncs > before and not s.busy)
+    wait_for(lambda: s.audits > before and not s.busy)
     assert victim in dp.flows and installed(dp) == ctl.desired("host1")
     assert s.changes_sent == len(ctl.desired("host1").flows) + len(
         ctl.desired("host1").groups) + 1
@@ -191,3 +191,93 @@ def test_bundle_add_bytes_match_os_ken_serialisation():
                                                    match=PARSER.OFPMatch(in_port=1),
                                                    instructions=[]), [])
     assert bundle_add(raw, 9, 1234) == serialize(ref, 1234)
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def learn_flow_mod() -> bytes:
+    """A flow with an action the pipeline never installs (NXAST_LEARN), as a raw flow mod."""
+    from ofctl import wire
+    from ofctl.model import Flow, match
+
+    mod = bytearray(wire.flow_add(Flow(10, 5, match(eth_type=0x0806), (), 0x77)))
+    learn = struct.pack("!HHIH", 0xFFFF, 16, 0x2320, 16) + bytes(6)  # learn, no specs
+    instr = struct.pack("!HH4x", 4, 8 + len(learn)) + learn
+    struct.pack_into("!H", mod, 2, len(mod) + len(instr))
+    return bytes(mod) + instr
+
+
+def test_foreign_entries_are_removed_and_never_wedge_the_switch(world):
+    from ofctl import wire
+    from ofctl.model import Flow, match
+
+    store, ctl = world
+    dp = FakeDatapath(1)
+    dp.add_flow(learn_flow_mod())
+    drop = Flow(30, 7, match(eth_dst="02:00:00:00:99:99"), (), 0x1234)
+    dp.add_flow(wire.flow_add(drop))
+    connect(ctl, 1, dp)
+    assert installed(dp) == ctl.desired("host1")  # both foreign entries are gone
+    # ... and the switch keeps taking changes
+    doc = json.loads(json.dumps(DOC))
+    doc["Tenants"][0]["Networks"][0]["Endpoints"].append({"Container": "c7", "Host": "host1"})
+    res = apply_config(store, load_config(doc))
+    assert ctl.wait_realized(res.revision, 2)
+    assert any("orange-c7" in ctl.describe(f.cookie) for f in installed(dp).flows)
+    # one put back behind the controller's back is found by the audit and removed
+    dp.add_flow(learn_flow_mod())
+    s = ctl.sessions[1]
+    before = s.audits
+    s.audit()
+    wait_for(lambda: s.audits > before and not s.busy)
+    assert installed(dp) == ctl.desired("host1")
+
+
+def test_an_unreadable_value_quarantines_that_endpoint_only(world):
+    store, ctl = world
+    connect(ctl, 1)
+    dp2 = connect(ctl, 2)
+    before = installed(dp2)
+    c2_flows = {f for f in before.flows if "orange-c2" in ctl.describe(f.cookie)}
+    assert c2_flows
+    store.put(keys.state_endpoint("orange-c2"), "{not json")
+    wait_for(lambda: keys.state_endpoint("orange-c2") in ctl.cache.problems)
+    assert "not JSON" in ctl.cache.problems[keys.state_endpoint("orange-c2")]
+    # every other change is still applied everywhere
+    res = apply_config(store, load_document({"Tenants": [{"Name": "t1", "Networks": [
+        {"Name": "orange", "Endpoints": [{"Container": "c8", "Host": "host2"}]}]}]}), "add")
+    assert ctl.wait_realized(res.revision, 2)
+    after = installed(dp2)
+    assert any("orange-c8" in ctl.describe(f.cookie) for f in after.flows)
+    assert c2_flows <= after.flows  # unknown is not absent: its entries stay
+    assert all(s.last_error is None for s in ctl.sessions.values())
+
+
+def test_a_refused_entry_is_reported_with_its_owner_and_the_rest_goes_in(world):
+    store, ctl = world
+    dp = FakeDatapath(1)
+    victim = json.loads(store.get(keys.state_endpoint("orange-c1")).value)["mac"]
+    dp.refuse = lambda m: m[1] == OFP.OFPT_FLOW_MOD and bytes.fromhex(
+        victim.replace(":", "")) in m and m[24] == 30  # its local L2 entry
+    connect(ctl, 1, dp)
+    s = ctl.sessions[1]
+    assert s.rejected and all("orange-c1" in owner for owner, _why in s.rejected)
+    want = ctl.desired("host1")
+    missing = want.flows - installed(dp).flows
+    assert len(missing) == 1 and "orange-c1" in ctl.describe(next(iter(missing)).cookie)
+    row = next(h for h in ctl.host_status() if h["name"] == "host1")
+    assert row["rejected"] and "endpoint orange-c1" in row["rejected"][0]
+
+
+def test_a_change_that_affects_no_host_is_realized_at_once(world):
+    store, ctl = world
+    dp1 = connect(ctl, 1)
+    sent = len(dp1.changes())
+    res = apply_config(store, load_config({"Tenants": [{
+        "Name": "t9", "DefaultNetType": "vxlan", "SubnetPool": "12.0.0.0/16",
+        "AllocSubnetLen": 24, "Vxlans": "20001-20010", "Networks": [{"Name": "idle"}]}]}),
+        "add")
+    assert ctl.wait_realized(res.revision, 2)
+    wait_for(lambda: realized(store, "host1") >= res.revision)
+    assert len(dp1.changes()) == sent

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from intent.errors import ValidationError
-from intent.loader import load_bindings, load_config
+from intent.loader import load_bindings, load_config, load_document
+from tests.examples import is_bindings, is_partial
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -53,8 +54,10 @@ def only_problem(d) -> str:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
 def test_every_example_loads(path: Path) -> None:
-    if path.name.endswith(".bindings.json"):
+    if is_bindings(path):
         assert load_bindings(path)
+    elif is_partial(path):
+        assert load_document(path).endpoints()
     else:
         config = load_config(path)
         assert config.networks()

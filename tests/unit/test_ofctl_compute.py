@@ -16,11 +16,12 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from ofctl import ofctl_text
-from ofctl.compute import HostTables, IntentIndex, compute_host
+from ofctl.compute import IntentIndex, compute_host
 from ofctl.cookies import describe
 from ofctl.decode import switch_state_from_stats
 from ofctl.diff import ADD, DELETE, MODIFY, apply_changes, diff
 from ofctl.encode import encode_changes, stand_in_datapath
+from ofctl.engine import engine_from
 from ofctl.model import Flow, GroupAction, Meter, MeterBand, SwitchState, match
 from ofctl.pipeline import PipelineError, check_flow, check_state
 from tests.unit.ofctl_fixtures import (
@@ -86,60 +87,67 @@ def test_every_flow_is_explained_by_its_cookie():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10), st.sampled_from(["h1", "h2", "h3"]), st.booleans())
 def test_change_then_revert_restores_every_table_exactly(i, new_host, remove):
-    """Faucet's check, on the stateful parts: per-host tables updated incrementally (and a
-    switch brought along by diffs) for a change and then for its revert hash exactly as before;
-    after the change they equal a full recompute, and differ from before when it mattered."""
+    """Faucet's check, on the stateful parts: the live engine's per-host tables (and a switch
+    brought along by diffs) after a change and then its revert hash exactly as before; after
+    the change they equal a full recompute, and differ from before when it mattered."""
     intent = sample_intent()
     ports = ports_for(intent)
-    idx = IntentIndex(intent)
-    tables = {h: HostTables(idx, p) for h, p in ports.items()}
-    switches = {h: apply_changes(SwitchState(), diff(SwitchState(), t.state))
-                for h, t in tables.items()}
-    before = {h: t.state.digest() for h, t in tables.items()}
+    engine = engine_from(intent, ports)
+    states = {h: engine.table(h).state() for h in ports}
+    switches = {h: apply_changes(SwitchState(), diff(SwitchState(), st)) for h, st in
+                states.items()}
+    before = {h: st.digest() for h, st in states.items()}
+    inputs = {h: engine.digest(h) for h in ports}
     old = intent.endpoints[i]
     eps = list(intent.endpoints)
-    if remove:
-        new, changed = None, replace(intent, endpoints=tuple(eps[:i] + eps[i + 1:]))
-        idx2 = idx.with_endpoint(old, remove=True)
-    else:
-        new = replace(old, host=new_host)
-        changed = replace(intent, endpoints=tuple(eps[:i] + [new] + eps[i + 1:]))
-        idx2 = idx.with_endpoint(new)
+    new = None if remove else replace(old, host=new_host)
+    changed = replace(intent, endpoints=tuple(eps[:i] + ([] if new is None else [new])
+                                              + eps[i + 1:]))
     ports2 = dict(ports)
     if old.host is not None:
         ports2[old.host] = ports2[old.host].with_endpoint(old.id, None)
+        engine.set_port(old.host, old.id, None)
+    engine.set_endpoint(old.id, new)
     if new is not None:
         ports2[new.host] = ports2[new.host].with_endpoint(new.id, 90)
-    for h, t in tables.items():
-        t.update(idx2, [old.network], ports2[h])
-        assert t.state == compute_host(changed, ports2[h]), h
-        switches[h] = apply_changes(switches[h], diff(switches[h], t.state))
-        assert switches[h] == t.state, h
+        engine.set_port(new.host, new.id, 90)
+    for h in ports:
+        state = engine.refresh(h).state()
+        assert state == compute_host(changed, ports2[h]), h
+        switches[h] = apply_changes(switches[h], diff(switches[h], state))
+        assert switches[h] == state, h
     if old.host is not None or new is not None:  # else: an unbound endpoint removed
-        assert {h: t.state.digest() for h, t in tables.items()} != before
-    for h, t in tables.items():  # revert
-        t.update(idx2.with_endpoint(old), [old.network], ports[h])
-        switches[h] = apply_changes(switches[h], diff(switches[h], t.state))
-    assert {h: t.state.digest() for h, t in tables.items()} == before
-    assert {h: s.digest() for h, s in switches.items()} == before
+        assert {h: engine.table(h).state().digest() for h in ports} != before
+    if new is not None:  # revert
+        engine.set_port(new.host, new.id, None)
+    engine.set_endpoint(old.id, old)
+    if old.host is not None:
+        engine.set_port(old.host, old.id, dict(ports[old.host].endpoint_ports)[old.id])
+    for h in ports:
+        state = engine.refresh(h).state()
+        switches[h] = apply_changes(switches[h], diff(switches[h], state))
+    assert {h: engine.table(h).state().digest() for h in ports} == before
+    assert {h: st.digest() for h, st in switches.items()} == before
+    assert {h: engine.digest(h) for h in ports} == inputs
 
 
 def test_incremental_update_equals_full_compute():
     intent = generated_intent(20, 500)
     ports = ports_for(intent)
-    idx = IntentIndex(intent)
-    tables = {h: HostTables(idx, p) for h, p in ports.items()}
+    engine = engine_from(intent, ports)
+    for h in ports:
+        engine.table(h).take()
     new = ep("n3", "new", "h16", "10.0.0.200")
     intent2 = replace(intent, endpoints=intent.endpoints + (new,))
-    idx2 = idx.with_endpoint(new)
     ports2 = {**ports, "h16": ports["h16"].with_endpoint(new.id, 999)}
-    for h, t in tables.items():
-        t.update(idx2, ["n3"], ports2[h])
-        assert t.state == compute_host(intent2, ports2[h]), h
-    idx3 = idx2.with_endpoint(new, remove=True)
-    for h, t in tables.items():
-        t.update(idx3, ["n3"], ports[h])
-        assert t.state == compute_host(intent, ports[h]), h
+    engine.set_endpoint(new.id, new)
+    engine.set_port("h16", new.id, 999)
+    for h in ports:
+        assert engine.refresh(h).state() == compute_host(intent2, ports2[h]), h
+    engine.set_endpoint(new.id, None)
+    engine.set_port("h16", new.id, None)
+    for h in ports:
+        assert engine.refresh(h).state() == compute_host(intent, ports[h]), h
 
 
 def test_diff_reaches_desired_and_orders_groups_around_flows():

@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intent.apply import apply_bindings, apply_config, read_resolved
+from allocator.write import apply_bindings, apply_config
 from intent.loader import load_bindings, load_config
 from intent.model import VLAN, VXLAN, HostSpec
+from intent.resolved import read_resolved
 from intent.store_memory import MemoryStore
 from ofctl.model import ApplyActions, Flow, Output, SwitchState, match
 from ofctl.sim import AmbiguousMatch, Packet, Switch
+from tests.examples import complete_examples
 from tests.unit.ofctl_fixtures import (
     check_isolation,
     endpoint_ports,
@@ -26,8 +28,7 @@ from tests.unit.ofctl_fixtures import (
     sample_intent,
 )
 
-EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.json")
-                  if not p.name.endswith(".bindings.json"))
+EXAMPLES = complete_examples()
 
 
 def test_sample_intent_isolation_and_reachability():

@@ -91,7 +91,7 @@ CONTRACT = {
     ("GET", "/networks"), ("GET", "/networks/{name}"), ("DELETE", "/networks/{name}"),
     ("POST", "/networks/{name}/endpoints"), ("GET", "/endpoints"), ("GET", "/endpoints/{id}"),
     ("DELETE", "/endpoints/{id}"), ("POST", "/bindings"), ("GET", "/hosts"),
-    ("GET", "/hosts/{name}/flows"), ("GET", "/wait"),
+    ("GET", "/hosts/{name}/flows"), ("GET", "/wait"), ("GET", "/problems"),
 }
 
 

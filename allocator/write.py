@@ -1,0 +1,368 @@
+"""The write path: read what a change names, merge, validate, allocate, compare-and-swap.
+
+One write reads the keys of the objects it names and the allocation keys it needs (never the
+whole store, except ``desired`` mode, which must find what the document no longer has), plans
+(:mod:`allocator.plan`), and commits in one transaction whose conditions are exactly what it
+read: keys it found unchanged, keys it found absent still absent, and no large write under way.
+A writer that loses a race re-reads and re-plans.  A change too large for one etcd transaction
+goes through :mod:`allocator.bulk` instead, still all-or-nothing.
+
+Every write carries an id, recorded in the same transaction (``/netplugin/writes/<slot>``): a
+write whose answer was lost (etcd unreachable mid-request) looks for its own record before it
+tries again, so it is neither lost nor applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from allocator.bulk import TXN_BYTES, TXN_OPS, LargeWrite, LockHeld, holder_alive, op_bytes
+from allocator.merge import (
+    Delta,
+    Stored,
+    doc_labels,
+    merge_add,
+    merge_bindings,
+    merge_delete,
+    merge_desired,
+)
+from allocator.plan import Need, Plan, Reads, plan
+from intent import codec, keys
+from intent.errors import ConflictError, NotFoundError, ValidationError
+from intent.model import Config, EndpointConfig, HostConfig, NetworkConfig, TenantConfig
+from intent.store import Compare, Delete, KeyValue, Put, Store, StoreError, StoreUnavailable
+
+LOG = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 200
+MAX_ROUNDS = 32  # read rounds of one planning pass
+LARGE_OBJECTS = 40  # a change naming more objects than this goes straight to the large path
+LANDED_WAIT = 30.0  # how long a write whose answer was lost looks for its own record
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What a write did: ``changed`` is False when the store already held this intent."""
+
+    changed: bool
+    revision: int
+    summary: list[str] = field(default_factory=list)
+    write_id: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A requested change: ``mode`` add | delete | desired | bind."""
+
+    mode: str
+    doc: Config = Config()
+    bindings: tuple[EndpointConfig, ...] = ()
+    create_only: frozenset[tuple[str, str]] = frozenset()
+    paths: bool = True  # name objects by their JSON path in ``doc``
+
+    def size(self) -> int:
+        return (len(self.doc.hosts) + len(self.doc.tenants) + len(self.doc.networks())
+                + len(self.doc.endpoints()) + len(self.bindings))
+
+
+def _decode(kv: KeyValue | None, cls: type):
+    if kv is None:
+        return None
+    try:
+        return codec.loads(cls, kv.value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        LOG.warning("stored %s is unreadable (%s): a write replaces it", kv.key, exc)
+        return None
+
+
+def _stored(reads: Reads) -> Stored:
+    def objects(prefix: str, cls: type) -> dict:
+        out = {}
+        for k, kv in reads.items.items():
+            if k.startswith(prefix):
+                obj = _decode(kv, cls)
+                if obj is not None:
+                    out[keys.last_segment(k)] = obj
+        return out
+
+    return Stored(hosts=objects(keys.CONFIG_HOSTS, HostConfig),
+                  tenants=objects(keys.CONFIG_TENANTS, TenantConfig),
+                  networks=objects(keys.CONFIG_NETWORKS, NetworkConfig),
+                  endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig))
+
+
+def first_keys(change: Change) -> tuple[list[str], list[str]]:
+    """(keys, prefixes) a change reads before it can merge."""
+    if change.mode == "desired":
+        return [keys.CONFIG_TXN, keys.CONFIG_REV], list(keys.INTENT_PREFIXES)
+    names = [keys.CONFIG_TXN]
+    if change.mode == "bind":
+        return names, []
+    doc = change.doc
+    names += [keys.host_config(h.name) for h in doc.hosts]
+    if doc.tenants:
+        names.append(keys.ALLOC_RANGES)
+    for t in doc.tenants:
+        names += [keys.tenant(t.name), keys.tenant_index(t.name)]
+        for n in t.networks:
+            names += [keys.network(n.name), keys.state_network(n.name), keys.ip_pool(n.name)]
+            for e in n.endpoints:
+                names += [keys.endpoint(e.id), keys.state_endpoint(e.id)]
+    return names, []
+
+
+class Writer:
+    """Carries out :class:`Change` s against a store."""
+
+    def __init__(self, store: Store, sleep: Callable[[float], None] = time.sleep,
+                 lock_wait: float = 60.0) -> None:
+        self.store = store
+        self.sleep = sleep
+        self.lock_wait = lock_wait
+
+    # ------------------------------------------------------------------ reading and planning
+    def _read(self, reads: Reads, names: list[str], prefixes: list[str] = ()) -> None:
+        names = [k for k in dict.fromkeys(names) if k not in reads.items and k not in reads.absent]
+        if names or prefixes:
+            reads.add(self.store.read(keys=names, prefixes=prefixes), names, list(prefixes))
+
+    def _check_lock(self, reads: Reads, holder: str | None) -> None:
+        kv = reads.items.get(keys.CONFIG_TXN)
+        if kv is None:
+            return
+        try:
+            held_by = json.loads(kv.value).get("id")
+        except (ValueError, AttributeError):
+            held_by = None
+        if holder is None or held_by != holder:
+            raise LockHeld("a large write is under way")
+
+    def plan(self, change: Change, holder: str | None = None) -> tuple[Reads, Delta, Plan]:
+        """Read and plan ``change`` (``holder``: the large write we are, if any)."""
+        reads = Reads()
+        names, prefixes = first_keys(change)
+        self._read(reads, names, prefixes)
+        self._check_lock(reads, holder)
+        delta = self._merge(change, reads)
+        for _ in range(MAX_ROUNDS):
+            result = plan(delta, reads)
+            if isinstance(result, Plan):
+                return reads, delta, result
+            self._satisfy(result, reads, delta)
+        raise ConflictError("planning did not settle (the store keeps changing under it)")
+
+    def _merge(self, change: Change, reads: Reads) -> Delta:
+        if change.mode == "bind":
+            _, names = self.store.key_names(keys.CONFIG_ENDPOINTS)
+            wanted = {b.container for b in change.bindings}
+            ids = [k for k in names if any(k.endswith("-" + c) for c in wanted)]
+            self._read(reads, ids + [keys.state_endpoint(keys.last_segment(k)) for k in ids])
+            by_container: dict[str, list[EndpointConfig]] = {}
+            for e in _stored(reads).endpoints.values():
+                if e.container in wanted:
+                    by_container.setdefault(e.container, []).append(e)
+            return merge_bindings(list(change.bindings), by_container)
+        stored = _stored(reads)
+        if change.mode == "add":
+            delta = merge_add(change.doc, stored, change.create_only)
+        elif change.mode == "delete":
+            delta, whole_nets, whole_tenants = merge_delete(change.doc, stored)
+            self._expand_tenants(whole_tenants, reads, delta)
+            self._expand_networks(whole_nets + [n for n, (_, new) in delta.networks.items()
+                                                if new is None], reads, delta, delete=True)
+        elif change.mode == "desired":
+            delta = merge_desired(change.doc, stored)
+        else:
+            raise ValueError(f"unknown mode {change.mode!r}")
+        if change.paths:
+            delta.labels = doc_labels(change.doc)
+        return delta
+
+    def _expand_tenants(self, tenants: list[str], reads: Reads, delta: Delta) -> None:
+        """Add every network of ``tenants`` to ``delta`` as deleted."""
+        for t in tenants:
+            idx = json.loads(reads.value(keys.tenant_index(t)) or '{"networks": {}}')
+            nets = sorted(idx.get("networks", {}))
+            self._read(reads, [k for n in nets for k in (keys.network(n), keys.state_network(n),
+                                                          keys.ip_pool(n))])
+            for n in nets:
+                old = _decode(reads.items.get(keys.network(n)), NetworkConfig)
+                if old is not None:
+                    delta.networks[n] = (old, None)
+
+    def _expand_networks(self, networks: list[str], reads: Reads, delta: Delta,
+                         delete: bool) -> None:
+        """Add every endpoint of ``networks`` to ``delta`` (deleted, or to be re-planned)."""
+        for n in dict.fromkeys(networks):
+            prefix = keys.alloc_ip_prefix(n)
+            self._read(reads, [], [prefix])
+            owners = []
+            for kv in reads.under(prefix):
+                try:
+                    owners.append(json.loads(kv.value)["owner"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+            self._read(reads, [k for e in owners for k in (keys.endpoint(e),
+                                                          keys.state_endpoint(e))])
+            for e in owners:
+                if e in delta.endpoints:
+                    continue
+                old = _decode(reads.items.get(keys.endpoint(e)), EndpointConfig)
+                if old is not None:
+                    delta.endpoints[e] = (old, None if delete else old)
+            delta.expanded.add(n)
+
+    def _satisfy(self, need: Need, reads: Reads, delta: Delta) -> None:
+        self._read(reads, sorted(need.keys), sorted(need.prefixes))
+        if need.networks:
+            self._expand_networks(sorted(need.networks), reads, delta, delete=False)
+
+    # ------------------------------------------------------------------ committing
+    @staticmethod
+    def _ops(p: Plan) -> list[Put | Delete]:
+        return [Put(k, v) for k, v in sorted(p.puts.items())] + [Delete(k)
+                                                                  for k in sorted(p.deletes)]
+
+    @staticmethod
+    def _compares(change: Change, reads: Reads) -> list[Compare]:
+        out = [Compare(keys.CONFIG_TXN, "version", "=", 0)]
+        if change.mode == "desired":
+            kv = reads.items.get(keys.CONFIG_REV)
+            return out + [Compare(keys.CONFIG_REV, "mod", "=", kv.mod_revision if kv else 0)]
+        for k in reads.requested:
+            if k == keys.CONFIG_TXN:
+                continue
+            kv = reads.items.get(k)
+            out.append(Compare(k, "mod", "=", kv.mod_revision) if kv
+                       else Compare(k, "create", "=", 0))
+        return out
+
+    @staticmethod
+    def _final(write_id: str) -> list[Put | Delete]:
+        return [Put(keys.CONFIG_REV, codec.dumps({"write": write_id})),
+                Put(keys.write_record(write_id), codec.dumps({"id": write_id}))]
+
+    def apply(self, change: Change) -> ApplyResult:
+        """Carry out ``change``; raises ValidationError, NotFoundError, ConflictError."""
+        write_id = uuid.uuid4().hex
+        large = change.size() > LARGE_OBJECTS or change.mode == "desired" and \
+            change.size() > LARGE_OBJECTS // 2
+        for attempt in range(MAX_ATTEMPTS):
+            if large:
+                return self._apply_large(change, write_id)
+            try:
+                reads, _delta, p = self.plan(change)
+            except LockHeld:
+                self._wait_for_lock()
+                continue
+            ops = self._ops(p)
+            if not ops:
+                return ApplyResult(False, max((kv.mod_revision for kv in reads.items.values()),
+                                              default=0),
+                                   ["no change: the store already holds this intent"])
+            ops += self._final(write_id)
+            compares = self._compares(change, reads)
+            if len(ops) > TXN_OPS or len(compares) > TXN_OPS or \
+                    sum(op_bytes(o) for o in ops) > TXN_BYTES:
+                large = True
+                continue
+            try:
+                res = self.store.txn(compares, ops)
+            except StoreUnavailable:
+                landed = self._landed(write_id)
+                if landed:
+                    return ApplyResult(True, landed, p.summary, write_id)
+                continue
+            if res.succeeded:
+                return ApplyResult(True, res.revision, p.summary, write_id)
+            self.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+        raise ConflictError(f"gave up after {MAX_ATTEMPTS} attempts: other writers keep "
+                            f"changing the same objects")
+
+    def _apply_large(self, change: Change, write_id: str) -> ApplyResult:
+        with LargeWrite(self.store, write_id, wait=self.lock_wait, sleep=self.sleep) as lw:
+            _reads, _delta, p = self.plan(change, holder=write_id)
+            ops = self._ops(p)
+            if not ops:
+                return ApplyResult(False, lw.base_revision,
+                                   ["no change: the store already holds this intent"])
+            lw.write(ops)
+            revision = lw.commit(self._final(write_id))
+        return ApplyResult(True, revision, p.summary, write_id)
+
+    def _wait_for_lock(self) -> None:
+        """Wait until no live large write holds the lock (a dead one is rolled back)."""
+        deadline = time.monotonic() + self.lock_wait
+        while time.monotonic() < deadline:
+            kv = self.store.get(keys.CONFIG_TXN)
+            if kv is None:
+                return
+            if not holder_alive(self.store, kv):
+                with LargeWrite(self.store, uuid.uuid4().hex, wait=self.lock_wait,
+                                sleep=self.sleep) as lw:
+                    lw.commit([])
+                return
+            self.sleep(0.05)
+        raise LockHeld("a large write is still in progress; try again later")
+
+    def _landed(self, write_id: str) -> int:
+        """After a lost answer: the revision our write landed at, or 0 if it did not."""
+        deadline = time.monotonic() + LANDED_WAIT
+        while True:
+            try:
+                kv = self.store.get(keys.write_record(write_id))
+                if kv is not None and json.loads(kv.value).get("id") == write_id:
+                    return kv.mod_revision
+                return 0
+            except StoreError:
+                if time.monotonic() > deadline:
+                    raise
+                self.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def apply_config(store: Store, config: Config, mode: str = "desired", *,
+                 create_only: frozenset[tuple[str, str]] = frozenset(),
+                 paths: bool = True) -> ApplyResult:
+    """Make the store hold ``config`` (``desired``), add it (``add``) or remove it
+    (``delete``)."""
+    if mode not in ("desired", "add", "delete"):
+        raise ValueError(f"unknown mode {mode!r}")
+    return Writer(store).apply(Change(mode, config, create_only=create_only, paths=paths))
+
+
+def apply_bindings(store: Store, bindings: list[EndpointConfig]) -> ApplyResult:
+    """Bind endpoints to hosts late (``-host-bindings-cfg``)."""
+    return Writer(store).apply(Change("bind", bindings=tuple(bindings), paths=False))
+
+
+def delete_object(store: Store, kind: str, name: str) -> ApplyResult:
+    """Delete one tenant, network, endpoint (by id) or host by name."""
+    if kind == "tenant":
+        doc = Config(tenants=(TenantConfig(name=name),))
+    elif kind == "network":
+        net = _decode(store.get(keys.network(name)), NetworkConfig)
+        if net is None:
+            raise NotFoundError(f'network "{name}" does not exist')
+        doc = Config(tenants=(TenantConfig(name=net.tenant, networks=(
+            NetworkConfig(name=name, tenant=net.tenant),)),))
+    elif kind == "endpoint":
+        ep = _decode(store.get(keys.endpoint(name)), EndpointConfig)
+        net = ep and _decode(store.get(keys.network(ep.network)), NetworkConfig)
+        if ep is None or net is None:
+            raise NotFoundError(f'endpoint "{name}" does not exist')
+        doc = Config(tenants=(TenantConfig(name=net.tenant, networks=(
+            NetworkConfig(name=net.name, tenant=net.tenant, endpoints=(ep,)),)),))
+    elif kind == "host":
+        doc = Config(hosts=(HostConfig(name=name),))
+    else:
+        raise ValidationError(f'unknown construct "{kind}" (tenant, network, endpoint or host)')
+    return Writer(store).apply(Change("delete", doc, paths=False))

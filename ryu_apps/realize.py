@@ -1,0 +1,133 @@
+"""Realized revisions: which intent revision each host's switch holds, for waiters and the store.
+
+Host *h* has realized revision *R* when its switch holds every change up to *R* that affects it.
+The controller applies store events in order (:attr:`Realizer.applied`); a change that affects
+a host's tables opens a *pending* window on that host from its revision until a sync of the host
+completes.  So ``realized(h)`` is ``applied`` when nothing is pending there, else the revision
+just before the first pending change.  A change that affects no host is realized at once.
+
+Waiters (REST ``?wait``) are woken by events, not by polling.  The per-host store keys
+(``/netplugin/oper/realized/<host>``) are written only when their value changes, batched (at
+most 128 operations per transaction), off the critical path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from intent import keys
+from intent.store import Put, Store, StoreError
+from ryu_apps.framework import blocking, hub
+
+LOG = logging.getLogger(__name__)
+BATCH = 128
+RETRY = 1.0
+
+
+class Realizer:
+    """Tracks pending changes per host and publishes realized revisions."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.applied = 0
+        self.pending: dict[str, int] = {}  # host -> first revision not in a completed sync
+        self.inflight: dict[str, int] = {}  # host -> first revision of the sync under way
+        self.synced: set[str] = set()  # hosts whose switch completed a sync
+        self.written: dict[str, int] = {}
+        self._waiters: set = set()
+        self._kick = hub.Event()
+        self.running = False
+
+    # ------------------------------------------------------------------ bookkeeping
+    def advance(self, revision: int) -> None:
+        """Every event up to ``revision`` is applied to the engine."""
+        if revision > self.applied:
+            self.applied = revision
+            self._changed()
+
+    def changed(self, host: str, revision: int) -> None:
+        """``host``'s tables changed at ``revision``."""
+        if host not in self.pending:
+            self.pending[host] = revision
+
+    def begin(self, host: str) -> None:
+        """A sync of ``host`` takes everything pending so far."""
+        rev = self.pending.pop(host, None)
+        if rev is not None:
+            self.inflight[host] = min(rev, self.inflight.get(host, rev))
+
+    def end(self, host: str, ok: bool) -> None:
+        """The sync of ``host`` completed (``ok``) or failed."""
+        rev = self.inflight.pop(host, None)
+        if ok:
+            self.synced.add(host)
+        elif rev is not None:
+            self.pending[host] = min(rev, self.pending.get(host, rev))
+        self._changed()
+
+    def forget(self, host: str) -> None:
+        """``host``'s switch is gone: it realizes nothing until it syncs again."""
+        self.synced.discard(host)
+        self.pending.pop(host, None)
+        self.inflight.pop(host, None)
+        self._changed()
+
+    def realized(self, host: str) -> int:
+        if host not in self.synced:
+            return 0
+        firsts = [r for r in (self.pending.get(host), self.inflight.get(host)) if r is not None]
+        return min(firsts) - 1 if firsts else self.applied
+
+    # ------------------------------------------------------------------ waiting
+    def _changed(self) -> None:
+        for ev in list(self._waiters):
+            ev.set()
+        self._kick.set()
+
+    def wait(self, revision: int, hosts, timeout: float) -> bool:
+        """Block (cooperatively) until every host of ``hosts()`` realized ``revision``."""
+        deadline = time.monotonic() + timeout
+        ev = hub.Event()
+        self._waiters.add(ev)
+        try:
+            while True:
+                if self.applied >= revision and all(self.realized(h) >= revision
+                                                    for h in hosts()):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                ev.clear()
+                ev.wait(timeout=left)
+        finally:
+            self._waiters.discard(ev)
+
+    # ------------------------------------------------------------------ publishing
+    def run(self) -> None:
+        """Write changed per-host realized revisions (a greenthread)."""
+        self.running = True
+        while self.running:
+            self._kick.wait()
+            self._kick.clear()
+            hub.sleep(0)  # let a burst of events and syncs land first
+            todo = {h: self.realized(h) for h in self.synced}
+            todo = {h: r for h, r in todo.items() if r and self.written.get(h) != r}
+            if not todo:
+                continue
+            items = sorted(todo.items())
+            try:
+                for i in range(0, len(items), BATCH):
+                    part = items[i:i + BATCH]
+                    blocking(self.store.txn, [], [Put(keys.realized(h), json.dumps(
+                        {"revision": r})) for h, r in part])
+                    self.written.update(part)
+            except StoreError as exc:
+                LOG.warning("cannot write realized revisions (%s); retrying", exc)
+                hub.sleep(RETRY)
+                self._kick.set()
+
+    def stop(self) -> None:
+        self.running = False
+        self._kick.set()
