@@ -25,10 +25,16 @@ from intent.store import LeaseExpired, Store, StoreError
 from intent.store_etcd import open_store
 
 LOG = logging.getLogger("netplugin.agent")
+EXAMPLES = """examples:
+  netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
+  netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="netplugin-agent", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="netplugin-agent", description=__doc__.split("\n")[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", required=True, help="this host's name (as in the intent)")
     p.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd URL")
     p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
@@ -57,6 +63,7 @@ class Agent:
         self.lease = None
         self.registration: dict | None = None
         self.watchers: list = []
+        self.reconciled = -1  # the store revision of the last reconcile pass logged
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> None:
@@ -123,7 +130,13 @@ class Agent:
 
     def _reconcile(self) -> None:
         plumber = Plumber(self.ovs, self.links)
-        reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
+            # one line per store revision looked at: what a test (or a user) waits for
+            LOG.info("reconciled host %s at revision %d: %d plugged, %d unplugged, %d kept, "
+                     "%d problems", self.host, rep.revision, len(rep.plugged),
+                     len(rep.unplugged), len(rep.kept), len(rep.problems))
+            self.reconciled = rep.revision
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())

@@ -234,6 +234,9 @@ class RestApi:
         scheme, _, value = got.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
                 value.strip().encode("utf-8", "surrogateescape"), self._token.encode()):
+            # who knocked, never with what: neither the token nor the header is logged
+            LOG.warning("%s %s from %s refused: %s bearer token", req.method, req.path,
+                        req.remote_addr or "?", "wrong" if got else "no")
             raise HttpError(401, ["missing or wrong bearer token"])
 
     def _written(self, call: Call, result: apply.ApplyResult) -> dict:

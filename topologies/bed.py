@@ -83,7 +83,7 @@ def up(workdir: Path, plan: BedPlan, *, controller: bool = True, agent: bool = T
             _teardown(workdir, state, say=lambda _m: None)
             state = BedState.load(workdir)
         if controller and not _module_available("ryu_apps"):
-            raise BedError("the controller (python -m ryu_apps) is not in this checkout: "
+            raise BedError("the controller (ryu_apps) is not in this checkout: "
                            "pass --no-controller")
         if agent and not _module_available("agent"):
             raise BedError("the agent (python -m agent) is not in this checkout: pass --no-agent")
@@ -217,9 +217,12 @@ def _wait_alive(state: BedState, name: str, pred: Callable[[], bool], timeout: f
 
 def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
                       say: Say) -> None:
-    say(f">> controller: OpenFlow 127.0.0.1:{plan.ports.ofp}, REST {rest_url(plan)}")
+    say(f">> controller: ryu-manager ryu_apps.netplugin, OpenFlow 127.0.0.1:{plan.ports.ofp}, "
+        f"REST {rest_url(plan)}")
+    script = Path(sys.executable).with_name("ryu-manager")  # the project's console script
+    manager = [str(script)] if script.exists() else [sys.executable, "-m", "ryu_apps.manager"]
     # Loopback only: host namespaces reach OpenFlow through the unix-socket relays below.
-    cmd = [sys.executable, "-m", "ryu_apps", "--ofp-listen-host", "127.0.0.1",
+    cmd = [*manager, "ryu_apps.netplugin", "--ofp-listen-host", "127.0.0.1",
            "--ofp-tcp-listen-port", str(plan.ports.ofp), "--etcd", etcd_url(plan),
            "--rest-host", "127.0.0.1", "--rest-port", str(plan.ports.rest)]
     log = workdir / "logs" / "controller.log"
