@@ -231,3 +231,5 @@ class ResolvedIntent:
     hosts: tuple[HostSpec, ...] = ()
     revision: int = 0
     tenants: tuple[str, ...] = field(default=())
+    groups: tuple[EndpointGroupSpec, ...] = ()
+    policies: tuple[PolicyConfig, ...] = ()

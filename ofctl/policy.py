@@ -4,8 +4,8 @@ In a network whose tenant has policies, IPv4 takes a longer path::
 
     0 CLASSIFY -> 15 SRC_GROUP (source address -> reg5 = source group)
                -> 16 DST_GROUP (destination address -> reg6 = destination group)
-               -> 20 EGRESS_CT (local origin: reg3 = zone, ct(zone=reg3) -> 21)
-               -> 21 EGRESS (out rules of reg5's policies; allow commits) -> 30 L2
+               -> 20 EGRESS_CT (local origin: reg3 = zone, ct(zone=reg3) -> 21; else -> L2)
+               -> 21 EGRESS_POLICY (out rules of reg5's policies; allow commits) -> 30 L2
     30 L2 (local destination: reg7 = port, reg6 = group) -> 50 INGRESS_CT (ct -> 51)
                -> 51 INGRESS (in rules of reg6's policies; allow commits) -> output:reg7
 
@@ -37,14 +37,13 @@ from ofctl.model import (
 )
 from ofctl.pipeline import (
     DST_GROUP,
-    EGRESS,
     EGRESS_CT,
+    EGRESS_POLICY,
     INGRESS,
     INGRESS_CT,
     L2,
     NET_MASK,
     POLICY_TABLES,
-    REMOTE,
     SRC_GROUP,
     miss_flows,
 )
@@ -117,7 +116,7 @@ def rule_flows(w: PolicyWorld, tenant: str, policy: PolicyConfig, rule: RuleConf
         field = PORT_FIELDS[rule.protocol]
         blocks = [{field: (v, m) if m != 0xFFFF else v}
                   for v, m in port_blocks(rule.port_lo, rule.port_hi or rule.port_lo)]
-    table, member = (INGRESS, REG_DST) if rule.direction == IN else (EGRESS, REG_SRC)
+    table, member = (INGRESS, REG_DST) if rule.direction == IN else (EGRESS_POLICY, REG_SRC)
     if rule.action == DENY:
         instr: tuple = ()
     elif rule.direction == IN:
@@ -138,10 +137,9 @@ def policy_pipeline(cookie: int) -> tuple[Flow, ...]:
     commit_l2 = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE),)), GotoTable(L2))
     commit_out = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE), OutputReg(REG_PORT))),)
     return tuple(miss_flows(cookie, POLICY_TABLES)) + (
-        Flow(EGRESS_CT, 1, match(metadata=(REMOTE, REMOTE)), (GotoTable(L2),), cookie),
-        Flow(EGRESS, PASS_PRIO, match(ct_state=reply), (GotoTable(L2),), cookie),
-        Flow(EGRESS, PASS_PRIO, match(ct_state=related), (GotoTable(L2),), cookie),
-        Flow(EGRESS, 1, (), commit_l2, cookie),
+        Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=reply), (GotoTable(L2),), cookie),
+        Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=related), (GotoTable(L2),), cookie),
+        Flow(EGRESS_POLICY, 1, (), commit_l2, cookie),
         Flow(INGRESS_CT, 1, (), (ApplyActions((OutputReg(REG_PORT),)),), cookie),
         Flow(INGRESS, PASS_PRIO, match(ct_state=reply), (ApplyActions((OutputReg(REG_PORT),)),),
              cookie),
@@ -157,7 +155,7 @@ def network_ct_flows(nid: int, zone: int, cookie: int) -> tuple[Flow, ...]:
     load = SetField(REG_ZONE, zone)
     return (
         Flow(EGRESS_CT, PRIO, match(metadata=(nid, META_MASK), eth_type=ETH_IPV4),
-             (ApplyActions((load, Ct(zone_src=REG_ZONE, table=EGRESS))),), cookie),
+             (ApplyActions((load, Ct(zone_src=REG_ZONE, table=EGRESS_POLICY))),), cookie),
         Flow(INGRESS_CT, PRIO, match(metadata=(nid, NET_MASK), eth_type=ETH_IPV4),
              (ApplyActions((load, Ct(zone_src=REG_ZONE, table=INGRESS))),), cookie))
 
