@@ -92,7 +92,15 @@ CONTRACT = {
     ("DELETE", "/networks/{network}"), ("POST", "/networks/{network}/endpoints"),
     ("GET", "/endpoints"), ("GET", "/endpoints/{id}"), ("DELETE", "/endpoints/{id}"),
     ("POST", "/bindings"), ("GET", "/hosts"), ("GET", "/hosts/{host}/flows"), ("GET", "/wait"),
-    ("GET", "/problems"),
+    ("GET", "/problems"), ("PATCH", "/endpoints/{id}"),
+    ("GET", "/tenants/{tenant}/policies"), ("POST", "/tenants/{tenant}/policies"),
+    ("GET", "/tenants/{tenant}/policies/{policy}"),
+    ("DELETE", "/tenants/{tenant}/policies/{policy}"),
+    ("POST", "/tenants/{tenant}/policies/{policy}/rules"),
+    ("DELETE", "/tenants/{tenant}/policies/{policy}/rules/{rule}"),
+    ("GET", "/tenants/{tenant}/endpointgroups"), ("POST", "/tenants/{tenant}/endpointgroups"),
+    ("GET", "/tenants/{tenant}/endpointgroups/{group}"),
+    ("DELETE", "/tenants/{tenant}/endpointgroups/{group}"),
 }
 
 
