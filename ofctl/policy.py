@@ -16,6 +16,7 @@ policy and per aligned block of its port range.  OpenFlow priority ``1000 + 2 * 
 share a priority.  Replies and related packets of committed connections pass above every rule;
 every other packet of a connection is judged again, so a policy change also stops established
 connections that the new rules do not allow.  Traffic no rule matches is allowed and committed.
+(OVS takes a ``ct`` action only in an entry that matches IP: every entry that commits does.)
 """
 
 from __future__ import annotations
@@ -139,13 +140,13 @@ def policy_pipeline(cookie: int) -> tuple[Flow, ...]:
     return tuple(miss_flows(cookie, POLICY_TABLES)) + (
         Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=reply), (GotoTable(L2),), cookie),
         Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=related), (GotoTable(L2),), cookie),
-        Flow(EGRESS_POLICY, 1, (), commit_l2, cookie),
+        Flow(EGRESS_POLICY, 1, match(eth_type=ETH_IPV4), commit_l2, cookie),
         Flow(INGRESS_CT, 1, (), (ApplyActions((OutputReg(REG_PORT),)),), cookie),
         Flow(INGRESS, PASS_PRIO, match(ct_state=reply), (ApplyActions((OutputReg(REG_PORT),)),),
              cookie),
         Flow(INGRESS, PASS_PRIO, match(ct_state=related),
              (ApplyActions((OutputReg(REG_PORT),)),), cookie),
-        Flow(INGRESS, 1, (), commit_out, cookie))
+        Flow(INGRESS, 1, match(eth_type=ETH_IPV4), commit_out, cookie))
 
 
 def network_ct_flows(nid: int, zone: int, cookie: int) -> tuple[Flow, ...]:
