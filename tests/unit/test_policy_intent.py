@@ -147,3 +147,38 @@ def test_deleting_the_tenant_releases_its_groups_and_zones(store) -> None:
     assert left == []
     apply_config(store, load_config(doc()))
     assert stored(store, keys.state_group("tenant-one", "web"))["id"] == first  # released
+
+
+def rule_problems(*rules: dict) -> list[str]:
+    d = doc()
+    d["Tenants"][0]["Policies"][0]["Rules"] = list(rules)
+    with pytest.raises(ValidationError) as info:
+        load_config(d)
+    return info.value.problems
+
+
+def test_every_rule_problem_names_its_field() -> None:
+    base = {"Id": 1, "Priority": 5, "Direction": "in", "Action": "allow"}
+    assert rule_problems({**base, "ToEndpointGroup": "app"}) == [
+        "Tenants[0].Policies[0].Rules[0].ToEndpointGroup: a peer of out rules (this rule is "
+        "in; use FromEndpointGroup)"]
+    assert rule_problems({**base, "Protocol": "icmp", "Port": 80}) == [
+        "Tenants[0].Policies[0].Rules[0].Port: ports need Protocol tcp or udp (got icmp)"]
+    assert rule_problems({**base, "FromIpAddress": "11.1.0.1/24"}) == [
+        'Tenants[0].Policies[0].Rules[0].FromIpAddress "11.1.0.1/24": host bits set (did you '
+        'mean "11.1.0.0/24"?)']
+    assert rule_problems({**base, "FromIpAddress": "11.1.0/24"})[0].endswith(
+        'not an IPv4 CIDR like "11.1.0.0/24"')
+    assert rule_problems(base, {**base, "Priority": 7}) == [
+        'Tenants[0].Policies[0].Rules[1].Id 1: rule id used twice in policy "web-in" (also '
+        "Tenants[0].Policies[0].Rules[0])"]
+    assert rule_problems({**base, "Priority": 0}) == [
+        "Tenants[0].Policies[0].Rules[0].Priority 0: outside 1-100"]
+    assert rule_problems({**base, "Protocol": "gre"}) == [
+        'Tenants[0].Policies[0].Rules[0].Protocol "gre": expected tcp, udp, icmp or an IP '
+        "protocol number 0-255"]
+    assert rule_problems({**base, "Protocol": "tcp", "Port": "90-80"})[0].endswith(
+        "ports are 1-65535, the range start not above its end")
+    assert rule_problems({**base, "FromNetwork": "orange", "FromEndpointGroup": "app"}) == [
+        "Tenants[0].Policies[0].Rules[0]: at most one peer per rule (got FromEndpointGroup, "
+        "FromNetwork)"]
