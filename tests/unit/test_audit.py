@@ -69,7 +69,7 @@ def test_a_consistent_store_passes() -> None:
      "not plugged"),
     (lambda s: s.put(keys.realized("host2"), json.dumps(
         {"revision": s.get(keys.CONFIG_REV).mod_revision - 1})),
-     "host host2: switch realized revision none, behind the last intent write"),
+     "host host2: switch realized revision 1, behind the last intent write at 2"),
 ])
 def test_each_inconsistency_is_named(damage, expected: str) -> None:
     store = healthy_store()
