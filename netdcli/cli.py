@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="URL", help="controller REST API for -audit (default: "
                                        "$NETPLUGIN_REST or %(default)s)")
     p.add_argument("-rest-ca", "--rest-ca", metavar="FILE",
-                   help="CA certificate that signed the REST API's (https://)")
+                   default=os.environ.get("NETPLUGIN_REST_CA") or None,
+                   help="CA certificate that signed the REST API's (https://; or "
+                        "$NETPLUGIN_REST_CA)")
     p.add_argument("-rest-token-file", "--rest-token-file", metavar="FILE",
                    help=f"file with the REST API's bearer token (or ${REST_TOKEN_ENV})")
     p.add_argument("-wait", "--wait", action="store_true",
