@@ -158,3 +158,95 @@ def test_tls_options_are_checked_before_any_request(tmp_path: Path):
     (tmp_path / "ca.pem").write_text("x")
     with pytest.raises(StoreError, match="is not https://"):
         EtcdStore("http://127.0.0.1:1", tls=EtcdTls(ca=str(tmp_path / "ca.pem")))
+
+
+class AnswerEater:
+    """A TCP relay to etcd that can lose one write: ``eat_answer`` forwards the next write
+    (a request carrying ``request_put``) and drops the connection instead of its answer;
+    ``eat_request`` drops the connection before the write reaches etcd."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.mode: str | None = None
+        self.eaten: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
+
+    def _pipe(self, client, server) -> None:
+        import select
+
+        try:
+            while True:
+                ready, _, _ = select.select([client, server], [], [], 30)
+                if not ready:
+                    return
+                if client in ready:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    if b"request_put" in data and self.mode == "request":
+                        self.mode = None
+                        self.eaten.append("request")
+                        return
+                    server.sendall(data)
+                    if b"request_put" in data and self.mode == "answer":
+                        self.mode = None
+                        server.recv(65536)  # etcd's answer: it committed; nobody hears it
+                        self.eaten.append("answer")
+                        return
+                if server in ready:
+                    data = server.recv(65536)
+                    if not data:
+                        return
+                    client.sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            server.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_write_whose_answer_was_lost_is_applied_once(etcd: EtcdServer):
+    """allocator.write over a connection that loses a commit's answer (or its request): the
+    write looks for its own write id and neither writes twice nor loses the change."""
+    from allocator.write import apply_config
+    from intent import keys
+    from intent.loader import load_document
+
+    relay = AnswerEater(etcd.client_port)
+    store = EtcdStore(f"http://127.0.0.1:{relay.port}", timeout=3.0)
+    try:
+        doc = {"Tenants": [{"Name": "t", "DefaultNetType": "vxlan", "SubnetPool": "10.9.0.0/16",
+                            "AllocSubnetLen": 24, "Vxlans": "100-200",
+                            "Networks": [{"Name": "n", "Endpoints": [{"Container": "c0"}]}]}]}
+        apply_config(store, load_document(doc), "add")
+        for i, mode in enumerate(("answer", "request", "answer"), start=1):
+            relay.mode = mode
+            doc["Tenants"][0]["Networks"][0]["Endpoints"] = [{"Container": f"c{i}"}]
+            result = apply_config(store, load_document(doc), "add")
+            assert result.changed and relay.mode is None  # it went through the relay's trap
+        assert relay.eaten == ["answer", "request", "answer"]
+        ips = store.snapshot(keys.alloc_ip_prefix("n")).items
+        owners = sorted(__import__("json").loads(kv.value)["owner"] for kv in ips.values())
+        assert owners == ["n-c0", "n-c1", "n-c2", "n-c3"]  # each exactly once
+        assert len({kv.key for kv in ips.values()}) == 4
+    finally:
+        store.close()
+        relay.close()
