@@ -16,6 +16,7 @@ show a certificate that CA signed.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -45,6 +46,23 @@ def _listen_on_loopback(conf) -> None:
                           "machine only)")
     conf.unregister_opt(opt)  # os-ken's, found by name
     conf.register_cli_opt(opt)
+
+
+class TlsRefusalFilter:
+    """os-ken logs a switch whose TLS handshake fails (a plaintext client, a certificate from
+    another CA, a port probe) as an uncaught exception with a traceback: one line instead."""
+
+    MARKERS = ("ssl.SSL", "SSLError", "SSLEOFError", "SSLCertVerificationError",
+               "SSLZeroReturnError")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "uncaught exception" in text and "wrap_and_handle_ctx" in text and \
+                any(m in text for m in self.MARKERS):
+            last = [ln for ln in text.strip().splitlines() if ln.strip()][-1]
+            record.msg, record.args = "OpenFlow TLS handshake refused: %s", (last.strip(),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def openflow_tls(conf) -> bool:
@@ -78,8 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     import eventlet
 
     eventlet.monkey_patch()
-    import logging
-
     from ryu_apps import framework
     from ryu_apps import netplugin as app_module
 
@@ -120,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         for noisy in ("os_ken.base.app_manager", "os_ken.controller.controller",
                       "os_ken.lib.hub", "ryu.base.app_manager"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    if tls and not conf.ca_certs:
-        logging.getLogger("netplugin").warning(
-            "OpenFlow over TLS without --ca-certs: any switch may connect")
+    if tls:
+        logging.getLogger("os_ken.lib.hub").addFilter(TlsRefusalFilter())
+        logging.getLogger("ryu.lib.hub").addFilter(TlsRefusalFilter())
+        if not conf.ca_certs:
+            logging.getLogger("netplugin").warning(
+                "OpenFlow over TLS without --ca-certs: any switch may connect")
     mgr = framework.app_manager.AppManager
     mgr.run_apps(["ryu_apps.netplugin", f"{framework.FRAMEWORK}.controller.ofp_handler"])
     return 0

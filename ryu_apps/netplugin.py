@@ -144,14 +144,26 @@ def rest_token_of(conf) -> str | None:
 
 
 def _serve_https(listen: tuple[str, int], app, cert: str, key: str) -> None:
-    """The REST API over TLS only (a plaintext client fails its handshake and is dropped).
-    The handshake happens in each connection's own greenthread, never in the accept loop."""
+    """The REST API over TLS only.  The handshake happens in each connection's own
+    greenthread, never in the accept loop; a client that fails it (plaintext HTTP, an
+    untrusted certificate) gets one log line, not a traceback."""
+    import ssl
+
     import eventlet
     import eventlet.wsgi
 
+    class Protocol(eventlet.wsgi.HttpProtocol):
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (ssl.SSLError, ConnectionError) as exc:
+                LOG.warning("REST: TLS connection from %s refused: %s", self.client_address[0],
+                            exc)
+
     sock = eventlet.wrap_ssl(eventlet.listen(listen), certfile=cert, keyfile=key,
                              server_side=True)
-    eventlet.wsgi.server(sock, app, log=logging.getLogger("ryu_apps.rest.access"))
+    eventlet.wsgi.server(sock, app, log=logging.getLogger("ryu_apps.rest.access"),
+                         protocol=Protocol)
 
 
 class NetPluginApp(RyuApp):
@@ -182,8 +194,14 @@ class NetPluginApp(RyuApp):
     def start(self):
         thread = super().start()
         self.controller.start()
-        LOG.info("OpenFlow on %s:%s", getattr(self.CONF, "ofp_listen_host", "?"),
-                 getattr(self.CONF, "ofp_tcp_listen_port", None) or 6653)
+        conf = self.CONF
+        if getattr(conf, "ctl_privkey", None) and getattr(conf, "ctl_cert", None):
+            LOG.info("OpenFlow over TLS on %s:%s (switch certificates %s)",
+                     getattr(conf, "ofp_listen_host", "?"), conf.ofp_ssl_listen_port or 6653,
+                     f"signed by {conf.ca_certs}" if conf.ca_certs else "not checked")
+        else:
+            LOG.info("OpenFlow on %s:%s", getattr(conf, "ofp_listen_host", "?"),
+                     getattr(conf, "ofp_tcp_listen_port", None) or 6653)
         if self.rest_port:
             from ryu_apps.rest import RestApi
 

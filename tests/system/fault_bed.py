@@ -12,10 +12,12 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from intent import keys
 from intent.errors import IntentError
 from intent.etcd_conn import EtcdTls
 from intent.loader import load_document
-from intent.store import StoreError
+from intent.store import StoreError, StoreUnavailable
 from intent.store_etcd import EtcdStore
 from tests.system.scenario_bed import ROOT, ScenarioBed
 
@@ -67,20 +69,36 @@ class FaultBed(ScenarioBed):
                                  f"{res.stdout}\n{res.stderr}")
         return res
 
-    def store(self):
-        """An EtcdStore on every member, with the bed's client certificate."""
+    def tls(self) -> EtcdTls | None:
         tls = EtcdTls(self.env.get("NETPLUGIN_ETCD_CA"), self.env.get("NETPLUGIN_ETCD_CERT"),
                       self.env.get("NETPLUGIN_ETCD_KEY"))
-        return EtcdStore(self.etcd, timeout=3.0, tls=tls if tls.enabled else None)
+        return tls if tls.enabled else None
+
+    def store(self) -> EtcdStore:
+        """An EtcdStore on every member, with the bed's client certificate."""
+        return EtcdStore(self.etcd, timeout=3.0, tls=self.tls())
+
+    def _context(self) -> ssl.SSLContext | None:
+        ca = self.env.get("NETPLUGIN_REST_CA")
+        return ssl.create_default_context(cafile=ca) if ca else None
 
     def rest_get(self, path: str) -> Any:
-        import ssl
-
-        ctx = ssl.create_default_context(cafile=self.env["NETPLUGIN_REST_CA"]) \
-            if "NETPLUGIN_REST_CA" in self.env else None
         with urllib.request.urlopen(self.rest + "/api/v1" + path, timeout=30,
-                                    context=ctx) as resp:
+                                    context=self._context()) as resp:
             return json.loads(resp.read())
+
+    def rest_call(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
+        """(status, body text) of one REST request; status 0 when there was no answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.rest + "/api/v1" + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60, context=self._context()) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except OSError as exc:
+            return 0, str(exc)
 
     # ------------------------------------------------------------------ processes
     def record(self, name: str) -> dict[str, Any]:
@@ -179,18 +197,39 @@ class Pinger:
                           if max(gaps, default=0) else 0.0, max_rtt=max(self.rtts))
 
 
+class CountingStore(EtcdStore):
+    """An EtcdStore that counts commits whose answer was lost (the writer then looks for its
+    write id, ``allocator.write.Writer._landed``)."""
+
+    lost_answers = 0
+
+    def txn(self, compares, success, failure=None):  # noqa: ANN001 - Store's signature
+        try:
+            return super().txn(compares, success, failure)
+        except StoreUnavailable:
+            if success:
+                type(self).lost_answers += 1
+            raise
+
+
+class _Refused(Exception):
+    """A write path answered with a failure whose outcome is unknown (etcd unreachable)."""
+
+
 @dataclass
 class Churn:
-    """Intent operations (add an endpoint, delete it) from threads, straight to the store
-    through ``allocator.write``; remembers what each acknowledged answer said."""
+    """Intent operations (add an endpoint, delete it) from threads, each writing through
+    ``allocator.write`` in this process (``"store"``), the REST API (``"rest"``) or ``netdcli``
+    (``"netdcli"``); remembers what each acknowledged answer said."""
 
     bed: FaultBed
     network: str = "orange"
     tenant: str = "tenant-one"
     target: int = 200
-    threads: int = 2
+    vias: tuple[str, ...] = ("store", "store")
     acked: int = 0
     failed: int = 0
+    by_via: dict[str, int] = field(default_factory=dict)
     last_ack: dict[str, bool] = field(default_factory=dict)  # endpoint id -> present?
     uncertain: set[str] = field(default_factory=set)  # last op failed: either outcome is fine
     errors: list[str] = field(default_factory=list)
@@ -200,17 +239,56 @@ class Churn:
         self._workers: list[threading.Thread] = []
 
     def start(self) -> None:
-        for k in range(self.threads):
-            t = threading.Thread(target=self._run, args=(k,), daemon=True)
+        for k, via in enumerate(self.vias):
+            t = threading.Thread(target=self._run, args=(k, via), daemon=True)
             t.start()
             self._workers.append(t)
 
-    def _doc(self, container: str, host: str):
-        return load_document({"Tenants": [{"Name": self.tenant, "Networks": [{
-            "Name": self.network, "Endpoints": [{"Container": container, "Host": host}]}]}]})
+    def _doc(self, container: str, host: str) -> dict:
+        return {"Tenants": [{"Name": self.tenant, "Networks": [{
+            "Name": self.network, "Endpoints": [{"Container": container, "Host": host}]}]}]}
 
-    def _run(self, k: int) -> None:
-        store = self.bed.store()
+    def _op(self, via: str, store: Any, container: str, host: str, adding: bool,
+            retry: bool) -> None:
+        """One write; raises _Refused when its outcome is unknown."""
+        eid = f"{self.network}-{container}"
+        if via == "store":
+            try:
+                if adding:
+                    apply_config(store, load_document(self._doc(container, host)), "add")
+                else:
+                    delete_object(store, "endpoint", eid)
+            except StoreError as exc:
+                raise _Refused(str(exc)) from exc
+            except IntentError as exc:
+                if not (retry and type(exc).__name__ == "NotFoundError"):
+                    raise
+        elif via == "rest":
+            path = f"/networks/{self.network}/endpoints" if adding else f"/endpoints/{eid}"
+            body = {"Container": container, "Host": host} if adding else None
+            code, text = self.bed.rest_call("POST" if adding else "DELETE", path, body)
+            if code in (201, 200) or (retry and code in (404, 409)):
+                return
+            if code in (502, 503, 504, 0):
+                raise _Refused(f"HTTP {code}: {text}")
+            raise AssertionError(f"REST {path}: HTTP {code}: {text}")
+        else:
+            if adding:
+                f = self.bed.workdir / f"churn-{container}.json"
+                f.write_text(json.dumps(self._doc(container, host)))
+                res = self.bed.netdcli("-add-cfg", str(f), "-q", check=False)
+            else:
+                res = self.bed.netdcli("-oper", "delete", "-construct", "endpoint", eid, "-q",
+                                       check=False)
+            if res.returncode == 0 or (retry and res.returncode == 3):
+                return
+            if res.returncode == 1:
+                raise _Refused(res.stderr.strip())
+            raise AssertionError(f"netdcli: exit {res.returncode}: {res.stderr}")
+
+    def _run(self, k: int, via: str) -> None:
+        store = CountingStore(self.bed.store().urls, timeout=3.0, tls=self.bed.tls()) \
+            if via == "store" else None
         i = 0
         deadline = time.monotonic() + 120
         try:
@@ -219,28 +297,25 @@ class Churn:
                 eid = f"{self.network}-{container}"
                 adding = i % 2 == 0
                 try:
-                    if adding:
-                        apply_config(store, self._doc(container, f"host{1 + i // 2 % 2}"),
-                                     "add")
-                    else:
-                        delete_object(store, "endpoint", eid)
-                except (StoreError, IntentError) as exc:
+                    self._op(via, store, container, f"host{1 + i // 2 % 2}", adding,
+                             eid in self.uncertain)
+                except _Refused as exc:
                     with self._lock:
                         self.failed += 1
                         self.uncertain.add(eid)
-                    if self.failed < 50:
-                        self.errors.append(f"{eid}: {type(exc).__name__}: {exc}")
+                        if len(self.errors) < 50:
+                            self.errors.append(f"{eid} via {via}: {exc}")
                     time.sleep(0.05)
-                    if not adding:
-                        i += 1
-                    continue  # retry the same add, or move on after a failed delete
+                    continue  # the same operation again
                 with self._lock:
                     self.acked += 1
+                    self.by_via[via] = self.by_via.get(via, 0) + 1
                     self.last_ack[eid] = adding
                     self.uncertain.discard(eid)
                 i += 1
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def wait(self, timeout: float = 150) -> None:
         for t in self._workers:
