@@ -31,9 +31,10 @@ FAULTS = {
     "agent": ("agent", "host1", False, 0.3),
     "etcd": ("etcd", None, False, 1.0),
     "ovs-vswitchd": ("ovs-vswitchd", "host1", True, 0.5),
-    # the userspace datapath forwards in ovs-vswitchd's main loop, which stops while it has no
-    # database: pings stop until ovsdb-server is back (and vswitchd has reconnected)
-    "ovsdb-server": ("ovsdb-server", "host1", True, 0.5),
+    # the userspace datapath forwards in ovs-vswitchd's main loop, which pauses while it has no
+    # database: packets wait (the ping's RTT shows it) until ovsdb-server is back and vswitchd
+    # has reconnected, but none is lost when the outage is short
+    "ovsdb-server": ("ovsdb-server", "host1", False, 0.5),
 }
 
 
