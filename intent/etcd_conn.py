@@ -229,6 +229,9 @@ class Endpoints:
                 self.failover(i)
                 if not (retry or never_sent(exc)):
                     break
+        if len(self.urls) == 1:
+            raise StoreUnavailable(f"etcd at {self.urls[0]} is unreachable "
+                                   f"({errors[0].split(': ', 1)[1]})")
         raise StoreUnavailable("etcd is unreachable: " + "; ".join(errors))
 
     def close(self) -> None:
