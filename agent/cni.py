@@ -12,9 +12,11 @@ list); ``etcdCA``, ``etcdCert`` and ``etcdKey`` give client TLS (files).
 
 The container's name in the intent is ``K8S_POD_NAME`` from ``CNI_ARGS``, else the ``CNI_ARGS`` key
 named by ``containerArg``, else ``args.container`` of the config, else the container id (full or
-its 12-character short form).  ADD records the container in the runtime registry and plugs every
-endpoint whose netns owner it is; on failure it removes everything it made.  DEL takes everything it
-needs from the config and ``CNI_CONTAINERID`` (conmon's clean-up runs with a trimmed environment).
+its 12-character short form); an endpoint whose ``AttachUUID`` is the container's id (full, or a
+prefix of at least 12 hex digits) is the container's too.  ADD records the container in the runtime
+registry and plugs every endpoint whose netns owner it is; on failure it removes everything it made.
+DEL takes everything it needs from the config and ``CNI_CONTAINERID`` (conmon's clean-up runs with
+a trimmed environment).
 """
 
 from __future__ import annotations
@@ -126,8 +128,14 @@ def _owner(store: Store, conf: Mapping, env: Mapping[str, str]) -> str:
     host = conf["host"]
     eps = read_inputs(store, host).endpoints
     names = candidates(conf, env)
-    for name in names:
-        mine = [e for e in eps.values() if e.netns_owner == name]
+    cid = env.get("CNI_CONTAINERID", "")
+    given = [n for n in names if n not in (cid, cid[:12])]  # names the runtime passed
+    by_name = [(n, [e for e in eps.values() if e.netns_owner == n]) for n in given]
+    # then the endpoints that name this container by its id (AttachUUID of a pod's infra); the
+    # registry entry takes the runtime's name, else the id as the intent writes it
+    refs = [e for e in eps.values() if P.refers_to(e.netns_owner, "", cid)]
+    by_id = [(given[0] if given else min(e.netns_owner for e in refs), refs)] if refs else []
+    for name, mine in by_name + by_id:
         here = [e for e in mine if e.host == host]
         if here:
             return name

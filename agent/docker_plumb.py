@@ -11,10 +11,12 @@ import contextlib
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agent.docker_driver import DRIVER_MARK, DockerPort, PortRequest
 from agent.netlink import HostSide, PlumbingError
-from agent.ovsdb import Ovsdb, OvsdbError
+from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
 from agent.plumb import BRIDGE
 
 LOG = logging.getLogger(__name__)
@@ -39,12 +41,20 @@ class OvsPlumbing:
         self._lock = threading.Lock()
 
     def _db(self) -> Ovsdb:
-        if self._ovs is not None and not self._ovs.connected():
-            self._ovs.close()
-            self._ovs = None
         if self._ovs is None:
             self._ovs = Ovsdb(self.remote, timeout=self.timeout)
         return self._ovs
+
+    @contextmanager
+    def _session(self) -> Iterator[Ovsdb]:
+        """The OVSDB connection; dropped (and made again next time) when it went away."""
+        try:
+            yield self._db()
+        except OvsdbUnreachable:
+            if self._ovs is not None:
+                self._ovs.close()
+            self._ovs = None
+            raise
 
     def close(self) -> None:
         if self._ovs is not None:
@@ -53,34 +63,34 @@ class OvsPlumbing:
 
     def plug(self, req: PortRequest) -> int:
         """veth ``port_name``/``peer_name`` + OVS port; all or nothing.  Returns the ofport."""
-        with self._lock:
+        with self._lock, self._session() as db:
             self.links.delete_link(req.port_name)  # leftover of an earlier try
             self.links.delete_link(req.peer_name)
             self.links.create_veth_pair(req.port_name, req.peer_name, req.mtu, req.mac)
             try:
-                return self._db().ensure_port(self.bridge, req.port_name,
-                                              external_ids=external_ids(req))
+                return db.ensure_port(self.bridge, req.port_name,
+                                      external_ids=external_ids(req))
             except BaseException:
                 with contextlib.suppress(OvsdbError):
-                    self._db().delete_port(req.port_name)
+                    db.delete_port(req.port_name)
                 self.links.delete_link(req.port_name)
                 raise
 
     def unplug(self, port_name: str) -> None:
         """Remove the OVS port and the veth (both ends, wherever the container end is)."""
-        with self._lock:
-            self._db().delete_port(port_name)
+        with self._lock, self._session() as db:
+            db.delete_port(port_name)
             self.links.delete_link(port_name)
 
     def relabel(self, req: PortRequest) -> None:
         """New endpoint id / container name on an existing port."""
-        with self._lock:
-            self._db().ensure_port(self.bridge, req.port_name, external_ids=external_ids(req))
+        with self._lock, self._session() as db:
+            db.ensure_port(self.bridge, req.port_name, external_ids=external_ids(req))
 
     def docker_ports(self) -> list[DockerPort]:
-        with self._lock:
+        with self._lock, self._session() as db:
             out = []
-            for name, ids, ofport, error in self._db().endpoint_ports(self.bridge):
+            for name, ids, ofport, error in db.endpoint_ports(self.bridge):
                 if ids.get("np-driver") != DRIVER_MARK:
                     continue
                 out.append(DockerPort(name, ids.get("endpoint-id", ""),
@@ -90,8 +100,8 @@ class OvsPlumbing:
 
     def leftover_links(self) -> set[str]:
         """Host-side ``dk…``/``dc…`` links with no OVS port (a crashed plug)."""
-        with self._lock:
-            ports = {p for p, _ids, _o, _e in self._db().endpoint_ports(self.bridge)}
+        with self._lock, self._session() as db:
+            ports = {p for p, _ids, _o, _e in db.endpoint_ports(self.bridge)}
             return {n for n in self.links.links() if LINK_RE.match(n) and n not in ports and
                     not (n.startswith("dc") and "dk" + n[2:] in ports)}
 

@@ -27,19 +27,20 @@ from intent.store import LeaseExpired, Store, StoreError
 from intent.store_etcd import open_store
 
 LOG = logging.getLogger("netplugin.agent")
+EXAMPLES = """examples:
+  netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
+  netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
+  netplugin-agent --host host1 --controller ssl:10.0.0.1:6653 \\
+      --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \\
+      --etcd-ca ca.pem --etcd-cert host1.pem --etcd-key host1.key
+  (an ssl: controller needs OVS's SSL settings: ovs-vsctl set-ssl KEY CERT CA)
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="netplugin-agent", description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-               "  netplugin-agent --host host1 --etcd http://127.0.0.1:2379 \\\n"
-               "      --controller tcp:127.0.0.1:6653 --underlay-if eth1\n"
-               "  netplugin-agent --host host1 --controller ssl:10.0.0.1:6653 \\\n"
-               "      --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 "
-               "\\\n      --etcd-ca ca.pem --etcd-cert host1.pem --etcd-key host1.key\n"
-               "  (an ssl: controller needs OVS's SSL settings: ovs-vsctl set-ssl KEY CERT CA)")
+        prog="netplugin-agent", description=__doc__.split("\n")[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", required=True, help="this host's name (as in the intent)")
     p.add_argument("--etcd", default=os.environ.get(ENV_URLS, DEFAULT_URL),
                    metavar="URL[,URL...]",
@@ -74,6 +75,7 @@ class Agent:
         self.lease = None
         self.registration: dict | None = None
         self.watchers: list = []
+        self.reconciled = -1  # the store revision of the last reconcile pass logged
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> None:
@@ -142,7 +144,13 @@ class Agent:
 
     def _reconcile(self) -> None:
         plumber = Plumber(self.ovs, self.links)
-        reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
+            # one line per store revision looked at: what a test (or a user) waits for
+            LOG.info("reconciled host %s at revision %d: %d plugged, %d unplugged, %d kept, "
+                     "%d problems", self.host, rep.revision, len(rep.plugged),
+                     len(rep.unplugged), len(rep.kept), len(rep.problems))
+            self.reconciled = rep.revision
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())

@@ -25,6 +25,8 @@ MTU_VXLAN = 1450
 MTU_DEFAULT = 1500
 PORT_PREFIX = "np"
 PORT_RE = re.compile(r"^np[0-9a-f]{12}$")
+MIN_ID_PREFIX = 12  # the short container id Docker and podman show
+ID_PREFIX_RE = re.compile(rf"^[0-9a-f]{{{MIN_ID_PREFIX},}}$")
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,16 @@ class DeleteOper:
 
 @dataclass(frozen=True)
 class Problem:
-    """A desired endpoint that cannot be plugged; ``message`` names it."""
+    """A desired endpoint that cannot be plugged; ``message`` names it.
+
+    ``containers`` are the runtime registry names involved; ``hold`` asks :func:`plan` to leave
+    the endpoint's port as it is (the intent is unclear, not absent: never unplug on a guess).
+    """
 
     endpoint_id: str
     message: str
+    containers: tuple[str, ...] = ()
+    hold: bool = False
 
 
 Action = Plug | Unplug | DeleteLink | WriteOper | DeleteOper | Problem
@@ -130,28 +138,65 @@ def network_mtu(net: NetworkSpec) -> int:
 
 
 def desired_for(ep: EndpointSpec, net: NetworkSpec, rt: RuntimeEntry) -> Desired:
-    """The plug of ``ep`` into the netns of ``rt`` (the endpoint's netns owner)."""
+    """The plug of ``ep`` into the netns of ``rt`` (the endpoint's netns owner, by its name)."""
     return Desired(
-        endpoint_id=ep.id, network=ep.network, container=ep.container, owner=ep.netns_owner,
+        endpoint_id=ep.id, network=ep.network, container=ep.container, owner=rt.container,
         netns=rt.netns, container_id=rt.id, ip=ep.ip, prefixlen=IPNetwork(net.subnet).prefixlen,
         mac=ep.mac, mtu=network_mtu(net), gateway=net.gateway)
+
+
+def refers_to(ref: str, name: str, container_id: str) -> bool:
+    """Whether an endpoint's ``AttachUUID`` (or container) ``ref`` names this container.
+
+    By name, by full id, or by an id prefix of at least 12 hex digits (as ``docker ps`` shows).
+    """
+    return ref == name or (bool(container_id) and (
+        ref == container_id or (ID_PREFIX_RE.match(ref) is not None
+                                and container_id.startswith(ref))))
+
+
+def find_containers(ref: str, runtime: Mapping[str, RuntimeEntry]) -> list[RuntimeEntry]:
+    """The running containers ``ref`` names, in Docker's order: full id, then name, then a
+    unique id prefix.  More than one entry means ``ref`` is ambiguous."""
+    by_id = [rt for rt in runtime.values() if rt.id and rt.id == ref]
+    if by_id:
+        return sorted(by_id, key=lambda rt: rt.container)
+    if ref in runtime:
+        return [runtime[ref]]
+    if ID_PREFIX_RE.match(ref) is None:
+        return []
+    return sorted((rt for rt in runtime.values() if rt.id.startswith(ref)),
+                  key=lambda rt: rt.container)
 
 
 def desired_set(host: str, endpoints: Mapping[str, EndpointSpec],
                 networks: Mapping[str, NetworkSpec], runtime: Mapping[str, RuntimeEntry],
                 netns_exists=lambda path: True) -> tuple[dict[str, Desired], list[Problem]]:
-    """Endpoints bound to ``host`` whose netns owner runs here (and whose netns exists)."""
+    """Endpoints bound to ``host`` whose netns owner runs here (and whose netns exists).
+
+    The owner (``AttachUUID``, else the container) is looked up by id or name
+    (:func:`find_containers`); an ambiguous one is a :class:`Problem` naming the candidates.
+    """
     want: dict[str, Desired] = {}
     problems: list[Problem] = []
     for ep in sorted(endpoints.values(), key=lambda e: e.id):
         if ep.host != host:
             continue
-        rt = runtime.get(ep.netns_owner)
+        found = find_containers(ep.netns_owner, runtime)
+        if len(found) > 1:
+            names = tuple(rt.container for rt in found)
+            listed = ", ".join(f"{rt.container} (id {rt.id})" for rt in found)
+            problems.append(Problem(
+                ep.id, f"endpoint {ep.id}: AttachUUID {ep.netns_owner} is ambiguous on host "
+                       f"{host}: it names {listed}; give more of the id", names, hold=True))
+            continue
+        rt = found[0] if found else None
         if rt is None or not netns_exists(rt.netns):
             continue
         net = networks.get(ep.network)
         if net is None:
-            problems.append(Problem(ep.id, f"endpoint {ep.id}: network {ep.network} not resolved"))
+            problems.append(Problem(ep.id, f"endpoint {ep.id}: network {ep.network} not resolved",
+                                    (rt.container,)))
             continue
         want[ep.id] = desired_for(ep, net, rt)
     return want, problems
@@ -164,13 +209,15 @@ def oper_value(host: str, want: Desired, ofport: int) -> dict:
 
 
 def plan(host: str, want: Mapping[str, Desired], actual: list[Actual],
-         oper: Mapping[str, dict], host_links: frozenset[str] = frozenset()) -> list[Action]:
+         oper: Mapping[str, dict], host_links: frozenset[str] = frozenset(),
+         hold: frozenset[str] = frozenset()) -> list[Action]:
     """Actions that take this host from ``actual`` to ``want``.
 
     ``oper`` maps endpoint id -> oper value for the keys this host wrote; ``host_links`` are the
-    names of host-side veths (``np…``) present in the host namespace.  Ports and oper keys that
-    another driver owns (``Actual.driver``, an oper value's ``"driver"``: the Docker driver's) are
-    left alone, and their endpoints are never plugged by the agent.
+    names of host-side veths (``np…``) present in the host namespace; the ports and oper keys of
+    the endpoints in ``hold`` are left as they are.  Ports and oper keys that another driver owns
+    (``Actual.driver``, an oper value's ``"driver"``: the Docker driver's) are left alone too, and
+    their endpoints are never plugged by the agent.
     """
     in_ovs = {a.port_name for a in actual}
     foreign = ({a.endpoint_id for a in actual if a.driver} |
@@ -184,6 +231,8 @@ def plan(host: str, want: Mapping[str, Desired], actual: list[Actual],
     kept: dict[str, Actual] = {}
     seen: set[str] = set()
     for a in sorted(actual, key=lambda a: a.port_name):
+        if a.endpoint_id in hold:
+            continue
         w = want.get(a.endpoint_id)
         if a.endpoint_id in seen:
             reason = "duplicate port"
@@ -218,6 +267,6 @@ def plan(host: str, want: Mapping[str, Desired], actual: list[Actual],
         held[(w.network, w.ip)] = eid
         plugs.append(Plug(w))
     for eid in sorted(oper):
-        if eid not in kept and eid not in want:
+        if eid not in kept and eid not in want and eid not in hold:
             opers.append(DeleteOper(eid))
     return unplugs + plugs + opers

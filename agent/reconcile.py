@@ -36,6 +36,7 @@ class Report:
     unplugged: list[str] = field(default_factory=list)  # endpoint ids
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # endpoint ids already plugged and correct
+    revision: int = 0  # the store revision the intent and registry were read at
 
     @property
     def ok(self) -> bool:
@@ -88,7 +89,6 @@ def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str |
         inp = read_inputs(store, host)
         want, problems = P.desired_set(host, inp.endpoints, inp.networks, inp.runtime,
                                        netns_exists)
-        report.problems += [p.message for p in problems]
         actual = plumber.actual()
         oper = inp.oper
         links: frozenset[str] = plumber.leftover_links()
@@ -98,7 +98,11 @@ def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str |
             actual = [a for a in actual if a.endpoint_id in mine]
             oper = {k: v for k, v in oper.items() if v.get("container") == owner}
             links = frozenset()
-        actions = P.plan(host, want, actual, oper, links)
+            problems = [p for p in problems if owner in p.containers]
+        report.problems += [p.message for p in problems]
+        report.revision = inp.revision
+        hold = frozenset(p.endpoint_id for p in problems if p.hold)
+        actions = P.plan(host, want, actual, oper, links, hold)
         first = True
         for act in actions:
             _apply(act, store, plumber, host, report,

@@ -22,8 +22,10 @@ from intent.errors import ConflictError, NotFoundError
 from intent.model import (
     Config,
     EndpointConfig,
+    EndpointGroupConfig,
     HostConfig,
     NetworkConfig,
+    PolicyConfig,
     TenantConfig,
     network_with_defaults,
     tenant_with_defaults,
@@ -40,6 +42,8 @@ class Delta:
     tenants: dict[str, Pair] = field(default_factory=dict)
     networks: dict[str, Pair] = field(default_factory=dict)
     endpoints: dict[str, Pair] = field(default_factory=dict)
+    groups: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
+    policies: dict[tuple[str, str], Pair] = field(default_factory=dict)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)  # networks whose endpoints are all here
 
@@ -48,7 +52,7 @@ class Delta:
         return self.labels.get((kind, name), f'{kind} "{name}"')
 
 
-@dataclass(frozen=True)
+@dataclass
 class Stored:
     """The stored objects a merge needs: looked up by name (None: not stored)."""
 
@@ -56,9 +60,13 @@ class Stored:
     tenants: dict[str, TenantConfig]
     networks: dict[str, NetworkConfig]
     endpoints: dict[str, EndpointConfig]
+    groups: dict[tuple[str, str], EndpointGroupConfig] = field(default_factory=dict)
+    policies: dict[tuple[str, str], PolicyConfig] = field(default_factory=dict)
 
 
-def overlay(old: Any, new: Any, keep: Iterable[str] = ("networks", "endpoints")) -> Any:
+def overlay(old: Any, new: Any,
+            keep: Iterable[str] = ("networks", "endpoints", "endpoint_groups", "policies")
+            ) -> Any:
     """``old`` with every field ``new`` gives (not None) taken from ``new``."""
     if old is None:
         return new
@@ -70,7 +78,7 @@ def overlay(old: Any, new: Any, keep: Iterable[str] = ("networks", "endpoints"))
 def strip(obj: Any) -> Any:
     """An object without its children (children are stored under their own keys)."""
     if isinstance(obj, TenantConfig):
-        return replace(obj, networks=())
+        return replace(obj, networks=(), endpoint_groups=(), policies=())
     if isinstance(obj, NetworkConfig):
         return replace(obj, endpoints=())
     return obj
@@ -83,6 +91,11 @@ def doc_labels(doc: Config) -> dict[tuple[str, str], str]:
         labels.setdefault(("host", h.name), f"Hosts[{hi}]")
     for ti, t in enumerate(doc.tenants):
         labels.setdefault(("tenant", t.name), f"Tenants[{ti}]")
+        for gi, g in enumerate(t.endpoint_groups):
+            labels.setdefault(("endpoint group", f"{t.name}/{g.name}"),
+                              f"Tenants[{ti}].EndpointGroups[{gi}]")
+        for pi, p in enumerate(t.policies):
+            labels.setdefault(("policy", f"{t.name}/{p.name}"), f"Tenants[{ti}].Policies[{pi}]")
         for ni, n in enumerate(t.networks):
             labels.setdefault(("network", n.name), f"Tenants[{ti}].Networks[{ni}]")
             for ei, e in enumerate(n.endpoints):
@@ -104,6 +117,15 @@ def merge_add(doc: Config, stored: Stored, create_only: frozenset[tuple[str, str
         _exists(create_only, "tenant", t.name, old_t)
         new_t = tenant_with_defaults(strip(overlay(old_t, t)))
         delta.tenants[t.name] = (old_t, new_t)
+        for g in t.endpoint_groups:
+            old_g = stored.groups.get((t.name, g.name))
+            _exists(create_only, "endpoint group", f"{t.name}/{g.name}", old_g)
+            new_g = overlay(old_g, g)
+            delta.groups[(t.name, g.name)] = (old_g, replace(new_g, policies=new_g.policies or ()))
+        for p in t.policies:
+            old_p = stored.policies.get((t.name, p.name))
+            _exists(create_only, "policy", f"{t.name}/{p.name}", old_p)
+            delta.policies[(t.name, p.name)] = (old_p, merge_rules(old_p, p))
         for n in t.networks:
             old_n = stored.networks.get(n.name)
             _exists(create_only, "network", n.name, old_n)
@@ -118,6 +140,15 @@ def merge_add(doc: Config, stored: Stored, create_only: frozenset[tuple[str, str
                 _exists(create_only, "endpoint", e.id, old_e)
                 delta.endpoints[e.id] = (old_e, overlay(old_e, e))
     return delta
+
+
+def merge_rules(old: PolicyConfig | None, new: PolicyConfig) -> PolicyConfig:
+    """``new``'s rules over ``old``'s, by rule id (rules not given are kept)."""
+    if new.rules is None:
+        return old if old is not None else replace(new, rules=())
+    rules = {r.id: r for r in (old.rules or ()) if old is not None} if old else {}
+    rules.update((r.id, r) for r in new.rules)
+    return replace(new, rules=tuple(rules[k] for k in sorted(rules)))
 
 
 def _exists(create_only: frozenset[tuple[str, str]], kind: str, name: str, old: Any) -> None:
@@ -137,10 +168,28 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
         if old_t is None:
             missing.append(f'tenant "{t.name}" does not exist')
             continue
-        if not t.networks:
+        if not (t.networks or t.endpoint_groups or t.policies):
             delta.tenants[t.name] = (old_t, None)
             whole_tenants.append(t.name)
             continue
+        for g in t.endpoint_groups:
+            old_g = stored.groups.get((t.name, g.name))
+            if old_g is None:
+                missing.append(f'endpoint group "{g.name}" does not exist in tenant "{t.name}"')
+            else:
+                delta.groups[(t.name, g.name)] = (old_g, None)
+        for p in t.policies:
+            old_p = stored.policies.get((t.name, p.name))
+            if old_p is None:
+                missing.append(f'policy "{p.name}" does not exist in tenant "{t.name}"')
+            elif p.rules:
+                gone = {r.id for r in p.rules}
+                unknown = sorted(gone - {r.id for r in old_p.rules or ()})
+                missing += [f'rule {i} does not exist in policy "{p.name}"' for i in unknown]
+                delta.policies[(t.name, p.name)] = (old_p, replace(old_p, rules=tuple(
+                    r for r in old_p.rules or () if r.id not in gone)))
+            else:
+                delta.policies[(t.name, p.name)] = (old_p, None)
         for n in t.networks:
             old_n = stored.networks.get(n.name)
             if old_n is None or old_n.tenant != t.name:
@@ -181,6 +230,12 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
     for t in doc.tenants:
         new_t = tenant_with_defaults(strip(t))
         delta.tenants[t.name] = (stored.tenants.get(t.name), new_t)
+        for g in t.endpoint_groups:
+            delta.groups[(t.name, g.name)] = (stored.groups.get((t.name, g.name)),
+                                              replace(g, policies=g.policies or ()))
+        for p in t.policies:
+            delta.policies[(t.name, p.name)] = (stored.policies.get((t.name, p.name)),
+                                                replace(p, rules=p.rules or ()))
         for n in t.networks:
             named_n.add(n.name)
             delta.networks[n.name] = (stored.networks.get(n.name),
@@ -197,6 +252,10 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
     for eid, old in stored.endpoints.items():
         if eid not in named_e:
             delta.endpoints[eid] = (old, None)
+    for part, have in ((delta.groups, stored.groups), (delta.policies, stored.policies)):
+        for key, old in have.items():
+            if key not in part:
+                part[key] = (old, None)
     return delta
 
 

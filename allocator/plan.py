@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from allocator.merge import Delta, strip
+from allocator.plan_groups import GroupPlanning
 from allocator.pools import (
     default_gateway,
     ip_int,
@@ -71,7 +72,7 @@ def tag_key(net_type: str, tag: int) -> str:
     return keys.alloc_vni(tag) if net_type == VXLAN else keys.alloc_vlan(tag)
 
 
-class Planner:
+class Planner(GroupPlanning):
     """One planning pass; :meth:`run` returns a :class:`Plan` or a :class:`Need`."""
 
     def __init__(self, delta: Delta, reads: Reads) -> None:
@@ -130,22 +131,36 @@ class Planner:
     def index(self, tenant: str) -> dict:
         if tenant not in self.tenant_idx:
             if self._lookup(keys.tenant_index(tenant)) is UNKNOWN:
-                return {"networks": {}}
-            self.tenant_idx[tenant] = load_json(self.r, keys.tenant_index(tenant),
-                                                {"networks": {}})
+                return {"networks": {}, "groups": {}, "policies": {}}
+            idx = load_json(self.r, keys.tenant_index(tenant), {})
+            for part in ("networks", "groups", "policies"):
+                idx.setdefault(part, {})
+            self.tenant_idx[tenant] = idx
         return self.tenant_idx[tenant]
+
+    def final_networks(self, tenant: str) -> dict[str, dict]:
+        """The tenant's networks after this write (its index, once networks are planned)."""
+        return self.index(tenant)["networks"]
+
+    def tenant_of_network(self, name: str) -> str | None:
+        if name in self.d.networks:
+            return (self.d.networks[name][1] or self.d.networks[name][0]).tenant
+        cfg = self.network_config(name)
+        return cfg.tenant if cfg else None
 
     # ------------------------------------------------------------------ run
     def run(self) -> Plan | Need:
         self._hosts()
         self._tenants()
         self._networks()
+        self.plan_groups_and_policies()
         self._endpoints()
+        self.finish_members()
         self._finish_pools()
         for t, idx in self.tenant_idx.items():
             if t in self.d.tenants and self.d.tenants[t][1] is None:
                 self._delete(keys.tenant_index(t))
-            elif idx["networks"] or self.r.value(keys.tenant_index(t)) is not None:
+            elif any(idx.values()) or self.r.value(keys.tenant_index(t)) is not None:
                 self._put(keys.tenant_index(t), codec.dumps(idx))
         if self.need:
             return self.need
@@ -236,6 +251,8 @@ class Planner:
             if old_spec is not None:
                 self._delete(tag_key(old_spec.net_type, old_spec.tag))
                 self._delete(keys.alloc_subnet(tenant_name, old_spec.subnet))
+                if old_spec.zone:
+                    self.release_id("zone", old_spec.zone)
             idx["networks"].pop(name, None)
             return None
         label = self.d.label("network", name)
@@ -259,8 +276,11 @@ class Planner:
         if tag is None or subnet is None:
             return
         gateway = new.default_gw or default_gateway(subnet)
+        zone = self.global_id("zone", name, old_spec.zone if old_spec else None)
+        if zone is None:
+            return
         spec = NetworkSpec(name=name, tenant=tenant.name, net_type=new.pkt_tag_type or "vlan",
-                           tag=tag, subnet=subnet, gateway=gateway)
+                           tag=tag, subnet=subnet, gateway=gateway, zone=zone)
         self.specs[name] = spec
         if old_spec is not None and (old_spec.subnet, old_spec.gateway) != (subnet, gateway) \
                 and name not in self.d.expanded:
@@ -372,10 +392,16 @@ class Planner:
             self._delete(keys.state_endpoint(eid))
             if old_spec is not None:
                 self._release(old_spec.network, old_spec.ip)
+                tenant = self.tenant_of_network(old_spec.network)
+                if tenant and old_spec.group:
+                    self.member_change(tenant, old_spec.group, None)
             return None
         label = self.d.label("endpoint", eid)
         found = len(self.problems)
         check_endpoint(new, label, self.problems.append)
+        tenant = self.tenant_of_network(new.network)
+        if tenant is not None:
+            self.check_endpoint_group(tenant, new.endpoint_group, label)
         if len(self.problems) > found or old is None and not self._id_free(new, label):
             return None
         net_cfg = self.network_config(new.network)
@@ -391,10 +417,15 @@ class Planner:
     def _endpoint_keys(self, item, ip: int | None) -> None:
         if ip is None:
             return
-        new = item[0]
+        new, old = item[0], item[1]
         state = EndpointSpec(id=new.id, network=new.network, container=new.container,
                              host=new.host, ip=ip_str(ip), mac=mac_for_int(ip),
-                             attach_uuid=new.attach_uuid)
+                             attach_uuid=new.attach_uuid, group=new.endpoint_group or None)
+        tenant = item[3].tenant
+        old_group = old.group if old is not None and old.network == new.network else None
+        if old is not None and old.network != new.network:
+            self.member_change(self.tenant_of_network(old.network) or tenant, old.group, None)
+        self.member_change(tenant, old_group, state.group)
         self._put(keys.endpoint(new.id), codec.dumps(new))
         self._put(keys.state_endpoint(new.id), codec.dumps(state))
 

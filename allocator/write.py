@@ -35,7 +35,15 @@ from allocator.merge import (
 from allocator.plan import Need, Plan, Reads, plan
 from intent import codec, keys
 from intent.errors import ConflictError, NotFoundError, ValidationError
-from intent.model import Config, EndpointConfig, HostConfig, NetworkConfig, TenantConfig
+from intent.model import (
+    Config,
+    EndpointConfig,
+    EndpointGroupConfig,
+    HostConfig,
+    NetworkConfig,
+    PolicyConfig,
+    TenantConfig,
+)
 from intent.store import Compare, Delete, KeyValue, Put, Store, StoreError, StoreUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -91,10 +99,21 @@ def _stored(reads: Reads) -> Stored:
                     out[keys.last_segment(k)] = obj
         return out
 
+    def scoped(prefix: str, cls: type) -> dict:
+        out = {}
+        for k, kv in reads.items.items():
+            if k.startswith(prefix):
+                obj = _decode(kv, cls)
+                if obj is not None:
+                    out[keys.tenant_and_name(k, prefix)] = obj
+        return out
+
     return Stored(hosts=objects(keys.CONFIG_HOSTS, HostConfig),
                   tenants=objects(keys.CONFIG_TENANTS, TenantConfig),
                   networks=objects(keys.CONFIG_NETWORKS, NetworkConfig),
-                  endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig))
+                  endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig),
+                  groups=scoped(keys.CONFIG_GROUPS, EndpointGroupConfig),
+                  policies=scoped(keys.CONFIG_POLICIES, PolicyConfig))
 
 
 def first_keys(change: Change) -> tuple[list[str], list[str]]:
@@ -110,6 +129,11 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
         names.append(keys.ALLOC_RANGES)
     for t in doc.tenants:
         names += [keys.tenant(t.name), keys.tenant_index(t.name)]
+        for g in t.endpoint_groups:
+            names += [keys.group(t.name, g.name), keys.state_group(t.name, g.name),
+                      keys.members(t.name, g.name)]
+        for p in t.policies:
+            names.append(keys.policy(t.name, p.name))
         for n in t.networks:
             names += [keys.network(n.name), keys.state_network(n.name), keys.ip_pool(n.name)]
             for e in n.endpoints:
@@ -185,16 +209,29 @@ class Writer:
         return delta
 
     def _expand_tenants(self, tenants: list[str], reads: Reads, delta: Delta) -> None:
-        """Add every network of ``tenants`` to ``delta`` as deleted."""
+        """Add every network, endpoint group and policy of ``tenants`` to ``delta`` as
+        deleted."""
         for t in tenants:
-            idx = json.loads(reads.value(keys.tenant_index(t)) or '{"networks": {}}')
+            idx = json.loads(reads.value(keys.tenant_index(t)) or "{}")
             nets = sorted(idx.get("networks", {}))
+            groups, policies = sorted(idx.get("groups", {})), sorted(idx.get("policies", {}))
             self._read(reads, [k for n in nets for k in (keys.network(n), keys.state_network(n),
-                                                          keys.ip_pool(n))])
+                                                          keys.ip_pool(n))]
+                       + [k for g in groups for k in (keys.group(t, g), keys.state_group(t, g),
+                                                       keys.members(t, g))]
+                       + [keys.policy(t, p) for p in policies])
             for n in nets:
                 old = _decode(reads.items.get(keys.network(n)), NetworkConfig)
                 if old is not None:
                     delta.networks[n] = (old, None)
+            for g in groups:
+                old = _decode(reads.items.get(keys.group(t, g)), EndpointGroupConfig)
+                if old is not None:
+                    delta.groups[(t, g)] = (old, None)
+            for p in policies:
+                old = _decode(reads.items.get(keys.policy(t, p)), PolicyConfig)
+                if old is not None:
+                    delta.policies[(t, p)] = (old, None)
 
     def _expand_networks(self, networks: list[str], reads: Reads, delta: Delta,
                          delete: bool) -> None:

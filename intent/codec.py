@@ -8,11 +8,15 @@ from typing import Any, TypeVar
 
 from intent.model import (
     EndpointConfig,
+    EndpointGroupConfig,
+    EndpointGroupSpec,
     EndpointSpec,
     HostConfig,
     HostSpec,
     NetworkConfig,
     NetworkSpec,
+    PolicyConfig,
+    RuleConfig,
     TenantConfig,
 )
 
@@ -26,11 +30,26 @@ def dumps(obj: Any) -> str:
     with their parent: each child has its own key.
     """
     if dataclasses.is_dataclass(obj):
-        data = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
-                if f.name not in ("networks", "endpoints")}
+        skip = CHILDREN.get(type(obj), ())
+        data = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.name not in skip}
     else:
         data = obj
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+CHILDREN: dict[type, tuple[str, ...]] = {
+    TenantConfig: ("networks", "endpoint_groups", "policies"),
+    NetworkConfig: ("endpoints",),
+}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def loads(cls: type[T], text: str) -> T:
@@ -41,6 +60,10 @@ def loads(cls: type[T], text: str) -> T:
     for k in ("vlans", "vxlans"):
         if kwargs.get(k) is not None:
             kwargs[k] = tuple(tuple(r) for r in kwargs[k])
+    if cls is PolicyConfig and kwargs.get("rules") is not None:
+        kwargs["rules"] = tuple(RuleConfig(**r) for r in kwargs["rules"])
+    if cls in (EndpointGroupConfig, EndpointGroupSpec) and kwargs.get("policies") is not None:
+        kwargs["policies"] = tuple(kwargs["policies"])
     return cls(**kwargs)
 
 

@@ -10,6 +10,8 @@
     /netplugin/config/tenants/<tenant>            TenantConfig without networks
     /netplugin/config/networks/<network>          NetworkConfig without endpoints
     /netplugin/config/endpoints/<endpoint-id>     EndpointConfig
+    /netplugin/config/groups/<tenant>/<group>     EndpointGroupConfig
+    /netplugin/config/policies/<tenant>/<policy>  PolicyConfig (with its rules)
     /netplugin/alloc/vlan/<vlan-id>               owner network (VLAN ids are global: one wire)
     /netplugin/alloc/vni/<vni>                    owner network
     /netplugin/alloc/subnet/<tenant>/<cidr>       owner network   ('/' in the CIDR is '_')
@@ -17,8 +19,13 @@
     /netplugin/alloc/pool/<network>               IP pool index: lowest maybe-free address, count
     /netplugin/alloc/tenant/<tenant>              tenant index: its networks' tags and subnets
     /netplugin/alloc/ranges                       every tenant's Vlans/Vxlans ranges (disjoint)
+    /netplugin/alloc/groupid/<id>                 owner endpoint group ("<tenant>/<group>")
+    /netplugin/alloc/zone/<zone>                  owner network (conntrack zone)
+    /netplugin/alloc/next/<pool>                  lowest maybe-free id of a global pool
+    /netplugin/alloc/members/<tenant>/<group>     how many endpoints the group has
     /netplugin/state/networks/<network>           NetworkSpec (resolved: tag, subnet, gateway)
     /netplugin/state/endpoints/<endpoint-id>      EndpointSpec (resolved: ip, mac, host)
+    /netplugin/state/groups/<tenant>/<group>      EndpointGroupSpec (resolved: id)
     /netplugin/oper/hosts/<host>                  agent registration (under a lease)
     /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
@@ -40,6 +47,8 @@ CONFIG_TENANTS = CONFIG + "tenants/"
 CONFIG_NETWORKS = CONFIG + "networks/"
 CONFIG_ENDPOINTS = CONFIG + "endpoints/"
 CONFIG_TXN = CONFIG + "txn"
+CONFIG_GROUPS = CONFIG + "groups/"
+CONFIG_POLICIES = CONFIG + "policies/"
 ALLOC = ROOT + "alloc/"
 ALLOC_VLAN = ALLOC + "vlan/"
 ALLOC_VNI = ALLOC + "vni/"
@@ -48,9 +57,14 @@ ALLOC_IP = ALLOC + "ip/"
 ALLOC_POOL = ALLOC + "pool/"
 ALLOC_TENANT = ALLOC + "tenant/"
 ALLOC_RANGES = ALLOC + "ranges"
+ALLOC_GROUPID = ALLOC + "groupid/"
+ALLOC_ZONE = ALLOC + "zone/"
+ALLOC_NEXT = ALLOC + "next/"
+ALLOC_MEMBERS = ALLOC + "members/"
 STATE = ROOT + "state/"
 STATE_NETWORKS = STATE + "networks/"
 STATE_ENDPOINTS = STATE + "endpoints/"
+STATE_GROUPS = STATE + "groups/"
 OPER = ROOT + "oper/"
 OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
@@ -98,6 +112,40 @@ def alloc_ip_prefix(network_name: str) -> str:
 
 def alloc_ip(network_name: str, ip: str) -> str:
     return alloc_ip_prefix(network_name) + ip
+
+
+def group(tenant_name: str, name: str) -> str:
+    return f"{CONFIG_GROUPS}{tenant_name}/{name}"
+
+
+def policy(tenant_name: str, name: str) -> str:
+    return f"{CONFIG_POLICIES}{tenant_name}/{name}"
+
+
+def state_group(tenant_name: str, name: str) -> str:
+    return f"{STATE_GROUPS}{tenant_name}/{name}"
+
+
+def alloc_group_id(gid: int) -> str:
+    return f"{ALLOC_GROUPID}{gid}"
+
+
+def alloc_zone(zone: int) -> str:
+    return f"{ALLOC_ZONE}{zone}"
+
+
+def pool_hint(pool: str) -> str:
+    return ALLOC_NEXT + pool
+
+
+def members(tenant_name: str, group_name: str) -> str:
+    return f"{ALLOC_MEMBERS}{tenant_name}/{group_name}"
+
+
+def tenant_and_name(key: str, prefix: str) -> tuple[str, str]:
+    """(tenant, name) of a ``<prefix><tenant>/<name>`` key."""
+    tenant_name, _, name = key[len(prefix):].partition("/")
+    return tenant_name, name
 
 
 def ip_pool(network_name: str) -> str:

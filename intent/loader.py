@@ -20,6 +20,7 @@ from intent.model import (
     TenantConfig,
     with_defaults,
 )
+from intent.policy_doc import parse_groups, parse_policies
 from intent.reader import DIGITS, SCHEMA, VLAN_LIMITS, VNI_LIMITS, Reader  # noqa: F401
 from intent.validate import validate_config
 
@@ -56,7 +57,9 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
                     container=r.string(ef, "Container", epath, required=True) or "",
                     host=r.string(ef, "Host", epath),
                     attach_uuid=r.string(ef, "AttachUUID", epath),
-                    ip_address=r.string(ef, "IpAddress", epath)))
+                    ip_address=r.string(ef, "IpAddress", epath),
+                    endpoint_group=(r.string(ef, "EndpointGroup", epath) or ""
+                                    if "EndpointGroup" in ef else None)))
             networks.append(NetworkConfig(
                 name=net_name, tenant=name,
                 pkt_tag_type=r.net_type(nf, "PktTagType", npath, None),
@@ -70,7 +73,9 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
             alloc_subnet_len=r.integer(f, "AllocSubnetLen", path),
             vlans=r.ranges(f, "Vlans", path, VLAN_LIMITS, "VLAN"),
             vxlans=r.ranges(f, "Vxlans", path, VNI_LIMITS, "VNI"),
-            networks=tuple(networks)))
+            networks=tuple(networks),
+            endpoint_groups=parse_groups(r, f, name, path),
+            policies=parse_policies(r, f, name, path)))
     return Config(hosts=tuple(hosts), tenants=tuple(tenants)), r.problems
 
 

@@ -42,6 +42,7 @@ class EndpointConfig:
     host: str | None = None
     attach_uuid: str | None = None  # container whose netns is used (pod infra container)
     ip_address: str | None = None  # static IP; allocated when None
+    endpoint_group: str | None = None  # None: not given; "": explicitly in no group
 
     @property
     def id(self) -> str:
@@ -62,6 +63,45 @@ class NetworkConfig:
     endpoints: tuple[EndpointConfig, ...] = ()
 
 
+IN, OUT = "in", "out"
+ALLOW, DENY = "allow", "deny"
+PEER_GROUP, PEER_NETWORK, PEER_IP = "group", "network", "ip"
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """One rule of a policy.  ``peer_kind`` is group | network | ip (or None: any peer);
+    for ``in`` rules the peer is the source, for ``out`` rules the destination."""
+
+    id: int
+    priority: int
+    direction: str  # in | out
+    action: str  # allow | deny
+    peer_kind: str | None = None
+    peer: str | None = None
+    protocol: str | None = None  # tcp | udp | icmp | an IP protocol number; None: any
+    port_lo: int | None = None
+    port_hi: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """A named set of rules of a tenant."""
+
+    name: str
+    tenant: str
+    rules: tuple[RuleConfig, ...] | None = None  # None: not given (partial documents)
+
+
+@dataclass(frozen=True)
+class EndpointGroupConfig:
+    """An endpoint group of a tenant and the policies applied to its members."""
+
+    name: str
+    tenant: str
+    policies: tuple[str, ...] | None = None  # None: not given
+
+
 @dataclass(frozen=True)
 class TenantConfig:
     """A tenant with its pools."""
@@ -73,6 +113,8 @@ class TenantConfig:
     vlans: tuple[tuple[int, int], ...] | None = None  # inclusive ranges; None: not given
     vxlans: tuple[tuple[int, int], ...] | None = None  # inclusive ranges; None: not given
     networks: tuple[NetworkConfig, ...] = ()
+    endpoint_groups: tuple[EndpointGroupConfig, ...] = ()
+    policies: tuple[PolicyConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +131,12 @@ class Config:
     def endpoints(self) -> list[EndpointConfig]:
         """All endpoints of all networks."""
         return [e for n in self.networks() for e in n.endpoints]
+
+    def groups(self) -> list[EndpointGroupConfig]:
+        return [g for t in self.tenants for g in t.endpoint_groups]
+
+    def policies(self) -> list[PolicyConfig]:
+        return [p for t in self.tenants for p in t.policies]
 
 
 def tenant_with_defaults(t: TenantConfig) -> TenantConfig:
@@ -132,6 +180,7 @@ class NetworkSpec:
     tag: int  # VLAN id or VNI
     subnet: str  # CIDR, e.g. "10.1.0.0/24"
     gateway: str | None = None
+    zone: int = 0  # conntrack zone (allocated; 0: none yet)
 
 
 @dataclass(frozen=True)
@@ -145,11 +194,22 @@ class EndpointSpec:
     ip: str
     mac: str
     attach_uuid: str | None = None
+    group: str | None = None  # endpoint group (of the network's tenant)
 
     @property
     def netns_owner(self) -> str:
         """The container whose network namespace this endpoint lives in."""
         return self.attach_uuid or self.container
+
+
+@dataclass(frozen=True)
+class EndpointGroupSpec:
+    """An endpoint group with its allocated id (what member entries load into a register)."""
+
+    tenant: str
+    name: str
+    id: int
+    policies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,3 +231,5 @@ class ResolvedIntent:
     hosts: tuple[HostSpec, ...] = ()
     revision: int = 0
     tenants: tuple[str, ...] = field(default=())
+    groups: tuple[EndpointGroupSpec, ...] = ()
+    policies: tuple[PolicyConfig, ...] = ()

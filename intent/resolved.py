@@ -9,11 +9,13 @@ from intent.consistent import read_consistent
 from intent.model import (
     Config,
     EndpointConfig,
+    EndpointGroupSpec,
     EndpointSpec,
     HostConfig,
     HostSpec,
     NetworkConfig,
     NetworkSpec,
+    PolicyConfig,
     ResolvedIntent,
     TenantConfig,
 )
@@ -63,10 +65,15 @@ def resolved_from_snapshot(snap: Snapshot) -> ResolvedIntent:
     hosts = {name: host_spec(configs.get(name), regs.get(name))
              for name in set(configs) | set(regs)}
     tenants = sorted({n.tenant for n in networks.values()})
+    groups = [codec.loads(EndpointGroupSpec, kv.value) for k, kv in sorted(snap.items.items())
+              if k.startswith(keys.STATE_GROUPS)]
+    policies = [codec.loads(PolicyConfig, kv.value) for k, kv in sorted(snap.items.items())
+                if k.startswith(keys.CONFIG_POLICIES)]
     return ResolvedIntent(networks=tuple(sorted(networks.values(), key=lambda n: n.name)),
                           endpoints=tuple(sorted(endpoints.values(), key=lambda e: e.id)),
                           hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
-                          revision=snap.revision, tenants=tuple(tenants))
+                          revision=snap.revision, tenants=tuple(tenants),
+                          groups=tuple(groups), policies=tuple(policies))
 
 
 def read_config(store: Store) -> Config:

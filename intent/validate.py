@@ -239,6 +239,10 @@ def validate_config(config: Config, with_paths: bool = True, complete: bool = Tr
             for ei, ep in enumerate(net.endpoints):
                 ep_ = f"{np_}.Endpoints[{ei}]" if with_paths else f'endpoint "{ep.id}"'
                 check_endpoint(ep, ep_, add)
+                if ep.endpoint_group and complete and ep.endpoint_group not in {
+                        g.name for g in tenant.endpoint_groups}:
+                    add(f'{ep_}.EndpointGroup "{ep.endpoint_group}": no such endpoint group in '
+                        f'tenant "{tenant.name}"')
                 _check_endpoint_id(ep, ep_, endpoint_ids, add)
                 if ep.ip_address:
                     ip = check_static_ip(net, ep, ep_, subnet, add, complete)
@@ -247,8 +251,31 @@ def validate_config(config: Config, with_paths: bool = True, complete: bool = Tr
                             f'"{net.name}" (also {used_ips[ip]})')
                     elif ip is not None:
                         used_ips[ip] = ep_
+        _check_policies(tenant, tp, add, with_paths, complete)
     _check_range_overlaps(config, add, with_paths)
     return problems
+
+
+def _check_policies(tenant: TenantConfig, tp: str, add: Add, with_paths: bool,
+                    complete: bool) -> None:
+    from intent.policy_doc import check_group, check_policy
+
+    groups, policies = {g.name for g in tenant.endpoint_groups}, {
+        p.name for p in tenant.policies}
+    networks = {n.name for n in tenant.networks}
+    for kind, items, names in (("EndpointGroups", tenant.endpoint_groups, set()),
+                               ("Policies", tenant.policies, set())):
+        for i, obj in enumerate(items):
+            label = f"{tp}.{kind}[{i}]" if with_paths else \
+                f'{"endpoint group" if kind == "EndpointGroups" else "policy"} "{obj.name}"'
+            if obj.name in names:
+                add(f'{label}.Name "{obj.name}": duplicate name in tenant "{tenant.name}"')
+            names.add(obj.name)
+            if kind == "EndpointGroups":
+                check_group(obj, label, add, policies if complete else None)
+            else:
+                check_policy(obj, label, add, groups if complete else None,
+                             networks if complete else None)
 
 
 def endpoint_collision(ep: EndpointConfig, other_network: str, other_container: str,

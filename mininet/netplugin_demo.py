@@ -3,7 +3,10 @@
 Mininet hosts plugged by the agent, then Mininet's CLI (``pingall``, ``c1 ping c2``, ...).
 
     .venv/bin/python mininet/netplugin_demo.py --config examples/two_hosts_multiple_vxlan_nets.json
+    mininet> pingall                  # the containers only: exactly the intent's reachability
+    mininet> myContainer1 ping -c1 myContainer3
     .venv/bin/python mininet/netplugin_demo.py --hosts host1,host2 --smoke   # CI smoke test
+    .venv/bin/python mininet/netplugin_demo.py --config FILE --cli-script CMDS  # CLI commands
 
 It re-runs itself inside ``unshare --net --pid --fork --mount-proc --mount`` with a private /tmp
 and /run/netns: Mininet kills and deletes things by name machine-wide when it cleans up, so it
@@ -69,16 +72,37 @@ def _prepare_sandbox() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
+EXAMPLES = """examples:
+  .venv/bin/python mininet/netplugin_demo.py --config examples/two_hosts_multiple_vxlan_nets.json
+  .venv/bin/python mininet/netplugin_demo.py --config examples/two_hosts_vlan.json --smoke
+  printf 'pingall\\nmyContainer1 ping -c1 myContainer3\\n' > /root/cmds
+  .venv/bin/python mininet/netplugin_demo.py --config examples/two_hosts_multiple_vxlan_nets.json \\
+      --cli-script /root/cmds
+"""
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="netplugin_demo.py", description=__doc__.split("\n\n")[0],
+                                epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="intent JSON (hosts, and the intent loaded into etcd)")
     src.add_argument("--hosts", help="host names (underlay only, no intent)")
-    p.add_argument("--smoke", action="store_true", help="run the checks and exit (no CLI)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="run the checks and exit (no CLI)")
+    mode.add_argument("--cli-script", metavar="FILE",
+                      help="run the Mininet CLI commands in FILE (one a line, e.g. pingall) "
+                           "instead of the interactive CLI, then exit")
     p.add_argument("--no-controller", action="store_true")
     p.add_argument("--no-agent", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("config", "cli_script"):
+        path = getattr(args, name)
+        if path is not None:
+            if not Path(path).is_file():
+                p.error(f"--{name.replace('_', '-')} {path}: no such file")
+            setattr(args, name, str(Path(path).resolve()))
+    return args
 
 
 def _containers(config: dict) -> dict[str, tuple[str, set[str]]]:
@@ -96,7 +120,16 @@ def _containers(config: dict) -> dict[str, tuple[str, set[str]]]:
     return out
 
 
-def _load_intent(config_path: str, etcd_url: str) -> str | None:
+def _endpoint_count(config: dict, container: str) -> int:
+    """How many endpoints (so IPv4 addresses) the agent gives ``container``."""
+    from topologies.plan import _ci
+
+    return sum(1 for t in _ci(config, "Tenants") or [] for n in _ci(t, "Networks") or []
+               for e in _ci(n, "Endpoints") or []
+               if (_ci(e, "AttachUUID") or _ci(e, "Container")) == container and _ci(e, "Host"))
+
+
+def _load_intent(config: dict, etcd_url: str) -> str | None:
     """Load the intent with the project's own code; None if that code is not there yet."""
     try:
         from allocator.write import apply_config
@@ -106,23 +139,25 @@ def _load_intent(config_path: str, etcd_url: str) -> str | None:
         return f"intent loader not available ({exc})"
     store = EtcdStore(etcd_url)
     try:
-        apply_config(store, load_config(Path(config_path)), mode="desired")
+        apply_config(store, load_config(config), mode="desired")
     finally:
         store.close()
     return None
 
 
 def main(argv: list[str]) -> int:  # noqa: C901 - a linear script
-    if os.environ.get(SANDBOX_FLAG) != "1":
-        return _reexec_in_sandbox(argv)
     args = _parse(argv)
+    if os.environ.get(SANDBOX_FLAG) != "1":
+        return _reexec_in_sandbox([*argv])
+    # read the files now: the sandbox gets a private /tmp where they may live
+    config = json.loads(Path(args.config).read_text()) if args.config else {}
+    script = Path(args.cli_script).read_text() if args.cli_script else None
     _prepare_sandbox()
     sys.path.insert(0, str(ROOT))
     from mininet.cli import CLI
-    from mininet.link import Intf
     from mininet.log import setLogLevel
     from mininet.net import Mininet
-    from np_nodes import Container, OVSHost, UnderlayBridge, name_netns
+    from np_nodes import Container, DemoNet, OVSHost, UnderlayBridge, name_netns
 
     from intent import keys
     from topologies import bed, ovs
@@ -132,7 +167,6 @@ def main(argv: list[str]) -> int:  # noqa: C901 - a linear script
 
     setLogLevel("warning" if args.smoke else "info")
     Mininet.init = classmethod(lambda cls: None)  # no machine-wide sysctl/rlimit changes
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
     hosts = (hosts_from_config(config) if args.config else
              [{"name": h, "intf": None, "vtep_ip": None} for h in args.hosts.split(",")])
     plan = make_plan(WORKDIR, hosts, Ports(etcd=2379, etcd_peer=2380, ofp=6653, rest=9999))
@@ -144,7 +178,7 @@ def main(argv: list[str]) -> int:  # noqa: C901 - a linear script
     state = BedState(path=WORKDIR / "bed.json")
     say = print if not args.smoke else (lambda m: print(m, flush=True))
 
-    net = Mininet(controller=None, build=False, autoSetMacs=False, waitConnected=False)
+    net = DemoNet(controller=None, build=False, autoSetMacs=False, waitConnected=False)
     vx = net.addSwitch("vx", cls=UnderlayBridge, dpid="1")
     vl = net.addSwitch("vl", cls=UnderlayBridge, dpid="2")
     nodes = {}
@@ -171,7 +205,7 @@ def main(argv: list[str]) -> int:  # noqa: C901 - a linear script
             bed.start_agents(WORKDIR, plan, state, controller, say)
         problem = "no config" if not args.config else (
             "controller or agent not in this checkout" if not (controller and agent)
-            else _load_intent(args.config, bed.etcd_url(plan)))
+            else _load_intent(config, bed.etcd_url(plan)))
         wanted = _containers(config) if problem is None else {}
         if problem:
             say(f"containers skipped: {problem}")
@@ -183,15 +217,18 @@ def main(argv: list[str]) -> int:  # noqa: C901 - a linear script
         for cname in wanted:
             c = net.get(cname)
             deadline = time.monotonic() + 30
-            while "inet " not in c.cmd("ip -4 -o addr show scope global") and \
-                    time.monotonic() < deadline:
+            while c.cmd("ip -4 -o addr show scope global").count(" inet ") < \
+                    _endpoint_count(config, cname) and time.monotonic() < deadline:
                 time.sleep(0.3)
-            for ifname in c.cmd("ls /sys/class/net").split():
-                if ifname != "lo":
-                    Intf(ifname, node=c).updateIP()
+            say(f"{cname} plugged: {', '.join(c.learn_interfaces()) or 'no address'}")
         failures += _checks(net, plan, nodes, wanted)
         if args.smoke:
             say("smoke: " + ("PASS" if not failures else "FAIL\n  " + "\n  ".join(failures)))
+        elif script is not None:
+            path = WORKDIR / "cli-script"
+            path.write_text(script)
+            quiet, _keep_open = os.pipe()  # stdin that never has input: the script is the input
+            CLI(net, stdin=os.fdopen(quiet), script=str(path))
         else:
             CLI(net)
     except Exception as exc:  # noqa: BLE001 - report, then let the sandbox tear down

@@ -5,7 +5,9 @@
 * :class:`UnderlayBridge` - a Linux bridge in the sandbox's root namespace joining the hosts'
   underlay NICs (one for VXLAN, one VLAN trunk for the uplinks); Mininet's own ``LinuxBridge``
   needs ``brctl``, which Debian no longer installs;
-* containers are plain Mininet ``Host`` nodes without links: the agent plugs them.
+* :class:`Container` - a plain Mininet ``Host`` without links: the agent plugs it, then it
+  learns the interfaces and addresses the agent gave it;
+* :class:`DemoNet` - Mininet whose ``pingall`` involves the containers only.
 
 Every node's namespace is also given a name under ``/run/netns`` (a tmpfs private to the sandbox),
 so the test bed's OVS recipe (``topologies.ovs``) and the runtime registry's ``netns`` paths work
@@ -18,6 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mininet.link import Intf
+from mininet.log import output
+from mininet.net import Mininet
 from mininet.node import Host, Node, Switch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +69,38 @@ class Container(Host):
     def addIntf(self, intf, port=None, moveIntfFn=None) -> None:  # noqa: ANN001,N802,N803
         """Record an interface the agent already put in this namespace (nothing to move)."""
         super().addIntf(intf, port=port, moveIntfFn=lambda *_a, **_k: True)
+
+    def learn_interfaces(self) -> list[str]:
+        """Record the interfaces the agent plugged here, with the addresses it gave them (so
+        ``IP()``, ``pingall`` and node names on the CLI use them); returns "ifname ip" lines."""
+        present = sorted(n for n in self.cmd("ls /sys/class/net").split() if n != "lo")
+        for name in present:  # eth0 first: it becomes the default interface
+            if name not in self.nameToIntf:
+                Intf(name, node=self).updateAddr()
+        return [f"{i.name} {i.IP()}" for i in self.intfList() if i.name != "lo"]
+
+
+class DemoNet(Mininet):
+    """Mininet whose ping tests (``pingall``, ``pingpair``, ``pingallfull``) involve only the
+    containers: the simulated hosts carry the switches, they are no endpoints of the intent.
+    Pings wait 1 s for a reply unless told otherwise (``pingall 3``)."""
+
+    def containers(self) -> list[Container]:
+        return [h for h in self.hosts if isinstance(h, Container)]
+
+    def ping(self, hosts=None, timeout=None):  # noqa: ANN001,ANN201 - Mininet's signature
+        if not hosts:
+            output("*** Ping: testing ping reachability between the containers\n")
+        return super().ping(hosts or self.containers(), timeout or "1")
+
+    def pingFull(self, hosts=None, timeout=None):  # noqa: ANN001,ANN201,N802
+        return super().pingFull(hosts or self.containers(), timeout or "1")
+
+    def pingPair(self):  # noqa: ANN201,N802 - Mininet's name
+        return self.ping(self.containers()[:2])
+
+    def pingPairFull(self):  # noqa: ANN201,N802
+        return self.pingFull(self.containers()[:2])
 
 
 class UnderlayBridge(Switch):

@@ -25,10 +25,17 @@ from intent.etcd_conn import ENV_CA, ENV_CERT, ENV_KEY, EtcdTls
 from intent.loader import load_bindings, load_config, load_document
 from intent.store import Store, StoreError
 from netdcli.audit import RestClient, audit_store, audit_switches
-from netdcli.show import show_endpoint, show_global, show_network, show_tenant
+from netdcli.show import (
+    show_endpoint,
+    show_global,
+    show_network,
+    show_tenant,
+)
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 DEFAULT_REST = "http://127.0.0.1:9999"
+CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup")
+SCOPED = ("policy", "endpointgroup")  # named TENANT/NAME
 EXIT_TIMEOUT = 5
 EXIT_INCONSISTENT = 6
 REST_TOKEN_ENV = "NETPLUGIN_REST_TOKEN"
@@ -44,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  netdcli -add-cfg more.json                       # add/update objects\n"
                "  netdcli -oper get -construct endpoint orange-myContainer1\n"
                "  netdcli -oper delete -construct network orange\n"
+               "  netdcli -oper get -construct policy tenant-one/web-in\n"
+               "  netdcli -oper get -construct endpointgroup tenant-one/web\n"
                "  netdcli -etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 "
                "\\\n      -etcd-ca ca.pem -etcd-cert me.pem -etcd-key me.key -cfg net.json\n"
                "  netdcli -audit -rest http://127.0.0.1:9999   # exit 0 only when all is "
@@ -67,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the controller's REST API); prints every inconsistency, exit 0 only "
                           "when there is none (else 6)")
     p.add_argument("-construct", "--construct",
-                   choices=("global", "tenant", "network", "endpoint", "host"),
+                   choices=CONSTRUCTS,
                    help="object kind for -oper")
     p.add_argument("name", nargs="?", help="object name for -oper (endpoint: <network>-"
                    "<container>)")
@@ -176,14 +185,17 @@ def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
         return audit(args, store, out)
     elif args.oper:
         if not args.construct:
-            raise ValidationError("-oper needs -construct global|tenant|network|endpoint|host")
+            raise ValidationError(f"-oper needs -construct {'|'.join(CONSTRUCTS)}")
         if args.oper == "get":
             print(json.dumps(_get(store, args.construct, args.name), indent=2), file=out)
             return 0
         if args.construct == "global" or not args.name:
-            raise ValidationError("-oper delete needs -construct tenant|network|endpoint|host "
-                                  "and a NAME")
-        result = apply.delete_object(store, args.construct, args.name)
+            raise ValidationError(f"-oper delete needs -construct "
+                                  f"{'|'.join(CONSTRUCTS[1:])} and a NAME")
+        if args.construct in SCOPED:
+            result = _delete_scoped(store, args.construct, args.name)
+        else:
+            result = apply.delete_object(store, args.construct, args.name)
     else:
         raise ValidationError("nothing to do: give -cfg, -add-cfg, -del-cfg, "
                               "-host-bindings-cfg, -oper or -audit (see --help)")
@@ -231,9 +243,50 @@ def _get(store: Store, construct: str, name: str | None) -> dict:
         return show_global(store)
     if not name:
         raise ValidationError(f"-oper get -construct {construct} needs a NAME")
+    if construct in SCOPED:
+        return _show_scoped(store, construct, name)
     show = {"tenant": show_tenant, "network": show_network, "endpoint": show_endpoint,
             "host": _show_host}[construct]
     return show(store, name)
+
+
+def _scoped_name(construct: str, name: str) -> tuple[str, str]:
+    tenant, sep, obj = name.partition("/")
+    if not sep or not tenant or not obj:
+        raise ValidationError(f'-construct {construct} takes TENANT/NAME, got "{name}"')
+    return tenant, obj
+
+
+def _show_scoped(store: Store, construct: str, name: str) -> dict:
+    from intent.codec import loads
+    from intent.model import EndpointGroupConfig, PolicyConfig
+    from ryu_apps.rest_policy import group_view, policy_view
+
+    tenant, obj = _scoped_name(construct, name)
+    if construct == "policy":
+        snap = read_consistent(store, keys=[keys.policy(tenant, obj)])
+        value = snap.value(keys.policy(tenant, obj))
+        if value is None:
+            raise NotFoundError(f'policy "{obj}" does not exist in tenant "{tenant}"')
+        return policy_view(loads(PolicyConfig, value))
+    snap = read_consistent(store, keys=[keys.group(tenant, obj), keys.state_group(tenant, obj),
+                                        keys.members(tenant, obj)])
+    value = snap.value(keys.group(tenant, obj))
+    if value is None:
+        raise NotFoundError(f'endpoint group "{obj}" does not exist in tenant "{tenant}"')
+    spec, members = snap.value(keys.state_group(tenant, obj)), snap.value(
+        keys.members(tenant, obj))
+    return group_view(loads(EndpointGroupConfig, value), json.loads(spec) if spec else None,
+                      json.loads(members) if members else None)
+
+
+def _delete_scoped(store: Store, construct: str, name: str):
+    from intent.model import Config, EndpointGroupConfig, PolicyConfig, TenantConfig
+
+    tenant, obj = _scoped_name(construct, name)
+    t = (TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)) if construct == "policy"
+         else TenantConfig(tenant, endpoint_groups=(EndpointGroupConfig(obj, tenant),)))
+    return apply.apply_config(store, Config(tenants=(t,)), "delete", paths=False)
 
 
 def _show_host(store: Store, name: str) -> dict:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from intent import codec, keys
 from intent.consistent import read_consistent
 from intent.errors import NotFoundError
-from intent.model import VXLAN, EndpointSpec, NetworkSpec, TenantConfig
+from intent.model import (
+    IN,
+    PEER_GROUP,
+    PEER_IP,
+    PEER_NETWORK,
+    VXLAN,
+    EndpointGroupConfig,
+    EndpointSpec,
+    NetworkSpec,
+    PolicyConfig,
+    RuleConfig,
+    TenantConfig,
+)
 from intent.resolved import config_from_snapshot, resolved_from_snapshot
 from intent.store import Snapshot, Store
 
@@ -109,3 +122,29 @@ def show_global(store: Store) -> dict:
 
 def _ranges(ranges: tuple[tuple[int, int], ...] | None) -> str:
     return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ranges or ())
+
+
+PEER_KEYS = {PEER_GROUP: "EndpointGroup", PEER_NETWORK: "Network", PEER_IP: "IpAddress"}
+
+
+def rule_view(r: RuleConfig) -> dict[str, Any]:
+    """A rule in the document's style."""
+    out: dict[str, Any] = {"Id": r.id, "Priority": r.priority, "Direction": r.direction,
+                           "Action": r.action}
+    if r.peer_kind:
+        out[("From" if r.direction == IN else "To") + PEER_KEYS[r.peer_kind]] = r.peer
+    if r.protocol:
+        out["Protocol"] = r.protocol
+    if r.port_lo is not None:
+        out["Port"] = r.port_lo if r.port_lo == r.port_hi else f"{r.port_lo}-{r.port_hi}"
+    return out
+
+
+def policy_view(p: PolicyConfig) -> dict[str, Any]:
+    return {"Name": p.name, "Tenant": p.tenant, "Rules": [rule_view(r) for r in p.rules or ()]}
+
+
+def group_view(g: EndpointGroupConfig, spec: dict | None, members: dict | None) -> dict:
+    return {"Name": g.name, "Tenant": g.tenant, "Policies": list(g.policies or ()),
+            "Id": spec.get("id") if spec else None,
+            "Members": members.get("count", 0) if members else 0}

@@ -13,18 +13,22 @@ endpoint, two BUM entries) and one group: see :func:`expected_counts`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import chain
 
 from intent.model import EndpointSpec, HostSpec, NetworkSpec, ResolvedIntent
 from ofctl import cookies
 from ofctl.fragments import (
+    PIPELINE_OWNER,
+    POLICY_OWNER,
     Fragment,
+    Owner,
     endpoint_fragment,
     network_fragment,
+    policy_pipeline_fragment,
     static_fragment,
 )
 from ofctl.model import SwitchState
 from ofctl.pipeline import check_flow
+from ofctl.policy import rule_flows, rule_owner
 from ofctl.topology import HostPorts
 
 
@@ -53,6 +57,9 @@ class IntentIndex:
         self._ports: dict[str, HostPorts] = {}
         self._plugged: dict[str, dict[str, int]] = {}
         self._present: dict[str, set[str]] = {}
+        self.groups = {(g.tenant, g.name): g for g in intent.groups}
+        self.policies = {(p.tenant, p.name): p for p in intent.policies}
+        self._policy_tenants = {p.tenant for p in intent.policies}
 
     def with_ports(self, ports: HostPorts) -> IntentIndex:
         """This index, answering :meth:`ports` for ``ports.host``."""
@@ -82,31 +89,67 @@ class IntentIndex:
     def ports(self, host: str) -> HostPorts:
         return self._ports.get(host) or HostPorts(host)
 
+    # PolicyWorld
+    def policy_network(self, network: str) -> bool:
+        net = self.networks.get(network)
+        return net is not None and net.tenant in self._policy_tenants
+
+    def group_id(self, tenant: str, group: str) -> int | None:
+        g = self.groups.get((tenant, group))
+        return g.id if g else None
+
+    def appliers(self, tenant: str, policy: str) -> list[int]:
+        return [g.id for (t, _), g in self.groups.items() if t == tenant and policy in g.policies]
+
+    def network_id_of(self, network: str) -> int | None:
+        net = self.networks.get(network)
+        return cookies.network_id(net.net_type, net.tag) if net else None
+
     def networks_on(self, host: str, ports: HostPorts) -> set[str]:
         """Networks with an endpoint bound to ``host`` and plugged there."""
         plugged = ports.port_map()
         return {net for eid, net in self.by_host.get(host, {}).items() if eid in plugged}
 
 
-def host_fragments(idx: IntentIndex, ports: HostPorts) -> Iterable[Fragment]:
-    """Every fragment of one host (static, per present network, per endpoint of those)."""
+def host_fragments(idx: IntentIndex, ports: HostPorts) -> Iterable[tuple[Owner, Fragment]]:
+    """Every fragment of one host with its owner (static, per present network, per endpoint
+    of those, the policy pipeline and the rules of the tenants present there)."""
     idx.with_ports(ports)
-    yield static_fragment()
-    for n in sorted(idx.networks_on(ports.host, ports)):
-        yield network_fragment(idx, n, ports.host)
+    yield PIPELINE_OWNER, static_fragment()
+    present = sorted(idx.networks_on(ports.host, ports))
+    for n in present:
+        yield ("network", n), network_fragment(idx, n, ports.host)
         for e in idx.by_network[n]:
-            yield endpoint_fragment(idx, e, ports.host)
+            yield ("endpoint", e.id), endpoint_fragment(idx, e, ports.host)
+    tenants = {idx.networks[n].tenant for n in present} & idx._policy_tenants
+    if tenants:
+        yield POLICY_OWNER, policy_pipeline_fragment()
+    for (t, _), p in sorted(idx.policies.items()):
+        if t in tenants:
+            for rule in p.rules or ():
+                yield ("rule", rule_owner(t, p.name, rule.id)), Fragment(
+                    rule_flows(idx, t, p, rule))
 
 
-def assemble(fragments: Iterable[Fragment], check: bool = True) -> SwitchState:
-    """The union of fragments as a SwitchState (checked against the pipeline)."""
-    frags = list(fragments)
-    flows = frozenset(chain.from_iterable(f.flows for f in frags))
+def assemble(fragments: Iterable[tuple[Owner, Fragment]], check: bool = True) -> SwitchState:
+    """The union of fragments as a SwitchState (checked against the pipeline).  Where two
+    owners produce one key, the lowest owner's entry wins (as in the engine's tables)."""
+    chosen: list[dict] = [{}, {}, {}]
+    for owner, frag in fragments:
+        for kind, (entries, key) in enumerate(((frag.flows, lambda f: f.key),
+                                               (frag.groups, lambda g: g.group_id),
+                                               (frag.meters, lambda m: m.meter_id))):
+            for e in entries:
+                k = key(e)
+                have = chosen[kind].get(k)
+                if have is None or owner < have[0]:
+                    chosen[kind][k] = (owner, e)
+    flows = frozenset(e for _, e in chosen[0].values())
     if check:
         for f in flows:
             check_flow(f)
-    return SwitchState(flows, frozenset(chain.from_iterable(f.groups for f in frags)),
-                       frozenset(chain.from_iterable(f.meters for f in frags)))
+    return SwitchState(flows, frozenset(e for _, e in chosen[1].values()),
+                       frozenset(e for _, e in chosen[2].values()))
 
 
 def compute_host(intent: ResolvedIntent, ports: HostPorts, index: IntentIndex | None = None,

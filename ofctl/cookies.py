@@ -21,7 +21,9 @@ PIPELINE = 0x01
 HOST = 0x02
 NETWORK = 0x03
 ENDPOINT = 0x04
-KIND_NAMES = {PIPELINE: "pipeline", HOST: "host", NETWORK: "network", ENDPOINT: "endpoint"}
+RULE = 0x05  # "tenant/policy/rule-id"
+KIND_NAMES = {PIPELINE: "pipeline", HOST: "host", NETWORK: "network", ENDPOINT: "endpoint",
+              RULE: "policy rule"}
 
 _seen: dict[int, str] = {}
 _cache: dict[tuple[int, str], int] = {}

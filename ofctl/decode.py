@@ -16,6 +16,7 @@ from ofctl.model import (
     ApplyActions,
     Bucket,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     Group,
@@ -26,6 +27,7 @@ from ofctl.model import (
     MeterBand,
     Move,
     Output,
+    OutputReg,
     PopVlan,
     PushVlan,
     SwitchState,
@@ -68,6 +70,19 @@ def decode_action(a: Any) -> Action:
         return PopVlan()
     if cls == "OFPActionGroup":
         return GroupAction(a.group_id)
+    if cls == "NXActionCT":
+        if a.alg or a.actions or a.flags & ~1:
+            raise ValueError(f"conntrack options not modelled: {a}")
+        zone_src = field_name(a.zone_src) if a.zone_src else None
+        if zone_src and a.zone_ofs_nbits != 15:
+            raise ValueError(f"conntrack zone bits not modelled: {a}")
+        return Ct(commit=bool(a.flags & 1), zone_src=zone_src,
+                  zone=0 if zone_src else a.zone_ofs_nbits,
+                  table=None if a.recirc_table == 255 else a.recirc_table)
+    if cls == "NXActionOutputReg":
+        if a.ofs_nbits != 31 or a.max_len:
+            raise ValueError(f"output from part of a register not modelled: {a}")
+        return OutputReg(field_name(a.src))
     if cls == "NXActionRegMove":
         if a.src_ofs or a.dst_ofs:
             raise ValueError(f"partial-field move not modelled: {a}")

@@ -14,6 +14,7 @@ from ofctl.model import (
     Action,
     ApplyActions,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     Group,
@@ -23,6 +24,7 @@ from ofctl.model import (
     Meter,
     Move,
     Output,
+    OutputReg,
     PopVlan,
     PushVlan,
     SetField,
@@ -56,6 +58,13 @@ def encode_action(a: Action, parser: Any, ofproto: Any) -> Any:
         return parser.OFPActionGroup(a.group_id)
     if isinstance(a, Move):
         return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=a.n_bits)
+    if isinstance(a, Ct):
+        return parser.NXActionCT(flags=1 if a.commit else 0, zone_src=a.zone_src or "",
+                                 zone_ofs_nbits=(15 if a.zone_src else a.zone),
+                                 recirc_table=255 if a.table is None else a.table, alg=0,
+                                 actions=[])
+    if isinstance(a, OutputReg):
+        return parser.NXActionOutputReg(ofs_nbits=31, src=a.field, max_len=0)
     raise TypeError(f"cannot encode action {a!r}")
 
 

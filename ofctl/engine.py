@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from intent.model import EndpointSpec, HostSpec, NetworkSpec
+from ofctl.engine_policy import PolicyIndex
 from ofctl.fragments import (
     EMPTY,
     PIPELINE_OWNER,
@@ -74,6 +75,9 @@ class EntryDelta:
         return len(self.flows) + len(self.groups) + len(self.meters)
 
 
+_KEYS = (lambda f: f.key, lambda g: g.group_id, lambda m: m.meter_id)
+
+
 class HostTable:
     """One host's desired entries, as the union of its fragments."""
 
@@ -87,6 +91,8 @@ class HostTable:
         self._before_f: dict[tuple, Flow | None] = {}
         self._before_g: dict[int, Group | None] = {}
         self._before_m: dict[int, Meter | None] = {}
+        self._owner: tuple[dict, dict, dict] = ({}, {}, {})  # key -> owner of the entry
+        self._shadow: tuple[dict, dict, dict] = ({}, {}, {})  # key -> {owner: entry}
         self.collisions = 0
 
     def set(self, owner: Owner, frag: Fragment) -> bool:
@@ -99,34 +105,67 @@ class HostTable:
         else:
             self.fragments.pop(owner, None)
         if old.flows != frag.flows:
-            self._swap(self.flows, self._before_f, old.flows, frag.flows, lambda f: f.key)
+            self._swap(owner, 0, old.flows, frag.flows)
         if old.groups != frag.groups:
-            self._swap(self.groups, self._before_g, old.groups, frag.groups,
-                       lambda g: g.group_id)
+            self._swap(owner, 1, old.groups, frag.groups)
         if old.meters != frag.meters:
-            self._swap(self.meters, self._before_m, old.meters, frag.meters,
-                       lambda m: m.meter_id)
+            self._swap(owner, 2, old.meters, frag.meters)
         return True
 
-    def _swap(self, table: dict, before: dict, old: Iterable, new: Iterable, key) -> None:
+    def _swap(self, owner: Owner, kind: int, old: Iterable, new: Iterable) -> None:
+        table = (self.flows, self.groups, self.meters)[kind]
+        before = (self._before_f, self._before_g, self._before_m)[kind]
+        key = _KEYS[kind]
         new_by = {key(e): e for e in new}
         for e in old:
             k = key(e)
-            if table.get(k) == e and k not in new_by:
-                if k not in before:
-                    before[k] = e
-                del table[k]
+            if k not in new_by:
+                self._put(table, before, kind, k, owner, None)
         for k, e in new_by.items():
-            cur = table.get(k)
-            if cur == e:
-                continue
-            if cur is not None and cur not in old:
-                self.collisions += 1  # two owners produced one key: the later one wins
-            if k not in before:
-                before[k] = cur
-            if self.check and isinstance(e, Flow):
+            if self.check and kind == 0:
                 check_flow(e)
+            self._put(table, before, kind, k, owner, e)
+
+    def _put(self, table: dict, before: dict, kind: int, k, owner: Owner, e) -> None:
+        """``owner`` now wants ``e`` at key ``k`` (None: nothing).  When several owners want
+        one key, the lowest owner's entry is installed; the others wait behind it."""
+        shadow = self._shadow[kind].get(k)
+        if shadow is None:
+            holder = self._owner[kind].get(k)
+            if holder is not None and holder != owner:
+                if e is None:
+                    return  # ``owner`` never held this key
+                shadow = self._shadow[kind][k] = {holder: table[k]}
+                self.collisions += 1
+            else:
+                self._install(table, before, kind, k, owner if e is not None else None, e)
+                return
+        if e is None:
+            shadow.pop(owner, None)
+        else:
+            shadow[owner] = e
+        if not shadow:
+            del self._shadow[kind][k]
+            self._install(table, before, kind, k, None, None)
+            return
+        winner = min(shadow)
+        if len(shadow) == 1:
+            del self._shadow[kind][k]
+        self._install(table, before, kind, k, winner, shadow[winner])
+
+    def _install(self, table: dict, before: dict, kind: int, k, owner: Owner | None,
+                 e) -> None:
+        cur = table.get(k)
+        if cur == e and self._owner[kind].get(k) == owner:
+            return
+        if k not in before:
+            before[k] = cur
+        if e is None:
+            table.pop(k, None)
+            self._owner[kind].pop(k, None)
+        else:
             table[k] = e
+            self._owner[kind][k] = owner
 
     def take(self) -> EntryDelta:
         """Every entry that differs from what it was at the previous take (then forget)."""
@@ -175,10 +214,11 @@ class HostTable:
                            frozenset(self.meters.values()))
 
 
-class Engine:
+class Engine(PolicyIndex):
     """Indexes + per-host tables; see the module docstring.  Implements ``fragments.World``."""
 
     def __init__(self, check: bool = True) -> None:
+        self._init_policy()
         self.check = check
         self.networks: dict[str, NetworkSpec] = {}
         self.hosts: dict[str, HostSpec] = {}
@@ -267,7 +307,11 @@ class Engine:
             self._tolocal(ep.network, ep.host, ep.id, port)
 
     def _tolocal(self, net: str, host: str, eid: str, port: int) -> None:
-        self._local.setdefault(net, {}).setdefault(host, {})[eid] = port
+        hosts = self._local.setdefault(net, {})
+        if host not in hosts:
+            hosts[host] = {}
+            self._presence_flipped(net, host)
+        hosts[host][eid] = port
         key = (net, host)
         self._local_sum[key] = (self._local_sum.get(key, 0) + h64("port", eid, port)) & MASK64
 
@@ -281,6 +325,7 @@ class Engine:
         if not hosts[host]:
             del hosts[host]
             self._local_sum.pop(key, None)
+            self._presence_flipped(net, host)
 
     # ------------------------------------------------------------------ changes
     def set_endpoint(self, eid: str, new: EndpointSpec | None) -> None:
@@ -298,6 +343,7 @@ class Engine:
         else:
             self.endpoints[eid] = new
             self._index(new)
+        self._member_moved(self._tenant_of(old), old, self._tenant_of(new), new)
         for n in nets:
             now = set(self._local.get(n, {}))
             for h in present_before[n] | now:
@@ -334,15 +380,32 @@ class Engine:
             self._mark(host, ("endpoint", eid))
             self._mark(host, ("network", ep.network))
 
+    def _tenant_of(self, ep: EndpointSpec | None) -> str | None:
+        net = ep and self.networks.get(ep.network)
+        return net.tenant if net else None
+
     def set_network(self, name: str, spec: NetworkSpec | None) -> None:
         """A network's resolved state (None: gone)."""
-        if self.networks.get(name) == spec:
+        old = self.networks.get(name)
+        if old == spec:
             return
         if spec is None:
             self.networks.pop(name, None)
         else:
             self.networks[name] = spec
+        self._network_tenant_changed(name, old, spec)
         self._mark_network_everywhere(name, self.present_hosts(name))
+        if (old and old.tenant) != (spec and spec.tenant):
+            for h in self.present_hosts(name):
+                for t in {x.tenant for x in (old, spec) if x}:
+                    self._mark_tenant_rules(t, [h])
+            tenants = {x.tenant for x in (old, spec) if x}
+            for eid in self._members.get(name, {}):  # group membership is per tenant
+                ep = self.endpoints[eid]
+                for t in tenants:
+                    self._members_of.get((t, ep.group or ""), set()).discard(eid)
+                if spec is not None and ep.group:
+                    self._members_of.setdefault((spec.tenant, ep.group), set()).add(eid)
 
     def set_host(self, name: str, spec: HostSpec | None) -> None:
         """A host's registration merged with its config (None: gone)."""
@@ -397,6 +460,8 @@ class Engine:
                     done += 1
                     if pause is not None and done % every == 0:
                         pause()
+            for kind, name in self.policy_owners(host):
+                t.set((kind, name), self.policy_fragment(kind, name, host))
             if self._dirty.get(host):
                 self.refresh(host)
         return t
@@ -416,6 +481,8 @@ class Engine:
                 frag = endpoint_fragment(self, ep, host) if ep is not None else EMPTY
             elif kind == "network":
                 frag = network_fragment(self, name, host)
+            elif kind == "rule" or name == "policy":
+                frag = self.policy_fragment(kind, name, host)
             else:
                 frag = static_fragment()
             t.set((kind, name), frag)
@@ -433,7 +500,7 @@ class Engine:
             for g in self.remote_hosts(n, host):
                 hs = self.hosts.get(g)
                 total += h64("remote", n, g, hs.vtep_ip if hs else None)
-        return total & MASK64
+        return (total + self.policy_digest(host)) & MASK64
 
 
 def _ep_hash(ep: EndpointSpec) -> int:
@@ -453,4 +520,8 @@ def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engi
             e.set_port(p.host, eid, port)
     for ep in intent.endpoints:
         e.set_endpoint(ep.id, ep)
+    for g in intent.groups:
+        e.set_group(g.tenant, g.name, g)
+    for p in intent.policies:
+        e.set_policy(p.tenant, p.name, p)
     return e

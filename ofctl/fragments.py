@@ -41,7 +41,19 @@ from ofctl.model import (
     match,
     set_field,
 )
-from ofctl.pipeline import ARP, BUM, CLASSIFY, EGRESS, L2, META_MASK, NET_MASK, REMOTE, miss_flows
+from ofctl.pipeline import (
+    ARP,
+    BUM,
+    CLASSIFY,
+    EGRESS,
+    L2,
+    META_MASK,
+    NET_MASK,
+    REMOTE,
+    SRC_GROUP,
+    miss_flows,
+)
+from ofctl.policy import local_delivery, member_flows, network_ct_flows, policy_pipeline
 from ofctl.topology import HostPorts
 
 PRIO = 100
@@ -91,12 +103,26 @@ class World(Protocol):
     def ports(self, host: str) -> HostPorts:
         """``host``'s port numbers."""
 
+    def policy_network(self, network: str) -> bool:
+        """Whether ``network``'s tenant has policies (its IPv4 goes through conntrack)."""
+
+    def group_id(self, tenant: str, group: str) -> int | None:
+        """The id of an endpoint group (None: unknown)."""
+
 
 def static_fragment() -> Fragment:
     """Entries every br-int holds: explicit misses, multicast -> BUM."""
     c = cookies.cookie_for(cookies.PIPELINE, STATIC_COOKIE_NAME)
     return Fragment(tuple(miss_flows(c)) + (
         Flow(L2, 1, match(eth_dst=(MCAST, MCAST)), (GotoTable(BUM),), c),))
+
+
+POLICY_OWNER: Owner = ("pipeline", "policy")
+
+
+def policy_pipeline_fragment() -> Fragment:
+    """The policy tables' own entries (on hosts where a policy network is present)."""
+    return Fragment(policy_pipeline(cookies.cookie_for(cookies.PIPELINE, "policy")))
 
 
 def arp_responder(ip: str, mac: str) -> tuple[Action, ...]:
@@ -132,22 +158,27 @@ def endpoint_fragment(w: World, ep: EndpointSpec, host: str) -> Fragment:
         return EMPTY
     nid = network_id(net)
     ce = cookies.cookie_for(cookies.ENDPOINT, ep.id)
+    policed = w.policy_network(ep.network)
+    gid = w.group_id(net.tenant, ep.group) if policed and ep.group else None
     flows = [Flow(ARP, PRIO, match(metadata=(nid, NET_MASK), eth_type=ETH_ARP, arp_op=1,
                                    arp_tpa=ep.ip),
                   (ApplyActions(arp_responder(ep.ip, ep.mac)),), ce)]
+    if gid is not None:
+        flows += member_flows(nid, ep.ip, gid, ce)
     if ep.host == host:
         port = w.port(host, ep.id)
         if port is not None:
             meta = WriteMetadata(nid, META_MASK)
+            deliver = local_delivery(port, gid) if policed else (
+                ApplyActions((Output(port),)),)
             flows += [
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_IPV4,
                                            ipv4_src=ep.ip),
-                     instructions(meta, GotoTable(EGRESS)), ce),
+                     instructions(meta, GotoTable(SRC_GROUP if policed else EGRESS)), ce),
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_ARP,
                                            arp_spa=ep.ip, arp_sha=ep.mac),
                      instructions(meta, GotoTable(ARP)), ce),
-                Flow(L2, PRIO, match(metadata=(nid, NET_MASK), eth_dst=ep.mac),
-                     (ApplyActions((Output(port),)),), ce)]
+                Flow(L2, PRIO, match(metadata=(nid, NET_MASK), eth_dst=ep.mac), deliver, ce)]
     else:
         acts = remote_actions(net, w.hosts.get(ep.host), w.ports(host))
         if acts is not None:
@@ -165,17 +196,17 @@ def network_fragment(w: World, name: str, host: str) -> Fragment:
     nid = network_id(net)
     cn = cookies.cookie_for(cookies.NETWORK, name)
     ports = w.ports(host)
-    flows: list[Flow] = []
+    policed = w.policy_network(name)
+    after = GotoTable(SRC_GROUP if policed else L2)
+    flows: list[Flow] = list(network_ct_flows(nid, net.zone, cn)) if policed else []
     if net.net_type == VXLAN and ports.vxlan_port is not None:
         flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.vxlan_port, tunnel_id=net.tag),
-                          instructions(WriteMetadata(nid | REMOTE, META_MASK), GotoTable(L2)),
-                          cn))
+                          instructions(WriteMetadata(nid | REMOTE, META_MASK), after), cn))
     elif net.net_type == VLAN and ports.uplink_port is not None:
         flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.uplink_port,
                                                 vlan_vid=OFPVID_PRESENT | net.tag),
                           instructions(ApplyActions((PopVlan(),)),
-                                       WriteMetadata(nid | REMOTE, META_MASK), GotoTable(L2)),
-                          cn))
+                                       WriteMetadata(nid | REMOTE, META_MASK), after), cn))
     local_out = tuple(Output(p) for p in sorted({p for _, p in local}))
     remote: dict[tuple[Action, ...], None] = {}
     for h in sorted(w.remote_hosts(name, host)):

@@ -19,6 +19,9 @@ FIELD_BITS = {
     "in_port": 32, "metadata": 64, "eth_src": 48, "eth_dst": 48, "eth_type": 16,
     "vlan_vid": 13, "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
     "ipv4_src": 32, "ipv4_dst": 32, "tunnel_id": 64, "tun_ipv4_dst": 32, "ip_proto": 8,
+    "tcp_src": 16, "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8,
+    "icmpv4_code": 8, "ct_state": 32, "ct_zone": 16, "ct_mark": 32, "ip_dscp": 6,
+    **{f"reg{i}": 32 for i in range(8)},
 }
 
 OFPVID_PRESENT = 0x1000
@@ -155,7 +158,26 @@ class Move:
     n_bits: int
 
 
-Action = Output | SetField | PushVlan | PopVlan | GroupAction | Move
+@dataclass(frozen=True)
+class Ct:
+    """Nicira conntrack: look the packet up (``commit``: and record its connection) in a zone -
+    the low 16 bits of register ``zone_src``, or the immediate ``zone`` - then, with ``table``,
+    continue the pipeline there with ``ct_state`` set (the packet recirculates)."""
+
+    commit: bool = False
+    zone_src: str | None = None
+    zone: int = 0
+    table: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputReg:
+    """Output to the port number held in register ``field``."""
+
+    field: str
+
+
+Action = Output | SetField | PushVlan | PopVlan | GroupAction | Move | Ct | OutputReg
 
 
 def set_field(name: str, value: Value) -> SetField:

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from ofctl.model import (
     ApplyActions,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     Group,
     GroupAction,
     Move,
     Output,
+    OutputReg,
     PopVlan,
     PushVlan,
     SetField,
@@ -40,6 +42,8 @@ REMOTE = 1 << 32
 META_MASK = NET_MASK | REMOTE
 
 CLASSIFY, ARP, EGRESS, L2, BUM = 0, 10, 20, 30, 40
+SRC_GROUP, DST_GROUP, EGRESS_CT = 15, 16, 20  # EGRESS_CT is table 20: policy networks
+EGRESS_POLICY, INGRESS_CT, INGRESS = 21, 50, 51
 MARKER = 250  # one entry, never reached: its cookie is the input digest of the switch's tables
 
 DROP = "drop"
@@ -68,17 +72,32 @@ def _t(id_: int, name: str, purpose: str, matches: str, actions: tuple[type, ...
 TABLES: dict[int, Table] = {t.id: t for t in (
     _t(CLASSIFY, "classify", "port/tunnel/VLAN -> network; port security",
        "in_port eth_src eth_type ipv4_src arp_spa arp_sha tunnel_id vlan_vid",
-       (PopVlan,), (ARP, EGRESS, L2), DROP, writes_metadata=True),
+       (PopVlan,), (ARP, SRC_GROUP, EGRESS, L2), DROP, writes_metadata=True),
     _t(ARP, "arp", "answer ARP requests for known endpoints",
        "metadata eth_type arp_op arp_tpa", (Move, SetField, Output), (), DROP),
-    _t(EGRESS, "egress", "egress policy (later issue)", "metadata", (), (L2,), L2),
+    _t(SRC_GROUP, "src_group", "policy networks: source address -> reg5 = source group",
+       "metadata eth_type ipv4_src", (SetField,), (DST_GROUP,), DST_GROUP),
+    _t(DST_GROUP, "dst_group", "policy networks: destination address -> reg6 = its group",
+       "metadata eth_type ipv4_dst", (SetField,), (EGRESS_CT,), EGRESS_CT),
+    _t(EGRESS, "egress", "conntrack of local-origin IPv4 in policy networks (else: to L2)",
+       "metadata eth_type", (SetField, Ct), (L2,), L2),
+    _t(EGRESS_POLICY, "egress_policy", "out rules of the source's group; allowed: commit",
+       "metadata eth_type ip_proto ipv4_dst tcp_dst udp_dst reg5 reg6 ct_state", (Ct,), (L2,),
+       DROP),
     _t(L2, "l2", "known unicast; multicast to BUM",
-       "metadata eth_dst", (Output, SetField, PushVlan), (BUM,), DROP),
+       "metadata eth_dst", (Output, SetField, PushVlan), (BUM, INGRESS_CT), DROP),
     _t(BUM, "bum", "flood within the network", "metadata", (Output, GroupAction), (), DROP),
+    _t(INGRESS_CT, "ingress_ct", "conntrack of IPv4 to a local endpoint of a policy network",
+       "metadata eth_type", (SetField, Ct, OutputReg), (), DROP),
+    _t(INGRESS, "ingress", "in rules of the destination's group; allowed: commit, deliver",
+       "metadata eth_type ip_proto ipv4_src tcp_dst udp_dst reg5 reg6 ct_state",
+       (Ct, OutputReg), (), DROP),
 )}
+BASE_TABLES = (CLASSIFY, ARP, EGRESS, L2, BUM)
+POLICY_TABLES = (SRC_GROUP, DST_GROUP, EGRESS_POLICY, INGRESS_CT, INGRESS)
 
 SET_FIELDS = frozenset({"eth_src", "arp_op", "arp_sha", "arp_spa", "tunnel_id",
-                        "tun_ipv4_dst", "vlan_vid"})
+                        "tun_ipv4_dst", "vlan_vid", "reg3", "reg5", "reg6", "reg7"})
 
 
 class PipelineError(ValueError):
@@ -90,10 +109,10 @@ def marker_flow(digest: int) -> Flow:
     return Flow(MARKER, 0, (), (), digest)
 
 
-def miss_flows(cookie: int) -> list[Flow]:
-    """The explicit table-miss entry of every table (priority 0)."""
+def miss_flows(cookie: int, tables: tuple[int, ...] = BASE_TABLES) -> list[Flow]:
+    """The explicit table-miss entry of every table of ``tables`` (priority 0)."""
     out = []
-    for t in TABLES.values():
+    for t in (TABLES[i] for i in tables):
         instr = () if t.miss == DROP else (GotoTable(int(t.miss)),)
         out.append(Flow(t.id, 0, (), instr, cookie))
     return out

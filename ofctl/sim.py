@@ -16,11 +16,13 @@ from ofctl.model import (
     Action,
     ApplyActions,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     GroupAction,
     Move,
     Output,
+    OutputReg,
     PopVlan,
     PushVlan,
     SetField,
@@ -59,6 +61,40 @@ class Packet:
     tunnel_id: int | None = None
     tun_ipv4_dst: str | None = None
     metadata: int = 0
+    ip_proto: int | None = None
+    tcp_src: int | None = None
+    tcp_dst: int | None = None
+    udp_src: int | None = None
+    udp_dst: int | None = None
+    icmpv4_type: int | None = None
+    ct_state: int = 0
+    reg3: int = 0
+    reg5: int = 0
+    reg6: int = 0
+    reg7: int = 0
+
+    def fresh(self, **changes) -> Packet:
+        """This packet as it enters another switch: no pipeline state, no conntrack state."""
+        return replace(self, metadata=0, ct_state=0, reg3=0, reg5=0, reg6=0, reg7=0,
+                       tun_ipv4_dst=None, **changes)
+
+
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def conn_tuple(p: Packet) -> tuple:
+    """The 5-tuple conntrack keys a packet by (ICMP echo by its type pair)."""
+    if p.ip_proto == 6:
+        return (6, p.ipv4_src, p.tcp_src, p.ipv4_dst, p.tcp_dst)
+    if p.ip_proto == 17:
+        return (17, p.ipv4_src, p.udp_src, p.ipv4_dst, p.udp_dst)
+    if p.ip_proto == 1 and p.icmpv4_type in (0, 8):  # echo: a reply is the other type
+        return (1, p.ipv4_src, p.icmpv4_type, p.ipv4_dst, 8 - p.icmpv4_type)
+    return (p.ip_proto, p.ipv4_src, None, p.ipv4_dst, None)
+
+
+def reply_tuple(t: tuple) -> tuple:
+    return (t[0], t[3], t[4], t[1], t[2])
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,7 @@ class Trace:
 
     outputs: list[Emitted] = field(default_factory=list)
     hits: list[Flow] = field(default_factory=list)
+    recirculate: int | None = None
 
 
 def field_matches(packet: Packet, name: str, value, mask) -> bool:
@@ -103,6 +140,21 @@ class Switch:
         for flows in self.tables.values():
             flows.sort(key=lambda f: -f.priority)
         self.groups = {g.group_id: g for g in state.groups}
+        self.conntrack: dict[tuple, tuple] = {}  # (zone, tuple) -> original-direction tuple
+
+    def ct_lookup(self, zone: int, packet: Packet) -> int:
+        """The ``ct_state`` of ``packet`` in ``zone``."""
+        t = conn_tuple(packet)
+        orig = self.conntrack.get((zone, t))
+        if orig is None:
+            return CT_TRK | CT_NEW
+        return CT_TRK | CT_EST | (0 if orig == t else CT_RPL)
+
+    def ct_commit(self, zone: int, packet: Packet) -> None:
+        t = conn_tuple(packet)
+        if (zone, t) not in self.conntrack:
+            self.conntrack[(zone, t)] = t
+            self.conntrack[(zone, reply_tuple(t))] = t
 
     def lookup(self, table: int, packet: Packet) -> Flow | None:
         """The entry that matches ``packet`` in ``table``; None on a miss."""
@@ -111,9 +163,9 @@ class Switch:
             if best is not None and f.priority < best.priority:
                 break
             if flow_matches(f, packet):
-                if best is not None:
+                if best is not None and best.instructions != f.instructions:
                     raise AmbiguousMatch(f"table {table}: {best} and {f} both match {packet}")
-                best = f
+                best = best or f
         return best
 
     def run(self, packet: Packet) -> Trace:
@@ -130,6 +182,9 @@ class Switch:
             for ins in flow.instructions:
                 if isinstance(ins, ApplyActions):
                     packet = self._apply(ins.actions, packet, trace)
+                    if trace.recirculate is not None:  # ct(table=...): continue there
+                        next_table, trace.recirculate = trace.recirculate, None
+                        break
                 elif isinstance(ins, ClearActions):
                     action_set.clear()
                 elif isinstance(ins, WriteActions):
@@ -174,6 +229,18 @@ class Switch:
                 if v is None:
                     raise SimError(f"move from absent field {a.src}")
                 packet = replace(packet, **{a.dst: v})
+            elif isinstance(a, Ct):
+                zone = (getattr(packet, a.zone_src) & 0xFFFF) if a.zone_src else a.zone
+                if a.commit:
+                    self.ct_commit(zone, packet)
+                if a.table is not None:
+                    packet = replace(packet, ct_state=self.ct_lookup(zone, packet))
+                    trace.recirculate = a.table
+                    return packet
+            elif isinstance(a, OutputReg):
+                port = getattr(packet, a.field)
+                if port != packet.in_port:
+                    trace.outputs.append(Emitted(port, packet))
             elif isinstance(a, GroupAction):
                 g = self.groups.get(a.group_id)
                 if g is None:

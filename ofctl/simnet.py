@@ -6,7 +6,7 @@ trunk behind the uplinks is a shared segment (every other host's uplink receives
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from intent.model import HostSpec
 from ofctl.model import Flow, SwitchState
@@ -63,14 +63,13 @@ class NetworkSim:
                     if dst is None or q.tunnel_id is None:
                         out.dropped_tunnel.append(q)
                         continue
-                    arrive = replace(q, in_port=self.ports[dst].vxlan_port, metadata=0,
-                                     tun_ipv4_dst=None)
+                    arrive = q.fresh(in_port=self.ports[dst].vxlan_port)
                     queue.append((dst, arrive, hops + 1))
                 elif em.port == p.uplink_port and p.uplink_port is not None:
                     for other, op in self.ports.items():
                         if other != h and op.uplink_port is not None:
-                            queue.append((other, replace(q, in_port=op.uplink_port, metadata=0,
-                                                         tunnel_id=None), hops + 1))
+                            queue.append((other, q.fresh(in_port=op.uplink_port,
+                                                       tunnel_id=None), hops + 1))
                 else:
                     out.deliveries.append(Delivery(h, em.port,
                                                    self.endpoint_at.get((h, em.port)), q))

@@ -7,6 +7,7 @@ from ofctl.model import (
     Action,
     ApplyActions,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     Group,
@@ -15,6 +16,7 @@ from ofctl.model import (
     MatchField,
     Move,
     Output,
+    OutputReg,
     PopVlan,
     PushVlan,
     SetField,
@@ -25,7 +27,7 @@ from ofctl.model import (
 
 OVS_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "tunnel_id": "tun_id",
              "tun_ipv4_dst": "tun_dst"}
-HEX_FIELDS = frozenset({"metadata", "eth_type", "vlan_vid", "tunnel_id"})
+HEX_FIELDS = frozenset({"metadata", "eth_type", "vlan_vid", "tunnel_id", "ct_state"})
 
 
 def _name(n: str) -> str:
@@ -56,6 +58,14 @@ def action_text(a: Action) -> str:
         return f"group:{a.group_id}"
     if isinstance(a, Move):
         return f"move:{_name(a.src)}[0..{a.n_bits - 1}]->{_name(a.dst)}[0..{a.n_bits - 1}]"
+    if isinstance(a, Ct):
+        parts = ["commit"] if a.commit else []
+        parts.append(f"zone={_name(a.zone_src)}[0..15]" if a.zone_src else f"zone={a.zone}")
+        if a.table is not None:
+            parts.append(f"table={a.table}")
+        return "ct(" + ",".join(parts) + ")"
+    if isinstance(a, OutputReg):
+        return f"output:{_name(a.field)}"
     raise TypeError(f"no text form for {a!r}")
 
 

@@ -19,6 +19,7 @@ from ofctl.model import (
     ApplyActions,
     Bucket,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     Group,
@@ -28,6 +29,7 @@ from ofctl.model import (
     MeterBand,
     Move,
     Output,
+    OutputReg,
     PopVlan,
     PushVlan,
     SetField,
@@ -50,7 +52,9 @@ OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_WRITE_ACTIONS = 1, 2, 3
 OFPIT_APPLY_ACTIONS, OFPIT_CLEAR_ACTIONS = 4, 5
 OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN = 0, 17, 18
 OFPAT_GROUP, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 22, 25, 0xFFFF
-NX_EXPERIMENTER, NXAST_REG_MOVE = 0x00002320, 6
+NX_EXPERIMENTER, NXAST_REG_MOVE, NXAST_OUTPUT_REG, NXAST_CT = 0x00002320, 6, 15, 35
+NXAST_REG_LOAD, NXAST_REG_LOAD2 = 7, 33
+CT_NO_RECIRC = 255
 OFPGT_ALL = 0
 OFPMBT_DROP = 1
 NO_BUFFER = ANY = 0xFFFFFFFF
@@ -146,6 +150,15 @@ def pack_action(a: Action) -> bytes:
     if isinstance(a, Move):
         return struct.pack("!HHIHHHH", OFPAT_EXPERIMENTER, 24, NX_EXPERIMENTER, NXAST_REG_MOVE,
                            a.n_bits, 0, 0) + _oxm_header(a.src) + _oxm_header(a.dst)
+    if isinstance(a, Ct):
+        zone_src = _oxm_header(a.zone_src) if a.zone_src else bytes(4)
+        return struct.pack("!HHIHH", OFPAT_EXPERIMENTER, 24, NX_EXPERIMENTER, NXAST_CT,
+                           1 if a.commit else 0) + zone_src + struct.pack(
+            "!HB3xH", 15 if a.zone_src else a.zone,
+            CT_NO_RECIRC if a.table is None else a.table, 0)
+    if isinstance(a, OutputReg):
+        return struct.pack("!HHIHH", OFPAT_EXPERIMENTER, 24, NX_EXPERIMENTER, NXAST_OUTPUT_REG,
+                           31) + _oxm_header(a.field) + struct.pack("!H6x", 0)
     raise TypeError(f"cannot pack action {a!r}")
 
 
@@ -329,8 +342,31 @@ def parse_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
     return tuple(out)
 
 
+def _field_at(buf: bytes, off: int) -> str:
+    h = _U32.unpack_from(buf, off)[0]
+    name = NAMES.get((h >> 16, h >> 9 & 0x7F))
+    if name is None:
+        raise Unknown("an action on an unknown field")
+    return name
+
+
 def _parse_nx(buf: bytes, off: int) -> Action:
     exp, subtype = struct.unpack_from("!IH", buf, off + 4)
+    if exp == NX_EXPERIMENTER and subtype == NXAST_CT:
+        flags, zone_hdr, zone_bits, table, alg = struct.unpack_from("!HIHB3xH", buf, off + 10)
+        length = _U16.unpack_from(buf, off + 2)[0]
+        if alg or flags & ~1 or length != 24:
+            raise Unknown("conntrack options not modelled")
+        zone_src = _field_at(buf, off + 12) if zone_hdr else None
+        if zone_src and zone_bits != 15:
+            raise Unknown("conntrack zone from part of a field")
+        return Ct(commit=bool(flags & 1), zone_src=zone_src, zone=0 if zone_src else zone_bits,
+                  table=None if table == CT_NO_RECIRC else table)
+    if exp == NX_EXPERIMENTER and subtype == NXAST_OUTPUT_REG:
+        ofs_nbits, _hdr, max_len = struct.unpack_from("!HIH", buf, off + 10)
+        if ofs_nbits != 31 or max_len:
+            raise Unknown("output from part of a register")
+        return OutputReg(_field_at(buf, off + 12))
     if exp != NX_EXPERIMENTER or subtype != NXAST_REG_MOVE:
         raise Unknown(f"experimenter action {exp:#x}/{subtype}")
     n_bits, src_ofs, dst_ofs, src, dst = struct.unpack_from("!HHHII", buf, off + 10)

@@ -1,17 +1,34 @@
 """The one module that imports the OpenFlow framework: os-ken (eventlet hub), else Ryu.
 
 Everything else in ``ryu_apps`` imports framework names from here, so the app code stays plain
-Ryu-API code and ``ryu-manager ryu_apps.netplugin`` works wherever a working Ryu is installed.
+Ryu-API code: ``ryu-manager ryu_apps.netplugin`` runs it on os-ken (``ryu_apps.manager``), or on
+Ryu when Ryu's own manager loads it.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 # os-ken picks its hub from the environment at import time; the project runs on eventlet.
 os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
 
+
+
+def ryu_manager_running(modules: dict = sys.modules) -> bool:
+    """Whether Ryu's own app manager runs this process (then the apps must be Ryu apps).
+
+    ``ryu_apps.manager``'s ``ryu.*`` alias on os-ken puts os-ken's module there: not Ryu's.
+    """
+    mod = modules.get("ryu.base.app_manager")
+    return mod is not None and mod.__name__ == "ryu.base.app_manager"
+
+
+UNDER_RYU = ryu_manager_running()
+
 try:  # pragma: no branch - whichever is installed
+    if UNDER_RYU:
+        raise ImportError("Ryu's manager runs this process")
     from os_ken import cfg
     from os_ken.base import app_manager
     from os_ken.controller import ofp_event
@@ -49,7 +66,7 @@ except ImportError:  # pragma: no cover - Ryu fallback
 __all__ = [
     "CONFIG_DISPATCHER", "DEAD_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "RyuApp",
     "app_manager", "cfg", "hub", "ofp_event", "ofproto_common", "ofproto_v1_3",
-    "ofproto_v1_3_parser", "set_ev_cls", "blocking",
+    "ofproto_v1_3_parser", "set_ev_cls", "blocking", "ryu_manager_running", "UNDER_RYU",
 ]
 
 

@@ -17,7 +17,16 @@ from typing import Any
 from allocator.pools import ip_int, ip_str
 from intent import codec, keys
 from intent.consistent import is_intent
-from intent.model import VLAN, VXLAN, EndpointSpec, HostConfig, NetworkSpec
+from intent.model import (
+    VLAN,
+    VXLAN,
+    EndpointGroupSpec,
+    EndpointSpec,
+    HostConfig,
+    HostSpec,
+    NetworkSpec,
+    PolicyConfig,
+)
 from intent.resolved import host_spec
 from intent.store import Event, Snapshot
 from ofctl.engine import Engine
@@ -107,8 +116,38 @@ def decode_endpoint(eid: str, value: str) -> EndpointSpec:
     mac = e.mac.lower() if isinstance(e.mac, str) else ""
     if len(mac) != 17 or any(c not in "0123456789abcdef:" for c in mac):
         raise BadValue(f"mac {e.mac!r} is not a MAC address")
+    if e.group is not None and not isinstance(e.group, str):
+        raise BadValue(f"group {e.group!r} is not a name")
     return EndpointSpec(e.id, e.network, e.container, e.host, _ip(e.ip, "ip"), mac,
-                        e.attach_uuid)
+                        e.attach_uuid, e.group)
+
+
+def decode_group(tenant: str, name: str, value: str) -> EndpointGroupSpec:
+    _object(value)
+    try:
+        g = codec.loads(EndpointGroupSpec, value)
+    except TypeError as exc:
+        raise BadValue(str(exc)) from None
+    if (g.tenant, g.name) != (tenant, name):
+        raise BadValue(f"names group {g.tenant}/{g.name}, not {tenant}/{name}")
+    if isinstance(g.id, bool) or not isinstance(g.id, int) or not 0 < g.id <= 0xFFFF:
+        raise BadValue(f"id {g.id!r} is not a group id")
+    return g
+
+
+def decode_policy(tenant: str, name: str, value: str) -> PolicyConfig:
+    _object(value)
+    try:
+        p = codec.loads(PolicyConfig, value)
+    except TypeError as exc:
+        raise BadValue(str(exc)) from None
+    if (p.tenant, p.name) != (tenant, name):
+        raise BadValue(f"names policy {p.tenant}/{p.name}, not {tenant}/{name}")
+    for r in p.rules or ():
+        if r.direction not in ("in", "out") or r.action not in ("allow", "deny") or \
+                not isinstance(r.priority, int) or not isinstance(r.id, int):
+            raise BadValue(f"rule {r.id!r} is not a rule")
+    return p
 
 
 def decode_registration(name: str, value: str) -> Registration:
@@ -186,6 +225,12 @@ class Intake:
                 self._host(name)
             elif key.startswith(keys.OPER_ENDPOINTS):
                 self._plug(name, value and decode_plug(value))
+            elif key.startswith(keys.STATE_GROUPS):
+                t, g = keys.tenant_and_name(key, keys.STATE_GROUPS)
+                self.engine.set_group(t, g, value and decode_group(t, g, value))
+            elif key.startswith(keys.CONFIG_POLICIES):
+                t, p = keys.tenant_and_name(key, keys.CONFIG_POLICIES)
+                self.engine.set_policy(t, p, value and decode_policy(t, p, value))
             else:
                 return
         except (BadValue, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -212,8 +257,6 @@ class Intake:
         if cfg is None and reg is None:
             self.engine.set_host(name, None)
             return
-        from intent.model import HostSpec
-
         registration = reg and HostSpec(name=name, vtep_ip=reg.vtep_ip, uplink=reg.uplink,
                                         dpid=reg.dpid)
         self.engine.set_host(name, host_spec(cfg, registration))

@@ -25,14 +25,34 @@ def _list(item: str) -> dict[str, Any]:
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Endpoint": {"type": "object", "required": ["Container"], "properties": {
-        "Container": _REQUIRED, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR}},
+        "Container": _REQUIRED, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR,
+        "EndpointGroup": _STR}},
+    "Rule": {"type": "object", "required": ["Id", "Priority", "Direction", "Action"],
+             "properties": {
+                 "Id": _INT, "Priority": _INT, "Direction": {"type": "string",
+                                                           "enum": ["in", "out"]},
+                 "Action": {"type": "string", "enum": ["allow", "deny"]},
+                 "FromEndpointGroup": _STR, "FromNetwork": _STR, "FromIpAddress": _STR,
+                 "ToEndpointGroup": _STR, "ToNetwork": _STR, "ToIpAddress": _STR,
+                 "Protocol": {"anyOf": [{"type": "string", "nullable": True},
+                                        {"type": "integer"}]},
+                 "Port": {"anyOf": [{"type": "string", "nullable": True},
+                                    {"type": "integer"}]}}},
+    "Policy": {"type": "object", "required": ["Name"], "properties": {
+        "Name": _REQUIRED, "Rules": _list("Rule")}},
+    "EndpointGroup": {"type": "object", "required": ["Name"], "properties": {
+        "Name": _REQUIRED, "Policies": {"type": "array", "nullable": True,
+                                        "items": {"type": "string"}}}},
+    "EndpointPatch": {"type": "object", "required": ["EndpointGroup"], "properties": {
+        "EndpointGroup": _STR}},
     "Network": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "PktTagType": _NET_TYPE, "PktTag": _INT, "SubnetCIDR": _STR,
         "DefaultGw": _STR, "Endpoints": _list("Endpoint")}},
     "Tenant": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "DefaultNetType": _NET_TYPE, "SubnetPool": _STR,
         "AllocSubnetLen": _INT, "Vlans": _RANGES, "Vxlans": _RANGES,
-        "Networks": _list("Network")}},
+        "Networks": _list("Network"), "EndpointGroups": _list("EndpointGroup"),
+        "Policies": _list("Policy")}},
     "Host": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
     "Config": {"type": "object", "properties": {"Hosts": _list("Host"),

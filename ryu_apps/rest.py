@@ -41,6 +41,7 @@ from ryu_apps.rest_input import (
     read_body,
     show,
 )
+from ryu_apps.rest_policy import PolicyRoutes
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -94,6 +95,31 @@ ROUTES: tuple[Route, ...] = (
           query=WAIT),
     Route("POST", "/bindings", "post_bindings", "Bind endpoints to hosts late "
           "(like netdcli -host-bindings-cfg)", "Bindings", 200, BODY_WRITE, WAIT),
+    Route("PATCH", "/endpoints/{id}", "patch_endpoint", "Move an endpoint into an endpoint "
+          'group ({"EndpointGroup": "web"}) or out of its group ({"EndpointGroup": null})',
+          "EndpointPatch", 200, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}/policies", "list_policies", "List a tenant's policies",
+          errors=(400, 404)),
+    Route("POST", "/tenants/{tenant}/policies", "create_policy", "Create a policy (with its "
+          "rules)", "Policy", 201, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}/policies/{policy}", "get_policy", "Get a policy",
+          errors=(400, 404)),
+    Route("DELETE", "/tenants/{tenant}/policies/{policy}", "delete_policy", "Delete a policy "
+          "(no endpoint group may still apply it)", errors=W, query=WAIT),
+    Route("POST", "/tenants/{tenant}/policies/{policy}/rules", "add_rule", "Add a rule to a "
+          "policy", "Rule", 201, BODY_WRITE, WAIT),
+    Route("DELETE", "/tenants/{tenant}/policies/{policy}/rules/{rule}", "delete_rule",
+          "Delete a rule of a policy by its id", errors=W, query=WAIT),
+    Route("GET", "/tenants/{tenant}/endpointgroups", "list_groups",
+          "List a tenant's endpoint groups (with their ids and member counts)",
+          errors=(400, 404)),
+    Route("POST", "/tenants/{tenant}/endpointgroups", "create_group", "Create an endpoint "
+          "group", "EndpointGroup", 201, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}/endpointgroups/{group}", "get_group",
+          "Get an endpoint group", errors=(400, 404)),
+    Route("DELETE", "/tenants/{tenant}/endpointgroups/{group}", "delete_group",
+          "Delete an endpoint group (its members must go or move in the same write)",
+          errors=W, query=WAIT),
     Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
@@ -154,7 +180,7 @@ def _plain(obj: Any) -> dict:
     return d
 
 
-class RestApi:
+class RestApi(PolicyRoutes):
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,
@@ -237,6 +263,9 @@ class RestApi:
         scheme, _, value = got.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
                 value.strip().encode("utf-8", "surrogateescape"), self._token.encode()):
+            # who knocked, never with what: neither the token nor the header is logged
+            LOG.warning("%s %s from %s refused: %s bearer token", req.method, req.path,
+                        req.remote_addr or "?", "wrong" if got else "no")
             raise HttpError(401, ["missing or wrong bearer token"])
 
     def _written(self, call: Call, result: apply.ApplyResult) -> dict:

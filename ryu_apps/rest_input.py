@@ -39,6 +39,9 @@ PATH_PARAMS: dict[str, PathParam] = {
     "network": PathParam(NAME_PATTERN, NAME_MAX, "a network name"),
     "host": PathParam(NAME_PATTERN, NAME_MAX, "a host name"),
     "id": PathParam(ENDPOINT_ID_PATTERN, ENDPOINT_ID_MAX, "an endpoint id <network>-<container>"),
+    "policy": PathParam(NAME_PATTERN, NAME_MAX, "a policy name"),
+    "group": PathParam(NAME_PATTERN, NAME_MAX, "an endpoint group name"),
+    "rule": PathParam("[0-9]{1,9}", 9, "a rule id (a number)"),
 }
 _PATH_RE = {name: re.compile(p.pattern) for name, p in PATH_PARAMS.items()}
 _SECONDS_RE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,9})?")

@@ -138,7 +138,7 @@ def up(workdir: Path, plan: BedPlan, *, controller: bool = True, agent: bool = T
             _teardown(workdir, state, say=lambda _m: None)
             state = BedState.load(workdir)
         if controller and not _module_available("ryu_apps"):
-            raise BedError("the controller (python -m ryu_apps) is not in this checkout: "
+            raise BedError("the controller (ryu_apps) is not in this checkout: "
                            "pass --no-controller")
         if agent and not _module_available("agent"):
             raise BedError("the agent (python -m agent) is not in this checkout: pass --no-agent")
@@ -307,7 +307,9 @@ def _wait_alive(state: BedState, name: str, pred: Callable[[], bool], timeout: f
 def controller_command(plan: BedPlan, verbose: bool = False) -> list[str]:
     """The controller's command line: loopback only (host namespaces reach OpenFlow through
     relays); on a TLS bed OpenFlow, REST and its etcd client use the bed's certificates."""
-    cmd = [sys.executable, "-m", "ryu_apps", "--ofp-listen-host", "127.0.0.1",
+    script = Path(sys.executable).with_name("ryu-manager")  # the project's console script
+    manager = [str(script)] if script.exists() else [sys.executable, "-m", "ryu_apps.manager"]
+    cmd = [*manager, "ryu_apps.netplugin", "--ofp-listen-host", "127.0.0.1",
            "--etcd", etcd_url(plan), "--rest-host", "127.0.0.1",
            "--rest-port", str(plan.ports.rest)]
     ctl = tls_files(plan).get("controller")
@@ -323,7 +325,7 @@ def controller_command(plan: BedPlan, verbose: bool = False) -> list[str]:
 
 def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
                      say: Say) -> None:
-    say(f">> controller: OpenFlow 127.0.0.1:{plan.ports.ofp}"
+    say(f">> controller: ryu-manager ryu_apps.netplugin, OpenFlow 127.0.0.1:{plan.ports.ofp}"
         f"{' (TLS)' if plan.tls else ''}, REST {rest_url(plan)}")
     log = workdir / "logs" / "controller.log"
     record(state, "controller", controller_command(plan, verbose), log, env=_python_env(),

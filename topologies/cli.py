@@ -32,6 +32,12 @@ two test beds in two work dirs run side by side.  Needs root.
 """
 
 
+def _examples(*lines: str) -> str:
+    prog = "python -m topologies"
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
+        f"  {ln}" if prog in ln else f"  {prog} {ln}" for ln in lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m topologies", epilog=EPILOG,
@@ -39,13 +45,24 @@ def _parser() -> argparse.ArgumentParser:
         description="A multi-host netplugin test bed on one machine: every host a network "
                     "namespace with its own Open vSwitch (userspace datapath), an underlay, "
                     "etcd, the controller and one agent per host; containers are namespaces.")
+    workdir_help = f"the test bed's directory (default: $NETPLUGIN_BED or {DEFAULT_WORKDIR})"
     p.add_argument("--workdir", default=os.environ.get("NETPLUGIN_BED", DEFAULT_WORKDIR),
-                   help="the test bed's directory (default: $NETPLUGIN_BED or %(default)s)")
+                   help=workdir_help)
+    # --workdir after the command works too (``up --workdir DIR``): it then wins
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workdir", default=argparse.SUPPRESS, help=workdir_help)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    u = sub.add_parser("up", help="bring the test bed up",
-                       description="Start hosts (OVS in namespaces), the underlay, etcd, the "
-                                   "controller and the agents; health-check each.")
+    def command(name: str, help_: str, examples: tuple[str, ...], **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, parents=[common], epilog=_examples(*examples),
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+
+    u = command("up", "bring the test bed up", (
+        "up --config examples/two_hosts_multiple_vxlan_nets.json",
+        "up --hosts host1,host2 --no-controller --no-agent --workdir /tmp/b1",
+        "up --config examples/two_hosts_vxlan.json --etcd-members 3 --tls"),
+        description="Start hosts (OVS in namespaces), the underlay, etcd, the "
+                    "controller and the agents; health-check each.")
     src = u.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", metavar="FILE",
                      help="intent JSON: its Hosts[] (Name, Intf, VtepIp), else the hosts its "
@@ -65,40 +82,49 @@ def _parser() -> argparse.ArgumentParser:
                    help="generate a CA and certificates (in WORKDIR/tls) and run etcd, the REST "
                         "API and OpenFlow over TLS only")
 
-    rs = sub.add_parser("restart", help="start a recorded process again with its recorded "
-                                        "command line",
-                        description="Restart a process of this test bed (stopping it first if "
-                                    "it still runs): etcd (etcd1..N in a cluster), controller, "
-                                    "agent, ovsdb-server, ovs-vswitchd, relays.  Returns once "
-                                    "it is ready again.")
+    rs = command("restart", "start a recorded process again with its recorded command line", (
+        "restart controller", "restart ovs-vswitchd --host host1", "restart etcd2"),
+        description="Restart a process of this test bed (stopping it first if it still runs): "
+                    "etcd (etcd1..N in a cluster), controller, agent, ovsdb-server, "
+                    "ovs-vswitchd, relays.  Returns once it is ready again.")
     rs.add_argument("name", help="process name, as `status` shows it")
     rs.add_argument("--host", help="the host, for per-host processes (agent, OVS daemons)")
 
-    r = sub.add_parser("run", help="start a container on a host",
-                       description="Create a network namespace for CONTAINER and register it "
-                                   "in HOST's runtime registry; the agent plugs it.")
+    r = command("run", "start a container on a host", (
+        "run host1 myContainer1 --wait 20",
+        "run host2 pod1-infra --id \"$(openssl rand -hex 32)\""),
+        description="Create a network namespace for CONTAINER and register it in HOST's "
+                    "runtime registry (name, netns, id); the agent plugs it.")
     r.add_argument("host")
     r.add_argument("container")
-    r.add_argument("--id", help="container id stored in the registry (default: the name)")
+    r.add_argument("--id", help="container id stored in the registry (default: a random "
+                                "64-hex-digit id, as Docker makes)")
     r.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                    help="wait until the container has an IPv4 address")
 
-    s = sub.add_parser("stop", help="stop a container")
-    s.add_argument("container")
+    stop = command("stop", "stop a container", ("stop myContainer1",),
+                   description="Deregister CONTAINER (the agent unplugs it) and delete its "
+                               "namespace.")
+    stop.add_argument("container")
 
-    e = sub.add_parser("exec", help="run a command in a container, a host or the underlay",
-                       description="Run CMD in the namespace of a container, a host (with "
-                                   "OVS_RUNDIR set, so ovs-vsctl/ovs-ofctl work) or 'underlay'. "
-                                   "The command's exit code is returned.")
+    e = command("exec", "run a command in a container, a host or the underlay", (
+        "exec myContainer1 -- ping -c3 11.1.0.2",
+        "exec host1 -- ovs-ofctl -O OpenFlow13 dump-flows br-int",
+        "exec underlay -- ip link"),
+        description="Run CMD in the namespace of a container, a host (with OVS_RUNDIR set, so "
+                    "ovs-vsctl/ovs-ofctl work) or 'underlay'. The command's exit code is "
+                    "returned.")
     e.add_argument("name")
     e.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
 
-    st = sub.add_parser("status", help="hosts, containers, addresses, realized revisions")
+    st = command("status", "hosts, containers, addresses, realized revisions",
+                 ("status", "status --json --workdir /tmp/b1"))
     st.add_argument("--json", action="store_true", help="machine-readable output")
 
-    sub.add_parser("down", help="stop everything this test bed started and delete its "
-                                "namespaces (idempotent)")
-    sub.add_parser("env", help="print export lines for the running test bed")
+    command("down", "stop everything this test bed started and delete its namespaces "
+                    "(idempotent)", ("down", "down --workdir /tmp/b1"))
+    command("env", "print export lines for the running test bed",
+            ('eval "$(python -m topologies env --workdir /tmp/b1)"',))
     return p
 
 
@@ -112,8 +138,23 @@ def _ports(args: argparse.Namespace, workdir: Path) -> Ports:
                  rest=args.rest_port or d.rest, etcd_members=members)
 
 
+def _exec_workdir(args: argparse.Namespace) -> None:
+    """``exec NAME --workdir DIR -- CMD``: the option between NAME and ``--`` is exec's own."""
+    cmd = args.command
+    while cmd[:1] and (cmd[0] == "--workdir" or cmd[0].startswith("--workdir=")):
+        if cmd[0] == "--workdir":
+            if len(cmd) < 2:
+                raise SystemExit("error: exec: --workdir needs a directory")
+            args.workdir, cmd = cmd[1], cmd[2:]
+        else:
+            args.workdir, cmd = cmd[0].split("=", 1)[1], cmd[1:]
+    args.command = cmd
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "exec":
+        _exec_workdir(args)
     workdir = Path(args.workdir).resolve()
     if os.geteuid() != 0 and args.cmd in ("up", "run", "stop", "exec", "down", "restart"):
         print("error: the test bed needs root (network namespaces)", file=sys.stderr)

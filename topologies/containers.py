@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,11 @@ from topologies.state import BedState, locked
 
 def run(workdir: Path, host: str, container: str, cid: str | None = None,
         wait: float = 0.0, say: Say = print) -> dict[str, Any]:
-    """Create the container's namespace and register it with ``host``'s runtime registry."""
+    """Create the container's namespace and register it with ``host``'s runtime registry.
+
+    ``cid`` is the container id recorded there (default: a new random one, like Docker's): an
+    endpoint's ``AttachUUID`` may name the container by it (full, or its first 12 digits or more).
+    """
     check_name("container", container)
     with locked(workdir):
         state = BedState.load(workdir)
@@ -34,7 +39,7 @@ def run(workdir: Path, host: str, container: str, cid: str | None = None,
         if any(h.name == container for h in plan.hosts):
             raise BedError(f"{container!r} is a host name: pick another container name")
         ns = container_netns(plan.prefix, container)
-        rec = {"host": host, "netns": ns, "id": cid or container}
+        rec = {"host": host, "netns": ns, "id": cid or new_container_id()}
         proc.netns_add(ns)
         state.add_netns(ns)
         state.containers[container] = rec
@@ -56,6 +61,11 @@ def run(workdir: Path, host: str, container: str, cid: str | None = None,
                            "running, and does the intent have an endpoint for it?)")
         say(f"{container} plugged: {', '.join(_addresses(ns))}")
     return rec
+
+
+def new_container_id() -> str:
+    """A random 64-hex-digit id, as Docker and podman give their containers."""
+    return secrets.token_hex(32)
 
 
 def stop(workdir: Path, container: str, say: Say = print) -> None:

@@ -8,6 +8,7 @@ network namespaces.  Everything is stopped by pid and deleted on teardown.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -158,6 +159,15 @@ class OvsHost:
     def stop_agent(self, sig: int = signal.SIGTERM) -> None:
         _stop(self.procs.pop("agent", None), sig)
 
+    def agent_log(self) -> str:
+        path = self.dir / "agent.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def reconciled(self) -> int:
+        """The highest store revision the agent logged a reconcile pass at (-1: none yet)."""
+        revs = re.findall(r"reconciled host \S+ at revision (\d+)", self.agent_log())
+        return max(map(int, revs), default=-1)
+
 
 class Container:
     """A 'container': a named network namespace under /run/netns."""
@@ -230,6 +240,20 @@ class Bed:
         self.store.put(keys.state_endpoint(eid), codec.dumps(spec))
         return eid
 
+    def revision(self) -> int:
+        """The store's current revision (every write so far is at or below it)."""
+        return self.store.snapshot("/netplugin/nothing/").revision
+
+    def wait_reconciled(self, revision: int | None = None, timeout: float = 10.0) -> None:
+        """Wait until the agent reconciled at ``revision`` (default: now) or later.
+
+        The positive event that proves the agent saw every write up to there: a test may then
+        assert that something did *not* happen.
+        """
+        rev = self.revision() if revision is None else revision
+        wait_for(lambda: self.host.reconciled() >= rev, timeout,
+                 what=f"agent reconcile at revision {rev}")
+
     def remove_endpoint(self, eid: str) -> None:
         from intent import keys
 
@@ -244,7 +268,7 @@ class Bed:
         return json.loads(kv.value) if kv else None
 
     # ---- containers (runtime registry written as the test bed's `run` does)
-    def run(self, name: str, register: bool = True) -> Container:
+    def run(self, name: str, register: bool = True, cid: str | None = None) -> Container:
         import json
 
         from intent import keys
@@ -254,7 +278,7 @@ class Bed:
         self.containers[name] = c
         if register:
             self.store.put(keys.runtime_container(self.host.name, name),
-                           json.dumps({"netns": c.netns, "id": f"id-{name}"}))
+                           json.dumps({"netns": c.netns, "id": cid or f"id-{name}"}))
         return c
 
     def kill(self, name: str, unregister: bool = True) -> None:

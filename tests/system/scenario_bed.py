@@ -141,9 +141,59 @@ class ScenarioBed:
         ip = dst_ip or self.ip(dst)
         assert self.reaches(src, ip), f"{src} cannot reach {dst} ({ip}) but should"
 
-    def assert_isolated(self, src: str, dst: str, dst_ip: str | None = None) -> None:
-        ip = dst_ip or self.ip(dst)
-        assert self.blocked(src, ip), f"{src} reaches {dst} ({ip}) but must not"
+    def assert_unreachable(self, src: str, dst: str, dst_ip: str) -> None:
+        """No reply from an address (e.g. of a deleted endpoint) at all."""
+        assert self.blocked(src, dst_ip), f"{src} reaches {dst} ({dst_ip}) but must not"
+
+    def assert_isolated(self, src: str, dst: str, src_if: str = "eth0",
+                        dst_if: str = "eth0") -> None:
+        """``src``'s frames cannot reach ``dst``, even addressed to ``dst``'s own MAC.
+
+        Both sides get a permanent neighbour entry for the other (and an on-link /32 route when
+        it is outside their subnet), so ``src`` sends from its own IP and MAC (port security
+        passes) straight to ``dst``'s MAC, and ``dst`` would answer to ``src``'s: a ping reply,
+        or any frame from ``src`` in a capture at ``dst``, is a leak only isolation can stop.
+        """
+        src_ip, dst_ip = self.ip(src, src_if), self.ip(dst, dst_if)
+        src_mac, dst_mac = self.mac(src, src_if), self.mac(dst, dst_if)
+        self._pin(src, src_if, src_ip, dst_ip, dst_mac)
+        self._pin(dst, dst_if, dst_ip, src_ip, src_mac)
+        try:
+            with self.capture(dst, f"ether src {src_mac}", dst_if) as seen:
+                res = self.sh(src, "ping", "-c2", "-i0.3", "-W1", dst_ip)
+        finally:
+            self._unpin(src, src_if, dst_ip)
+            self._unpin(dst, dst_if, src_ip)
+        assert "2 packets transmitted" in res.stdout, \
+            f"{src} did not send to {dst} ({dst_ip}): {res.stdout}{res.stderr}"
+        assert res.returncode != 0 and seen == [], (
+            f"{src} ({src_ip} {src_mac}) reaches {dst} ({dst_ip} {dst_mac}) with frames to its "
+            f"MAC: isolation leaks\n{res.stdout}\ncaptured at {dst}: {seen}")
+
+    def mac(self, name: str, iface: str = "eth0") -> str:
+        return self.sh(name, "cat", f"/sys/class/net/{iface}/address", check=True).stdout.strip()
+
+    def _pin(self, name: str, iface: str, own_ip: str, peer_ip: str, peer_mac: str) -> None:
+        self.sh(name, "sh", "-c", f"ip route replace {peer_ip}/32 dev {iface} src {own_ip} && "
+                f"ip neigh replace {peer_ip} lladdr {peer_mac} dev {iface} nud permanent",
+                check=True)
+
+    def _unpin(self, name: str, iface: str, peer_ip: str) -> None:
+        self.sh(name, "sh", "-c", f"ip route del {peer_ip}/32 dev {iface}; "
+                f"ip neigh del {peer_ip} dev {iface}")
+
+    def wait_ip(self, name: str, iface: str = "eth0", timeout: float = 20) -> str:
+        """The address the agent gave ``name`` on ``iface``, once it has one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            addrs = self.addrs(name)
+            if iface in addrs:
+                return addrs[iface]
+            assert time.monotonic() < deadline, f"{name} got no address on {iface}: {addrs}"
+            time.sleep(0.3)
+
+    def container_id(self, name: str) -> str:
+        return next(c["id"] for c in self.status()["containers"] if c["name"] == name)
 
     def switch_cookies(self, host: str) -> set[int]:
         """Cookies of the flows installed in ``host``'s br-int (the real switch)."""

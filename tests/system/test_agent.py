@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -14,6 +15,9 @@ from tests.system.agent_fixtures import Bed, links_in, require_root_ovs, sh, wai
 
 pytestmark = pytest.mark.system
 MAC1, MAC2, MAC3 = "02:00:0a:01:00:02", "02:00:0a:01:00:03", "02:00:0a:02:00:02"
+OVSDB_DOWN = re.compile(r"not reachable|cannot reach OVSDB")
+CID_A = "5ec0a1d2b3c4" + "a" * 52  # container ids as Docker and podman make them
+CID_B = "5ec0a1d2b3c4" + "b" * 52  # same 12-digit short id as CID_A
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +63,9 @@ def test_container_after_intent_is_plugged_with_full_plumbing(clean):
     bed = clean
     bed.network("blue")
     eid = bed.endpoint("blue", "c1", "10.1.0.2", MAC1)
-    time.sleep(0.3)
-    assert bed.oper(eid) is None  # not running yet: nothing plugged
+    bed.wait_reconciled()  # the agent has seen the endpoint ...
+    assert bed.oper(eid) is None  # ... and, c1 not running yet, plugged nothing
+    assert bed.host.endpoint_ports() == {}
     c = bed.run("c1")
     oper = wait_for(lambda: bed.oper(eid), what="plugged")
     port = port_name(eid)
@@ -99,12 +104,35 @@ def test_attach_uuid_and_late_binding(clean):
     bed.network("blue")
     pause = bed.run("pause")
     eid = bed.endpoint("blue", "app", "10.1.0.5", MAC2, host=None, attach_uuid="pause")
-    time.sleep(0.3)
-    assert bed.oper(eid) is None  # not bound to a host yet
+    bed.wait_reconciled()  # seen with pause running ...
+    assert bed.oper(eid) is None  # ... but not bound to a host yet: not plugged
+    assert links_in(pause.name) == ["lo"]
     bed.endpoint("blue", "app", "10.1.0.5", MAC2, attach_uuid="pause")  # binding arrives
     oper = wait_for(lambda: bed.oper(eid), what="plugged into the pause netns")
     assert oper["netns"] == pause.netns and oper["container"] == "pause"
     assert "10.1.0.5/24" in pause.ip("addr", "show", "eth0")
+
+
+def test_attach_uuid_names_the_infra_container_by_its_id(clean):
+    bed = clean
+    bed.network("blue")
+    infra = bed.run("pod-a", cid=CID_A)
+    eid = bed.endpoint("blue", "web", "10.1.0.5", MAC2, attach_uuid=CID_A[:12])  # short id
+    oper = wait_for(lambda: bed.oper(eid), what="plugged into pod-a, named by its short id")
+    assert oper["netns"] == infra.netns and oper["container"] == "pod-a"
+    assert "10.1.0.5/24" in infra.ip("addr", "show", "eth0")
+    # a second container with the same short id: the reference is ambiguous now
+    other = bed.run("pod-b", cid=CID_B)
+    rev = bed.revision()
+    wait_for(lambda: re.search(rf"{eid}: AttachUUID {CID_A[:12]} is ambiguous.*pod-a.*pod-b",
+                               bed.host.agent_log()), what="the ambiguity reported")
+    bed.wait_reconciled(rev)
+    assert bed.host.endpoint_ports() == {eid: port_name(eid)}  # kept where it was, not moved
+    assert bed.oper(eid)["container"] == "pod-a" and links_in(other.name) == ["lo"]
+    # the full id is unique again: a second endpoint by pod-b's full id goes into pod-b
+    e2 = bed.endpoint("blue", "db", "10.1.0.6", MAC1, attach_uuid=CID_B)
+    oper = wait_for(lambda: bed.oper(e2), what="plugged into pod-b, named by its full id")
+    assert oper["netns"] == other.netns and "10.1.0.6/24" in other.ip("addr", "show", "eth0")
 
 
 def test_container_gone_removes_its_ports(clean):
@@ -160,10 +188,11 @@ def test_ovsdb_down_then_back(clean):
     bed.host.stop_ovsdb()
     bed.run("c1")
     eid = bed.endpoint("blue", "c1", "10.1.0.2", MAC1)
-    time.sleep(1.0)
+    # the agent tried again after the write, and said why it could not plug
+    seen = len(bed.host.agent_log())
+    wait_for(lambda: OVSDB_DOWN.search(bed.host.agent_log()[seen:]), timeout=10,
+             what="the agent's next attempt to reach OVSDB")
     assert bed.oper(eid) is None
     assert [x for x in links_in("npa-c1") if x != "lo"] == []  # nothing half-plugged
     bed.host.start_ovsdb()
     wait_for(lambda: bed.oper(eid), timeout=20, what="plugged after OVSDB came back")
-    log = (bed.host.dir / "agent.log").read_text()
-    assert "not reachable" in log or "cannot reach OVSDB" in log

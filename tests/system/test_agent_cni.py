@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -90,8 +89,8 @@ def test_add_check_del(clean):
     assert code == 0, out
     assert registry(bed, "web") is None and bed.oper(eid) is None
     assert bed.host.endpoint_ports() == {} and [x for x in links_in(c.name) if x != "lo"] == []
-    time.sleep(0.5)
-    assert bed.host.endpoint_ports() == {}  # the agent does not plug it back
+    bed.wait_reconciled()  # the agent has seen the registry entry go ...
+    assert bed.host.endpoint_ports() == {}  # ... and does not plug it back
     assert cni(bed, "DEL", cid="cafe0123456789")[0] == 0  # DEL twice is fine
 
 
@@ -102,6 +101,20 @@ def test_add_by_configured_arg_and_container_id(clean):
     code, out = cni(bed, "ADD", netns=c.netns)  # no CNI_ARGS: short container id matches
     assert code == 0, out
     assert registry(bed, "cafe01234567")["netns"] == c.netns
+
+
+def test_add_of_an_infra_container_named_by_its_id_in_attach_uuid(clean):
+    bed = clean
+    cid = "9b1e" + "5" * 60
+    eid = bed.endpoint("blue", "web", "10.1.0.9", MAC, attach_uuid=cid[:12])
+    c = bed.run("infra", register=False)
+    code, out = cni(bed, "ADD", "pod-x", cid=cid, netns=c.netns)
+    assert code == 0, out
+    assert out["ips"][0]["address"] == "10.1.0.9/24"
+    assert registry(bed, "pod-x") == {"netns": c.netns, "id": cid}
+    assert bed.oper(eid)["container"] == "pod-x" and "10.1.0.9/24" in c.ip("addr", "show", "eth0")
+    assert cni(bed, "DEL", cid=cid, args="")[0] == 0
+    assert bed.host.endpoint_ports() == {} and registry(bed, "pod-x") is None
 
 
 def test_unknown_container_is_a_clear_error(clean):

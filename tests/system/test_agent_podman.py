@@ -90,7 +90,8 @@ def bed():
     finally:
         env = dict(os.environ, CONTAINERS_CONF=str(PD / "containers.conf"),
                    CONTAINERS_STORAGE_CONF=str(PD / "storage.conf"))
-        podman(env, "rm", "-f", "-t", "0", "npa-web", "npa-ghost", check=False, ns=HOST)
+        podman(env, "rm", "-f", "-t", "0", "npa-web", "npa-ghost", "npa-pod", check=False,
+               ns=HOST)
         b.stop()
 
 
@@ -122,3 +123,22 @@ def test_podman_run_without_intent_fails_cleanly(bed):
     assert "container npa-ghost: no endpoint" in res.stderr
     assert b.host.endpoint_ports() == {}
     podman(env, "rm", "-f", "npa-ghost", check=False, ns=HOST)
+
+
+def test_attach_uuid_is_the_short_id_podman_gave_the_container(bed):
+    b, env = bed
+    b.network("blue")
+    cid = podman(env, "create", "--name", "npa-pod", "--network", "np", "localhost/npa-busybox",
+                 "sleep", "600", ns=HOST).stdout.strip()
+    assert len(cid) == 64, cid
+    eid = b.endpoint("blue", "app", "10.1.0.34", MAC, attach_uuid=cid[:12])
+    podman(env, "start", "npa-pod", ns=HOST)
+    oper = wait_for(lambda: b.oper(eid), what="plugged into the container its id names")
+    assert oper["container"] == "npa-pod"
+    out = podman(env, "exec", "npa-pod", "ip", "addr", "show", "eth0", ns=HOST).stdout
+    assert "10.1.0.34/24" in out
+    reg = json.loads(b.store.get(keys.runtime_container(HOST, "npa-pod")).value)
+    assert reg["id"] == cid
+    podman(env, "rm", "-f", "-t", "0", "npa-pod", ns=HOST)
+    wait_for(lambda: b.oper(eid) is None and not b.host.endpoint_ports(), what="unplugged")
+    b.remove_endpoint(eid)

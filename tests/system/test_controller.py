@@ -2,7 +2,7 @@
 
 One private ovsdb-server + ovs-vswitchd in a work dir, one netdev bridge (fail_mode=secure,
 controller set in the same ovs-vsctl call as add-br), the host registered in etcd by the test
-(not by the agent).  The controller runs as ``python -m ryu_apps`` in a subprocess.
+(not by the agent).  The controller runs as ``ryu-manager ryu_apps.netplugin`` in a subprocess.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import pytest
 from intent import keys
 from intent.store_etcd import EtcdStore
 
-ROOT = Path(__file__).resolve().parents[2]
 OF_PORT = int(os.environ.get("NP_CTL_OF_PORT", "26800"))
 REST_PORT = int(os.environ.get("NP_CTL_REST_PORT", "26810"))
 BRIDGE = "npcbr1"
@@ -82,22 +81,37 @@ class Ovs:
                 rows.add((int(m[1], 16), int(m[2]), int(m[3])))
         return rows
 
+    def controller_connected(self) -> bool:
+        """What ovs-vswitchd reports about its controller connection (``is_connected``)."""
+        out = self.run("ovs-vsctl", f"--db={self.db}", "--bare", "--columns=is_connected",
+                       "list", "Controller")
+        return out.strip() == "true"
+
     def ofctl(self, command: str, *args: str) -> str:
         return self.run("ovs-ofctl", "-O", "OpenFlow13", command,
                         f"unix:{self.dir}/{BRIDGE}.mgmt", *args)
 
 
+RYU_MANAGER = Path(sys.executable).parent / "ryu-manager"
+
+
 class ControllerProc:
+    """The controller as users start it: ``ryu-manager ryu_apps.netplugin`` (the project's
+    console script on os-ken), some options in a config file and some on the command line."""
+
     def __init__(self, etcd_url: str, log: Path, audit: float = 1.0) -> None:
         self.etcd_url, self.log, self.proc, self.audit = etcd_url, log, None, audit
+        self.conf = log.with_name("netplugin.conf")
+        self.conf.write_text(f"[DEFAULT]\netcd = {etcd_url}\naudit_interval = {audit}\n"
+                             "rest_host = 127.0.0.1\n")
 
     def start(self) -> ControllerProc:
+        assert RYU_MANAGER.exists(), f"{RYU_MANAGER} missing: run `make setup`"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ryu_apps", "--ofp-listen-host", "127.0.0.1",
-             "--ofp-tcp-listen-port", str(OF_PORT),
-             "--etcd", self.etcd_url, "--rest-port", str(REST_PORT), "--rest-host", "127.0.0.1",
-             "--audit-interval", str(self.audit)], cwd=ROOT, stdout=open(self.log, "a"),
-            stderr=subprocess.STDOUT)
+            [str(RYU_MANAGER), "--config-file", str(self.conf), "--ofp-tcp-listen-port",
+             str(OF_PORT), "--ofp-listen-host", "127.0.0.1", "ryu_apps.netplugin", "--rest-port",
+             str(REST_PORT)],
+            cwd="/", stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         wait(lambda: _get("/tenants") is not None, 20)
         return self
 
@@ -189,8 +203,11 @@ def test_controller_keeps_real_ovs_in_sync(bed):
 
     # kill -9 and restart: the switch keeps its flows and gets zero changes
     before = ovs.flows()
+    wait(ovs.controller_connected, 20)  # as the switch reports it (refreshed every few s)
     ctl.kill9()
-    assert ovs.flows() == before  # fail_mode=secure keeps forwarding state
+    # once the switch knows its controller is gone, fail_mode=secure has kept every flow
+    wait(lambda: not ovs.controller_connected(), 20)
+    assert ovs.flows() == before
     ctl.start()
     wait(lambda: host_row()["in_sync"])
     assert host_row()["changes_sent"] == 0 and ovs.flows() == before

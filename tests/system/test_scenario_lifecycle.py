@@ -65,7 +65,7 @@ def test_add_and_delete_endpoint_of_a_running_container(bed: ScenarioBed) -> Non
     bed.assert_reach("late", "myContainer1")
     bed.apply(ep, "-del-cfg")
     assert bed.endpoint("orange-late") is None, "endpoint orange-late still in etcd"
-    bed.assert_isolated("myContainer1", "late", ip)
+    bed.assert_unreachable("myContainer1", "late", ip)
     assert bed.addrs("late") == {}, f"late kept its interface: {bed.addrs('late')}"
     bed.assert_reach("myContainer1", "myContainer2")  # the rest is untouched
     bed.apply(ep, "-add-cfg")  # and back on again
@@ -86,7 +86,7 @@ def test_add_and_delete_network(bed: ScenarioBed) -> None:
     assert all(cookie in bed.switch_cookies(h) for h in ("host1", "host2")), \
         "no flow of network purple on the switches while it exists"
     bed.apply(tenant_one({"Name": "purple"}), "-del-cfg")
-    bed.assert_isolated("p1", "p2", ip2)
+    bed.assert_unreachable("p1", "p2", ip2)
     assert bed.addrs("p1") == bed.addrs("p2") == {}, "purple's interfaces survived its deletion"
     left = {k: v for k, v in bed.etcd_keys().items()
             if "purple" in k or ("purple" in v and "/runtime/" not in k)}

@@ -1,12 +1,15 @@
 """The original's topology scenarios on the real test bed (etcd, controller, one agent per host).
 
 One bed (two hosts) serves the whole module; each test loads its example as desired state
-(``netdcli -cfg … -wait``), starts the containers and checks who reaches whom.
+(``netdcli -cfg … -wait``), starts the containers and checks who reaches whom.  Every isolation
+claim is one a leak would break: the sender addresses the other endpoint's own MAC through a
+static ARP entry (``ScenarioBed.assert_isolated``), or both share a subnet in two tenants.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.system.scenario_bed import ScenarioBed, bed_fixtures, example, needs_bed
@@ -80,10 +83,16 @@ def test_two_tenants_with_overlapping_subnets(bed: ScenarioBed) -> None:
     assert bed.ip("c1") == bed.ip("c3") == "10.1.1.10"
     bed.assert_reach("c1", "c2", "10.1.1.11")  # tenant-one
     bed.assert_reach("c3", "c4", "10.1.1.11")  # tenant-two, same addresses
-    # the 10.1.1.11 that c1 reaches is c2: without c2, c4 (same IP, other tenant) stays out of reach
+    # Same IPs, so same MACs (02:00 + IP): with c2 and c3 stopped, the 10.1.1.11 and its MAC
+    # that c1 can still find are c4's only (other tenant), and the other way round
     bed.stop("c2")
+    bed.stop("c3")
     assert bed.blocked("c1", "10.1.1.11"), "c1 (tenant-one) reaches tenant-two's 10.1.1.11"
-    bed.assert_reach("c3", "c4", "10.1.1.11")
+    assert bed.blocked("c4", "10.1.1.10"), "c4 (tenant-two) reaches tenant-one's 10.1.1.10"
+    bed.assert_isolated("c1", "c4")  # even addressed to c4's MAC
+    bed.assert_isolated("c4", "c1")
+    bed.run("host2", "c2")
+    bed.assert_reach("c1", "c2", "10.1.1.11")  # its own tenant's 10.1.1.11 is back
 
 
 def test_mixed_vlan_and_vxlan_tenants(bed: ScenarioBed) -> None:
@@ -94,6 +103,23 @@ def test_mixed_vlan_and_vxlan_tenants(bed: ScenarioBed) -> None:
     bed.assert_isolated("r1", "g2")
     bed.assert_isolated("g1", "r2")
     bed.assert_isolated("r1", "g1")
+
+
+def test_pod_infra_container_named_by_its_container_id(bed: ScenarioBed) -> None:
+    """AttachUUID is the infra container's id, as in the original and in Kubernetes."""
+    bed.run("host1", "infra-a", wait=0)  # a random 64-hex id, as Docker gives
+    bed.run("host2", "infra-b", cid="b0d1" + "5e" * 30, wait=0)
+    web_id, db_id = bed.container_id("infra-a"), bed.container_id("infra-b")
+    assert re.fullmatch(r"[0-9a-f]{64}", web_id), web_id
+    cfg = example("pod_infra_container.json")
+    web, db = cfg["Tenants"][0]["Networks"][0]["Endpoints"]
+    web["AttachUUID"], db["AttachUUID"] = web_id[:12], db_id  # short id and full id
+    bed.apply(cfg)
+    ep = bed.endpoint("orange-web")
+    assert bed.wait_ip("infra-a") == ep["IpAddress"], f"orange-web not in infra-a: {ep}"
+    assert bed.wait_ip("infra-b") == bed.endpoint("orange-db")["IpAddress"]
+    assert bed.endpoint("orange-web")["Oper"]["netns"].endswith("-c-infra-a")
+    bed.assert_reach("infra-a", "db (in infra-b)", bed.endpoint("orange-db")["IpAddress"])
 
 
 def test_pod_infra_container_binding(bed: ScenarioBed) -> None:

@@ -95,22 +95,31 @@ def test_idle_watch_reconnects_without_repeating_events(etcd: EtcdServer):
     store.put("/i/a", "1")
 
     def late_write() -> None:
-        time.sleep(1.0)  # several idle timeouts, each a reconnect from the last revision
+        deadline = time.monotonic() + 10
+        while watcher.reconnects < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # idle timeouts, each a reconnect from the last revision
         store.put("/i/b", "2")
+        store.put("/i/zz-sentinel", "end")  # the last event: everything before it has come
 
     threading.Thread(target=late_write, daemon=True).start()
-    got, errors = first_events(watcher, 3, timeout=2)
+    got, errors = first_events(watcher, 3, timeout=15)
     assert not errors
-    assert [e.key for e in got] == ["/i/a", "/i/b"]  # nothing repeated, nothing lost
     assert watcher.reconnects >= 2
+    # up to the sentinel, nothing repeated (a replayed /i/a would come before it), nothing lost
+    assert [e.key for e in got] == ["/i/a", "/i/b", "/i/zz-sentinel"]
 
 
 def test_close_wakes_a_blocked_watch_reader(store: EtcdStore):
     watcher = store.watch("/quiet/")
+    got: list = []
     done = threading.Event()
-    t = threading.Thread(target=lambda: (list(watcher), done.set()), daemon=True)
+    t = threading.Thread(target=lambda: (got.extend(watcher), done.set()), daemon=True)
     t.start()
-    time.sleep(0.3)  # the reader is now blocked on the stream
+    store.put("/quiet/first", "1")  # once the reader has this, it waits on the open stream
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [e.key for e in got] == ["/quiet/first"] and not done.is_set()
     watcher.close()
     assert done.wait(3)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from agent import cni
 from agent import plan as P
 from intent.model import EndpointSpec, NetworkSpec
@@ -45,6 +47,59 @@ def test_attach_uuid_uses_the_other_containers_netns():
     want, _ = want_of([ep("blue-app", container="app", attach="pause")], [rt("pause")])
     w = want["blue-app"]
     assert (w.owner, w.netns, w.container) == ("pause", "/run/netns/pause", "app")
+
+
+CID_A = "3f4c2b1a9e8d" + "7" * 52  # 64 hex digits, as Docker and podman make them
+CID_B = "3f4c2b1a9e8d" + "0" * 52  # same 12-digit short id as A
+
+
+def test_attach_uuid_may_be_the_infra_containers_full_or_short_id():
+    runtime = [rt("pod-infra", cid=CID_A), rt("other", cid="9" * 64)]
+    for ref in (CID_A, CID_A[:12], CID_A[:20]):
+        want, problems = want_of([ep("blue-app", container="app", attach=ref)], runtime)
+        w = want["blue-app"]
+        assert not problems and (w.owner, w.netns, w.container_id) == (
+            "pod-infra", "/run/netns/pod-infra", CID_A), ref
+
+
+def test_id_prefix_needs_12_hex_digits_and_never_matches_a_name():
+    runtime = [rt("pod-infra", cid=CID_A), rt("myContainer10", cid="myContainer10")]
+    assert want_of([ep("blue-app", container="app", attach=CID_A[:11])], runtime)[0] == {}
+    # the test bed's ids may be names: "myContainer1" is no prefix of "myContainer10"
+    assert want_of([ep("blue-myContainer1", container="myContainer1")], runtime)[0] == {}
+
+
+def test_full_id_wins_over_a_name_then_name_over_prefix():
+    runtime = [rt("abcdef0123456789", cid=CID_B), rt("x", cid="abcdef0123456789")]
+    want, _ = want_of([ep("blue-a", container="a", attach="abcdef0123456789")], runtime)
+    assert want["blue-a"].owner == "x"
+    runtime = [rt(CID_A[:12], cid="1" * 64), rt("pod-infra", cid=CID_A)]
+    want, _ = want_of([ep("blue-a", container="a", attach=CID_A[:12])], runtime)
+    assert want["blue-a"].owner == CID_A[:12]
+
+
+def test_ambiguous_id_prefix_is_a_problem_naming_the_candidates_and_holds_the_port():
+    one, _ = want_of([ep("blue-app", container="app", attach=CID_A[:12])], [rt("a", cid=CID_A)])
+    plugged = actual_for(one["blue-app"])
+    want, problems = want_of([ep("blue-app", container="app", attach=CID_A[:12])],
+                             [rt("a", cid=CID_A), rt("b", cid=CID_B)])
+    assert want == {} and len(problems) == 1
+    p = problems[0]
+    assert (p.endpoint_id, p.containers, p.hold) == ("blue-app", ("a", "b"), True)
+    assert "ambiguous" in p.message and CID_A in p.message and CID_B in p.message
+    assert "blue-app" in p.message
+    oper = {"blue-app": P.oper_value(H, one["blue-app"], 5)}
+    # the port plugged before the second container came is neither unplugged nor re-plugged
+    assert P.plan(H, want, [plugged], oper, hold=frozenset({"blue-app"})) == []
+    assert P.plan(H, want, [plugged], oper) != []  # without the hold it would go
+
+
+def test_refers_to_matches_cni_names_and_ids():
+    assert P.refers_to("web", "web", CID_A)
+    assert P.refers_to(CID_A, "web", CID_A) and P.refers_to(CID_A[:12], "web", CID_A)
+    assert not P.refers_to(CID_A[:11], "web", CID_A)
+    assert not P.refers_to(CID_B[:13], "web", CID_A)
+    assert not P.refers_to("", "web", "")
 
 
 def test_vanished_netns_is_not_desired():
@@ -183,3 +238,17 @@ def test_cni_add_unknown_container_names_it(tmp_path):
     code, out = run_cni({"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "deadbeef", "CNI_IFNAME": "eth0",
                          "CNI_NETNS": str(netns), "CNI_ARGS": "K8S_POD_NAME=ghost"}, CONF)
     assert (code, out["code"]) == (1, cni.NO_ENDPOINT) and "ghost" in out["msg"]
+
+
+def test_cni_owner_of_an_endpoint_attached_by_container_id():
+    from intent import codec, keys
+    from intent.store_memory import MemoryStore
+
+    store = MemoryStore()
+    spec = EndpointSpec("blue-app", "blue", "app", H, "10.1.0.2", "02:00:00:00:00:02",
+                        CID_A[:12])
+    store.put(keys.state_endpoint(spec.id), codec.dumps(spec))
+    env = {"CNI_CONTAINERID": CID_A, "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAME=pod-infra"}
+    assert cni._owner(store, CONF, env) == "pod-infra"
+    with pytest.raises(cni.CniError, match="no endpoint"):
+        cni._owner(store, CONF, {**env, "CNI_CONTAINERID": "9" * 64})

@@ -38,9 +38,10 @@ def wait_for(cond, timeout: float = 5.0) -> None:
         hub.sleep(0.005)
 
 
-def register(store, host: str, dpid: int, vxlan: int = 100) -> None:
-    store.put(keys.oper_host(host), json.dumps({"name": host, "dpid": dpid, "vxlan_ofport": vxlan,
-                                                "uplink_ofport": None, "vtep_ip": None}))
+def register(store, host: str, dpid: int, vxlan: int = 100) -> int:
+    return store.put(keys.oper_host(host), json.dumps({
+        "name": host, "dpid": dpid, "vxlan_ofport": vxlan, "uplink_ofport": None,
+        "vtep_ip": None}))
 
 
 def plug(store, ep_id: str, host: str, ofport: int) -> None:
@@ -164,7 +165,10 @@ def test_unregistered_switch_waits_for_its_registration(world):
     dp = FakeDatapath(42)
     dp.deliver = ctl.switch_message
     s = ctl.switch_connected(dp)
-    hub.sleep(0.05)
+    # a later registration of another switch: once the controller processed it, it has looked
+    # at the registrations again (and woken dpid 42's worker first), still without host4's
+    rev = register(store, "host5", 43)
+    wait_for(lambda: ctl.cache.revision >= rev and "host5" in ctl.cache.hosts)
     assert s.host is None and dp.sent == []
     register(store, "host4", 42)
     wait_for(lambda: s.in_sync and s.realized)

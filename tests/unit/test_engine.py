@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocator.pools import mac_for
-from intent.model import EndpointSpec, HostSpec, NetworkSpec, ResolvedIntent
+from intent.model import (
+    EndpointGroupSpec,
+    EndpointSpec,
+    HostSpec,
+    NetworkSpec,
+    PolicyConfig,
+    ResolvedIntent,
+    RuleConfig,
+)
 from ofctl.compute import compute_host
 from ofctl.engine import Engine, EntryDelta, HostTable
 from ofctl.model import SwitchState
@@ -22,6 +32,8 @@ class Model:
     """The engine's inputs kept plainly, to build what the oracle takes."""
 
     def __init__(self) -> None:
+        self.groups: dict[str, EndpointGroupSpec] = {}
+        self.policies: dict[str, PolicyConfig] = {}
         self.networks: dict[str, NetworkSpec] = {}
         self.endpoints: dict[str, EndpointSpec] = {}
         self.hosts: dict[str, HostSpec] = {}
@@ -31,7 +43,9 @@ class Model:
     def intent(self) -> ResolvedIntent:
         return ResolvedIntent(networks=tuple(self.networks.values()),
                               endpoints=tuple(self.endpoints.values()),
-                              hosts=tuple(self.hosts.values()))
+                              hosts=tuple(self.hosts.values()),
+                              groups=tuple(self.groups.values()),
+                              policies=tuple(self.policies.values()))
 
     def host_ports(self, h: str) -> HostPorts:
         vx, up = self.ports.get(h, (None, None))
@@ -40,7 +54,15 @@ class Model:
 
 def network(name: str, tag_shift: int = 0) -> NetworkSpec:
     kind, tag, subnet = NETS[name]
-    return NetworkSpec(name, "t", kind, tag + tag_shift, subnet, subnet.replace("0/24", "1"))
+    return NetworkSpec(name, "t", kind, tag + tag_shift, subnet, subnet.replace("0/24", "1"),
+                       zone=tag % 100 + 1)
+
+
+RULES = [RuleConfig(1, 1, "in", "deny"),
+         RuleConfig(2, 10, "in", "allow", "group", "g2", "tcp", 80, 80),
+         RuleConfig(3, 5, "out", "deny", "network", "vx2", "udp", 5000, 5010),
+         RuleConfig(4, 5, "out", "allow", "ip", "10.1.0.0/28", "icmp"),
+         RuleConfig(5, 10, "in", "allow", "group", "g2", "tcp", 80, 80)]  # same entries as 2
 
 
 def endpoint(net: str, c: str, host: str | None, variant: int) -> EndpointSpec:
@@ -51,6 +73,12 @@ def endpoint(net: str, c: str, host: str | None, variant: int) -> EndpointSpec:
 
 
 events = st.one_of(
+    st.tuples(st.just("group"), st.sampled_from(["g1", "g2"]), st.sampled_from([None, 1, 2]),
+              st.sampled_from([(), ("p1",), ("p1", "p2")])),
+    st.tuples(st.just("policy"), st.sampled_from(["p1", "p2"]),
+              st.sets(st.sampled_from(range(len(RULES))))),
+    st.tuples(st.just("member"), st.sampled_from(sorted(NETS)), st.sampled_from(CONTAINERS),
+              st.sampled_from([None, "g1", "g2"])),
     st.tuples(st.just("net"), st.sampled_from(sorted(NETS)), st.sampled_from([0, 7, None])),
     st.tuples(st.just("ep"), st.sampled_from(sorted(NETS)), st.sampled_from(CONTAINERS),
               st.sampled_from(HOSTS + [None, "gone"]), st.integers(0, 2)),
@@ -65,7 +93,26 @@ events = st.one_of(
 
 def apply(engine: Engine, model: Model, ev: tuple) -> None:
     kind = ev[0]
-    if kind == "net":
+    if kind == "group":
+        _, name, gid, pols = ev
+        spec = None if gid is None else EndpointGroupSpec("t", name, gid, pols)
+        model.groups.pop(name, None) if spec is None else model.groups.__setitem__(name, spec)
+        engine.set_group("t", name, spec)
+    elif kind == "policy":
+        _, name, which = ev
+        spec = PolicyConfig(name, "t", tuple(RULES[i] for i in sorted(which))) if which \
+            else None
+        model.policies.pop(name, None) if spec is None else model.policies.__setitem__(name,
+                                                                                         spec)
+        engine.set_policy("t", name, spec)
+    elif kind == "member":
+        _, net, c, group = ev
+        eid = f"{net}-{c}"
+        if eid in model.endpoints:
+            spec = replace(model.endpoints[eid], group=group)
+            model.endpoints[eid] = spec
+            engine.set_endpoint(eid, spec)
+    elif kind == "net":
         _, name, shift = ev
         spec = None if shift is None else network(name, shift)
         model.networks.pop(name, None) if spec is None else model.networks.__setitem__(name,
@@ -113,7 +160,7 @@ def as_state(installed: dict) -> SwitchState:
                        frozenset(installed["meters"].values()))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(events, min_size=1, max_size=40), st.sampled_from(HOSTS))
 def test_incremental_tables_equal_a_full_recompute_after_every_event(evs, watched) -> None:
     """Random adds, deletes, moves, binds, plugs, host joins/leaves and port changes: the
@@ -131,6 +178,10 @@ def test_incremental_tables_equal_a_full_recompute_after_every_event(evs, watche
     for i, c in enumerate(CONTAINERS[:3]):
         apply(engine, model, ("ep", "vx1", c, HOSTS[i], 0))
         apply(engine, model, ("plug", HOSTS[i], "vx1", c, 3))
+    apply(engine, model, ("group", "g1", 1, ("p1",)))
+    apply(engine, model, ("group", "g2", 2, ()))
+    apply(engine, model, ("member", "vx1", "a", "g1"))
+    apply(engine, model, ("member", "vx1", "b", "g2"))
     for i, ev in enumerate(evs):
         apply(engine, model, ev)
         hosts = HOSTS if i % 3 == 0 else [watched]  # others catch up later, in one delta
@@ -194,3 +245,67 @@ def test_the_input_digest_follows_the_inputs_and_only_them() -> None:
     assert a.digest("h0") == b.digest("h0")
     b.set_port("h0", "vx1-a", 42)
     assert a.digest("h0") != b.digest("h0")
+
+
+def policy_world() -> Engine:
+    engine = Engine()
+    for h in HOSTS:
+        engine.set_host(h, HostSpec(h, vtep_ip=f"192.168.0.{HOSTS.index(h) + 1}"))
+        engine.set_host_ports(h, 100, None)
+    engine.set_network("vx1", network("vx1"))
+    engine.set_network("vx2", network("vx2"))
+    for i, c in enumerate(CONTAINERS):
+        spec = replace(endpoint("vx1", c, HOSTS[i % 3], 0), group="g1" if i % 2 else "g2")
+        engine.set_endpoint(spec.id, spec)
+        engine.set_port(HOSTS[i % 3], spec.id, 3 + i)
+    engine.set_group("t", "g1", EndpointGroupSpec("t", "g1", 1, ("p1",)))
+    engine.set_group("t", "g2", EndpointGroupSpec("t", "g2", 2, ()))
+    engine.set_policy("t", "p1", PolicyConfig("p1", "t", tuple(RULES[:4])))
+    for h in HOSTS:
+        engine.table(h).take()
+    return engine
+
+
+def owners_of(table: HostTable, delta: EntryDelta) -> set:
+    return {f.cookie for pair in delta.flows.values() for f in pair if f is not None}
+
+
+def test_adding_a_rule_changes_exactly_its_own_entries() -> None:
+    from ofctl import cookies
+
+    engine = policy_world()
+    extra = RuleConfig(9, 30, "in", "allow", "ip", "10.1.0.0/24", "udp", 53, 53)
+    engine.set_policy("t", "p1", PolicyConfig("p1", "t", tuple(RULES[:4]) + (extra,)))
+    rule_cookie = cookies.cookie_for(cookies.RULE, "t/p1/9")
+    for h in HOSTS:
+        delta = engine.refresh(h).take()
+        assert delta.flows and owners_of(engine.tables[h], delta) == {rule_cookie}
+        assert all(b is None for b, _a in delta.flows.values()) and not delta.groups
+    engine.set_policy("t", "p1", PolicyConfig("p1", "t", tuple(RULES[:4])))
+    for h in HOSTS:
+        delta = engine.refresh(h).take()
+        assert owners_of(engine.tables[h], delta) == {rule_cookie}
+        assert all(a is None for _b, a in delta.flows.values())
+
+
+def test_moving_an_endpoint_between_groups_changes_only_its_entries() -> None:
+    from ofctl import cookies
+
+    engine = policy_world()
+    moved = replace(engine.endpoints["vx1-a"], group="g1")
+    engine.set_endpoint(moved.id, moved)
+    cookie = cookies.cookie_for(cookies.ENDPOINT, moved.id)
+    for h in HOSTS:
+        delta = engine.refresh(h).take()
+        assert delta.flows and owners_of(engine.tables[h], delta) == {cookie}
+
+
+def test_a_rule_with_the_same_entries_as_another_takes_over_when_that_one_goes() -> None:
+    engine = policy_world()
+    engine.set_policy("t", "p1", PolicyConfig("p1", "t", tuple(RULES)))  # rule 5 == rule 2
+    table = engine.refresh("h0")
+    table.take()
+    engine.set_policy("t", "p1", PolicyConfig("p1", "t", tuple(RULES[:1] + RULES[2:])))
+    delta = engine.refresh("h0").take()
+    assert delta.flows and all(b is not None and a is not None and b.cookie != a.cookie
+                               for b, a in delta.flows.values())  # same entry, new owner

@@ -113,3 +113,27 @@ def test_unreachable_etcd_is_one_clear_line(capsys: pytest.CaptureFixture[str]) 
 def test_help_and_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 0
     assert "-host-bindings-cfg" in capsys.readouterr().out
+
+
+def test_policy_and_endpoint_group_constructs(tmp_path: Path) -> None:
+    store = MemoryStore()
+    code, _, err = netdcli(store, "-cfg", str(EXAMPLES / "policy_web_app.json"))
+    assert code == 0, err
+    code, out, _ = netdcli(store, "-oper", "get", "-construct", "policy", "tenant-one/web-in")
+    policy = json.loads(out)
+    assert code == 0 and [r["Id"] for r in policy["Rules"]] == [1, 2, 3, 4]
+    assert policy["Rules"][3] == {"Id": 4, "Priority": 5, "Direction": "out",
+                                  "Action": "deny", "ToNetwork": "purple", "Protocol": "udp",
+                                  "Port": "5000-5010"}
+    code, out, _ = netdcli(store, "-oper", "get", "-construct", "endpointgroup",
+                           "tenant-one/web")
+    group = json.loads(out)
+    assert group["Policies"] == ["web-in"] and group["Members"] == 1 and group["Id"]
+    code, _, err = netdcli(store, "-oper", "get", "-construct", "policy", "web-in")
+    assert code == 2 and "takes TENANT/NAME" in err
+    code, _, err = netdcli(store, "-oper", "delete", "-construct", "endpointgroup",
+                           "tenant-one/web")
+    assert code == 2 and "still used by 1 endpoint" in err
+    code, _, _ = netdcli(store, "-oper", "delete", "-construct", "endpointgroup",
+                         "tenant-one/app")
+    assert code == 2  # the rule of web-in names it

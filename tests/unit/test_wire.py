@@ -14,11 +14,13 @@ from ofctl.encode import encode_changes
 from ofctl.model import (
     ApplyActions,
     ClearActions,
+    Ct,
     Flow,
     GotoTable,
     Meter,
     MeterBand,
     Output,
+    OutputReg,
     SetField,
     WriteActions,
     match,
@@ -44,7 +46,14 @@ def every_entry():
     extra = [Flow(20, 5, match(metadata=(1, 0xFF)),
                   (ClearActions(), WriteActions((Output(3),)), GotoTable(30)), 7),
              Flow(0, 9, match(in_port=1, eth_type=0x0800, ip_proto=6, tcp_dst=80),
-                  (ApplyActions((SetField("ip_dscp", 46), Output(2))),), 8)]
+                  (ApplyActions((SetField("ip_dscp", 46), Output(2))),), 8),
+             Flow(20, 100, match(metadata=(5, 0x1FFFFFF), eth_type=0x0800),
+                  (ApplyActions((SetField("reg3", 7), Ct(zone_src="reg3", table=21))),), 9),
+             Flow(51, 1021, match(eth_type=0x0800, reg6=3, reg5=4, ip_proto=17,
+                                  udp_dst=(5000, 0xFFF8), ct_state=(0x28, 0x28)),
+                  (ApplyActions((Ct(commit=True, zone_src="reg3"), OutputReg("reg7"))),), 10),
+             Flow(21, 5, match(eth_type=0x0800, ipv4_dst=("11.1.0.0", "255.255.255.0")),
+                  (ApplyActions((Ct(commit=True, zone=9),)), GotoTable(30)), 11)]
     return list(flows.values()) + extra, list(groups.values())
 
 
@@ -60,7 +69,7 @@ def test_every_flow_kind_packs_as_os_ken_does() -> None:
     # the pipeline's whole vocabulary is covered
     assert kinds >= {"ApplyActions", "WriteMetadata", "GotoTable", "Output", "SetField",
                      "Move", "GroupAction", "PushVlan", "PopVlan", "WriteActions",
-                     "ClearActions"}
+                     "ClearActions", "Ct", "OutputReg"}
 
 
 def test_groups_and_meters_pack_as_os_ken_does() -> None:
