@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ from intent.store_memory import MemoryStore
 from netdcli.audit import audit_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two_tenants_overlapping_subnets.json"
-LOADER_EXAMPLES = 400
-WRITE_EXAMPLES = 300
-AIMED_EXAMPLES = 200
+SCALE = int(os.environ.get("NETPLUGIN_FUZZ_SCALE", "1"))  # more examples for a deeper search
+LOADER_EXAMPLES = 400 * SCALE
+WRITE_EXAMPLES = 300 * SCALE
+AIMED_EXAMPLES = 200 * SCALE
 
 # which schema kind the items of a list-valued key have
 CHILDREN = {("top", "Hosts"): "host", ("top", "Tenants"): "tenant",
@@ -198,3 +200,22 @@ def _write(doc: dict, mode: str) -> None:
     event(f"{mode}: {'written' if result.changed else 'no change'}")
     snap = store.read(prefixes=[keys.ROOT])
     assert audit_store(snap) == [], "an accepted write left the store inconsistent"
+
+
+def test_a_subnet_another_stored_network_of_the_tenant_has_is_refused() -> None:
+    """Found by the fuzzing above: the write took the subnet allocation from ``orange``."""
+    store = _baseline()
+    before = _dump(store)
+    doc = {"Tenants": [{"Name": "tenant-one", "Networks": [
+        {"Name": "green", "SubnetCIDR": "10.1.1.0/24"}]}]}
+    try:
+        apply_config(store, load_document(doc), "add")
+    except ValidationError as exc:
+        assert exc.problems == ['Tenants[0].Networks[0].SubnetCIDR 10.1.1.0/24: overlaps the '
+                                'subnet of network "orange" of tenant "tenant-one"']
+    else:
+        raise AssertionError("accepted a subnet that network orange has")
+    assert _dump(store) == before
+    doc["Tenants"][0]["Name"] = "tenant-two"  # blue has it there; another tenant's is fine
+    doc["Tenants"][0]["Networks"][0]["SubnetCIDR"] = "10.1.2.0/24"
+    assert apply_config(store, load_document(doc), "add").changed
