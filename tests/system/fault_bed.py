@@ -120,6 +120,11 @@ class FaultBed(ScenarioBed):
             time.sleep(0.01)
         return pid
 
+    def started_ago(self, name: str) -> float:
+        """Seconds since the recorded process ``name`` started (from its kernel start time)."""
+        ticks = self.record(name)["start"]
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+
     def restart(self, name: str, host: str | None = None) -> None:
         self.cli("restart", name, *(["--host", host] if host else []), timeout=120)
 

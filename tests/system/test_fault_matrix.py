@@ -78,14 +78,14 @@ def run_fault(bed: FaultBed, fault: str, phase: str, name: str, host: str | None
     time.sleep(down)
     t_restart = time.monotonic()
     bed.restart(name, host)
-    restarted = time.monotonic() - t_restart
-    note = f"restart {restarted:.2f} s"
+    t_up = time.monotonic()  # the daemon runs again (the restart command returns once ready)
+    note = f"restart {t_up - t_restart:.2f} s"
     if name == "ovs-vswitchd":
         while not bed.switch_matches(host):
-            assert time.monotonic() - t_restart < 10, "flows never came back"
+            assert time.monotonic() - t_up < 10, "flows never came back"
             time.sleep(0.02)
-        back = time.monotonic() - t_restart
-        note += f"; flows back {back:.2f} s after restart"
+        back = bed.started_ago(full)  # from the new process's start to its full tables
+        note += f"; flows back {back:.2f} s after the new process started"
     if churn is not None:
         churn.wait()
         note += f"; {churn.acked} ops acknowledged, {churn.failed} refused/unanswered"
@@ -106,7 +106,7 @@ def run_fault(bed: FaultBed, fault: str, phase: str, name: str, host: str | None
     else:
         assert ping.longest_gap < down + 10, f"data plane down {ping.longest_gap:.2f} s"
     if name == "ovs-vswitchd" and phase == "steady":
-        assert back < 1.0, f"flows back only {back:.2f} s after ovs-vswitchd restarted"
+        assert back < 1.0, f"flows back only {back:.2f} s after ovs-vswitchd started again"
 
 
 @pytest.mark.parametrize("phase", ["steady", "churn"])
