@@ -16,6 +16,8 @@ from intent.model import (
     NetworkConfig,
     NetworkSpec,
     PolicyConfig,
+    RouterConfig,
+    RouterSpec,
     RuleConfig,
     TenantConfig,
 )
@@ -39,7 +41,7 @@ def dumps(obj: Any) -> str:
 
 
 CHILDREN: dict[type, tuple[str, ...]] = {
-    TenantConfig: ("networks", "endpoint_groups", "policies"),
+    TenantConfig: ("networks", "endpoint_groups", "policies", "routers"),
     NetworkConfig: ("endpoints",),
 }
 
@@ -64,6 +66,8 @@ def loads(cls: type[T], text: str) -> T:
         kwargs["rules"] = tuple(RuleConfig(**r) for r in kwargs["rules"])
     if cls in (EndpointGroupConfig, EndpointGroupSpec) and kwargs.get("policies") is not None:
         kwargs["policies"] = tuple(kwargs["policies"])
+    if cls in (RouterConfig, RouterSpec) and kwargs.get("networks") is not None:
+        kwargs["networks"] = tuple(kwargs["networks"])
     return cls(**kwargs)
 
 

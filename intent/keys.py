@@ -12,6 +12,7 @@
     /netplugin/config/endpoints/<endpoint-id>     EndpointConfig
     /netplugin/config/groups/<tenant>/<group>     EndpointGroupConfig
     /netplugin/config/policies/<tenant>/<policy>  PolicyConfig (with its rules)
+    /netplugin/config/routers/<tenant>/<router>   RouterConfig
     /netplugin/alloc/vlan/<vlan-id>               owner network (VLAN ids are global: one wire)
     /netplugin/alloc/vni/<vni>                    owner network
     /netplugin/alloc/subnet/<tenant>/<cidr>       owner network   ('/' in the CIDR is '_')
@@ -26,10 +27,13 @@
     /netplugin/state/networks/<network>           NetworkSpec (resolved: tag, subnet, gateway)
     /netplugin/state/endpoints/<endpoint-id>      EndpointSpec (resolved: ip, mac, host)
     /netplugin/state/groups/<tenant>/<group>      EndpointGroupSpec (resolved: id)
+    /netplugin/state/routers/<tenant>/<router>    RouterSpec (resolved: id = routing domain)
     /netplugin/oper/hosts/<host>                  agent registration (under a lease)
     /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
     /netplugin/oper/applied                       revision the controller has applied
+    /netplugin/oper/gateways/<tenant>/<router>    MAC of an external router's physical gateway
+                                                  (learnt by the controller's ARP)
     /netplugin/runtime/<host>/<container>         running container -> netns path
     /netplugin/locks/<write-id>                   a large writer is alive (under its lease)
     /netplugin/writes/<slot>                      id of a recent write (a retry recognises it)
@@ -49,6 +53,7 @@ CONFIG_ENDPOINTS = CONFIG + "endpoints/"
 CONFIG_TXN = CONFIG + "txn"
 CONFIG_GROUPS = CONFIG + "groups/"
 CONFIG_POLICIES = CONFIG + "policies/"
+CONFIG_ROUTERS = CONFIG + "routers/"
 ALLOC = ROOT + "alloc/"
 ALLOC_VLAN = ALLOC + "vlan/"
 ALLOC_VNI = ALLOC + "vni/"
@@ -65,11 +70,13 @@ STATE = ROOT + "state/"
 STATE_NETWORKS = STATE + "networks/"
 STATE_ENDPOINTS = STATE + "endpoints/"
 STATE_GROUPS = STATE + "groups/"
+STATE_ROUTERS = STATE + "routers/"
 OPER = ROOT + "oper/"
 OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
 OPER_REALIZED = OPER + "realized/"
 OPER_APPLIED = OPER + "applied"
+OPER_GATEWAYS = OPER + "gateways/"
 RUNTIME = ROOT + "runtime/"
 LOCKS = ROOT + "locks/"
 WRITES = ROOT + "writes/"
@@ -120,6 +127,18 @@ def group(tenant_name: str, name: str) -> str:
 
 def policy(tenant_name: str, name: str) -> str:
     return f"{CONFIG_POLICIES}{tenant_name}/{name}"
+
+
+def router(tenant_name: str, name: str) -> str:
+    return f"{CONFIG_ROUTERS}{tenant_name}/{name}"
+
+
+def state_router(tenant_name: str, name: str) -> str:
+    return f"{STATE_ROUTERS}{tenant_name}/{name}"
+
+
+def alloc_router_id(rid: int) -> str:
+    return f"{ALLOC}routerid/{rid}"
 
 
 def state_group(tenant_name: str, name: str) -> str:
@@ -175,6 +194,10 @@ def state_endpoint(ep_id: str) -> str:
 
 def oper_host(name: str) -> str:
     return OPER_HOSTS + name
+
+
+def oper_gateway(tenant_name: str, router_name: str) -> str:
+    return f"{OPER_GATEWAYS}{tenant_name}/{router_name}"
 
 
 def oper_endpoint(ep_id: str) -> str:

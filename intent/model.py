@@ -103,6 +103,21 @@ class EndpointGroupConfig:
 
 
 @dataclass(frozen=True)
+class RouterConfig:
+    """A distributed router of a tenant: its networks route to each other on the sending host.
+    With ``external_network`` (a VLAN network whose ``DefaultGw`` is a physical router) other
+    destinations go to that gateway from ``gateway_host``, where ``external_ip`` is the router's
+    own address on the external network."""
+
+    name: str
+    tenant: str
+    networks: tuple[str, ...] | None = None
+    external_network: str | None = None
+    external_ip: str | None = None
+    gateway_host: str | None = None
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     """A tenant with its pools."""
 
@@ -115,6 +130,7 @@ class TenantConfig:
     networks: tuple[NetworkConfig, ...] = ()
     endpoint_groups: tuple[EndpointGroupConfig, ...] = ()
     policies: tuple[PolicyConfig, ...] = ()
+    routers: tuple[RouterConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,9 @@ class Config:
 
     def policies(self) -> list[PolicyConfig]:
         return [p for t in self.tenants for p in t.policies]
+
+    def routers(self) -> list[RouterConfig]:
+        return [r for t in self.tenants for r in t.routers]
 
 
 def tenant_with_defaults(t: TenantConfig) -> TenantConfig:
@@ -213,6 +232,19 @@ class EndpointGroupSpec:
 
 
 @dataclass(frozen=True)
+class RouterSpec:
+    """A router with its allocated id (the routing domain of its networks)."""
+
+    tenant: str
+    name: str
+    id: int
+    networks: tuple[str, ...] = ()
+    external_network: str | None = None
+    external_ip: str | None = None
+    gateway_host: str | None = None
+
+
+@dataclass(frozen=True)
 class HostSpec:
     """A host as the agent registered it (oper state), merged with its config."""
 
@@ -233,3 +265,4 @@ class ResolvedIntent:
     tenants: tuple[str, ...] = field(default=())
     groups: tuple[EndpointGroupSpec, ...] = ()
     policies: tuple[PolicyConfig, ...] = ()
+    routers: tuple[RouterSpec, ...] = ()

@@ -17,6 +17,7 @@ from intent.model import (
     NetworkSpec,
     PolicyConfig,
     ResolvedIntent,
+    RouterSpec,
     TenantConfig,
 )
 from intent.store import Snapshot, Store
@@ -69,11 +70,14 @@ def resolved_from_snapshot(snap: Snapshot) -> ResolvedIntent:
               if k.startswith(keys.STATE_GROUPS)]
     policies = [codec.loads(PolicyConfig, kv.value) for k, kv in sorted(snap.items.items())
                 if k.startswith(keys.CONFIG_POLICIES)]
+    routers = [codec.loads(RouterSpec, kv.value) for k, kv in sorted(snap.items.items())
+               if k.startswith(keys.STATE_ROUTERS)]
     return ResolvedIntent(networks=tuple(sorted(networks.values(), key=lambda n: n.name)),
                           endpoints=tuple(sorted(endpoints.values(), key=lambda e: e.id)),
                           hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
                           revision=snap.revision, tenants=tuple(tenants),
-                          groups=tuple(groups), policies=tuple(policies))
+                          groups=tuple(groups), policies=tuple(policies),
+                          routers=tuple(routers))
 
 
 def read_config(store: Store) -> Config:

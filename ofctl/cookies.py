@@ -22,8 +22,9 @@ HOST = 0x02
 NETWORK = 0x03
 ENDPOINT = 0x04
 RULE = 0x05  # "tenant/policy/rule-id"
+ROUTER = 0x08  # "tenant/router"
 KIND_NAMES = {PIPELINE: "pipeline", HOST: "host", NETWORK: "network", ENDPOINT: "endpoint",
-              RULE: "policy rule"}
+              RULE: "policy rule", ROUTER: "router"}
 
 _seen: dict[int, str] = {}
 _cache: dict[tuple[int, str], int] = {}

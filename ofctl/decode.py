@@ -17,6 +17,7 @@ from ofctl.model import (
     Bucket,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -70,6 +71,8 @@ def decode_action(a: Any) -> Action:
         return PopVlan()
     if cls == "OFPActionGroup":
         return GroupAction(a.group_id)
+    if cls == "OFPActionDecNwTtl":
+        return DecTtl()
     if cls == "NXActionCT":
         if a.alg or a.actions or a.flags & ~1:
             raise ValueError(f"conntrack options not modelled: {a}")

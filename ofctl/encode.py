@@ -11,10 +11,13 @@ from typing import Any
 
 from ofctl.diff import DELETE, MODIFY, Change
 from ofctl.model import (
+    OFPCML_NO_BUFFER,
+    OFPP_CONTROLLER,
     Action,
     ApplyActions,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -47,7 +50,8 @@ def encode_match(m: Match, parser: Any) -> Any:
 
 def encode_action(a: Action, parser: Any, ofproto: Any) -> Any:
     if isinstance(a, Output):
-        return parser.OFPActionOutput(a.port, 0)
+        return parser.OFPActionOutput(
+            a.port, OFPCML_NO_BUFFER if a.port == OFPP_CONTROLLER else 0)
     if isinstance(a, SetField):
         return parser.OFPActionSetField(**{a.name: a.value})
     if isinstance(a, PushVlan):
@@ -65,6 +69,8 @@ def encode_action(a: Action, parser: Any, ofproto: Any) -> Any:
                                  actions=[])
     if isinstance(a, OutputReg):
         return parser.NXActionOutputReg(ofs_nbits=31, src=a.field, max_len=0)
+    if isinstance(a, DecTtl):
+        return parser.OFPActionDecNwTtl()
     raise TypeError(f"cannot encode action {a!r}")
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from intent.model import EndpointSpec, HostSpec, NetworkSpec
 from ofctl.engine_policy import PolicyIndex
+from ofctl.engine_router import RouterIndex, router_owner
 from ofctl.fragments import (
     EMPTY,
     PIPELINE_OWNER,
@@ -214,11 +215,12 @@ class HostTable:
                            frozenset(self.meters.values()))
 
 
-class Engine(PolicyIndex):
+class Engine(PolicyIndex, RouterIndex):
     """Indexes + per-host tables; see the module docstring.  Implements ``fragments.World``."""
 
     def __init__(self, check: bool = True) -> None:
         self._init_policy()
+        self._init_routers()
         self.check = check
         self.networks: dict[str, NetworkSpec] = {}
         self.hosts: dict[str, HostSpec] = {}
@@ -309,8 +311,9 @@ class Engine(PolicyIndex):
     def _tolocal(self, net: str, host: str, eid: str, port: int) -> None:
         hosts = self._local.setdefault(net, {})
         if host not in hosts:
-            hosts[host] = {}
+            hosts[host] = {eid: port}
             self._presence_flipped(net, host)
+            self._domain_flipped(net, host)
         hosts[host][eid] = port
         key = (net, host)
         self._local_sum[key] = (self._local_sum.get(key, 0) + h64("port", eid, port)) & MASK64
@@ -326,6 +329,7 @@ class Engine(PolicyIndex):
             del hosts[host]
             self._local_sum.pop(key, None)
             self._presence_flipped(net, host)
+            self._domain_flipped(net, host)
 
     # ------------------------------------------------------------------ changes
     def set_endpoint(self, eid: str, new: EndpointSpec | None) -> None:
@@ -357,6 +361,8 @@ class Engine(PolicyIndex):
             if e is not None and e.host is not None:
                 self._mark(e.host, ("endpoint", eid))
                 self._mark(e.host, ("network", e.network))
+        for n in nets:
+            self._mark_routed_endpoint(n, eid)
 
     def set_port(self, host: str, eid: str, ofport: int | None) -> None:
         """Endpoint ``eid`` plugged into ``ofport`` of ``host`` (None: unplugged)."""
@@ -395,6 +401,7 @@ class Engine(PolicyIndex):
             self.networks[name] = spec
         self._network_tenant_changed(name, old, spec)
         self._mark_network_everywhere(name, self.present_hosts(name))
+        self._network_routing_changed(name)
         if (old and old.tenant) != (spec and spec.tenant):
             for h in self.present_hosts(name):
                 for t in {x.tenant for x in (old, spec) if x}:
@@ -425,6 +432,7 @@ class Engine(PolicyIndex):
             for h in self.present_hosts(ep.network):
                 if h != name:
                     self._mark(h, ("endpoint", eid))
+            self._mark_routed_endpoint(ep.network, eid)
         for n in nets:
             for h in self.present_hosts(n):
                 self._mark(h, ("network", n))
@@ -436,6 +444,7 @@ class Engine(PolicyIndex):
             return
         self._hp[host] = HostPorts(host, (), vxlan_port, uplink_port)
         self._mark_network_everywhere_on(host)
+        self._mark_routers_on(host)
 
     def _mark_network_everywhere_on(self, host: str) -> None:
         for n in self.present_networks(host):
@@ -453,13 +462,17 @@ class Engine(PolicyIndex):
             self._dirty.pop(host, None)
             t.set(PIPELINE_OWNER, static_fragment())
             done = 0
-            for n in sorted(self.present_networks(host)):
+            present = self.present_networks(host)
+            for n in sorted(present):
                 t.set(("network", n), network_fragment(self, n, host))
+            for n in sorted(set(present) | self.routed_visible_networks(host)):
                 for e in list(self._members.get(n, {}).values()):
                     t.set(("endpoint", e.id), endpoint_fragment(self, e, host))
                     done += 1
                     if pause is not None and done % every == 0:
                         pause()
+            for r in self.visible_routers(host):
+                t.set(router_owner(r), self.router_fragment_of(router_owner(r)[1], host))
             for kind, name in self.policy_owners(host):
                 t.set((kind, name), self.policy_fragment(kind, name, host))
             if self._dirty.get(host):
@@ -483,6 +496,8 @@ class Engine(PolicyIndex):
                 frag = network_fragment(self, name, host)
             elif kind == "rule" or name == "policy":
                 frag = self.policy_fragment(kind, name, host)
+            elif kind == "router":
+                frag = self.router_fragment_of(name, host)
             else:
                 frag = static_fragment()
             t.set((kind, name), frag)
@@ -493,18 +508,23 @@ class Engine(PolicyIndex):
         """The input digest of ``host``'s tables (see the module docstring)."""
         hp = self.ports(host)
         total = h64("code", CODE_VERSION) + h64("ports", host, hp.vxlan_port, hp.uplink_port)
-        for n in self.present_networks(host):
+        present = set(self.present_networks(host))
+        for n in present | self.routed_visible_networks(host):
             spec = self.networks.get(n)
-            total += h64("net", spec) + self._member_sum.get(n, 0) + \
-                self._local_sum.get((n, host), 0)
+            total += h64("net", spec) + self._member_sum.get(n, 0)
+            if n in present:
+                total += self._local_sum.get((n, host), 0)
             for g in self.remote_hosts(n, host):
                 hs = self.hosts.get(g)
                 total += h64("remote", n, g, hs.vtep_ip if hs else None)
-        return (total + self.policy_digest(host)) & MASK64
+        for r in self.visible_routers(host):
+            if r.external_network:
+                total += h64("external", self.networks.get(r.external_network))
+        return (total + self.policy_digest(host) + self.router_digest(host)) & MASK64
 
 
 def _ep_hash(ep: EndpointSpec) -> int:
-    return h64("ep", ep.id, ep.network, ep.host, ep.ip, ep.mac)
+    return h64("ep", ep.id, ep.network, ep.host, ep.ip, ep.mac, ep.group)
 
 
 def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engine:
@@ -524,4 +544,6 @@ def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engi
         e.set_group(g.tenant, g.name, g)
     for p in intent.policies:
         e.set_policy(p.tenant, p.name, p)
+    for r in intent.routers:
+        e.set_router(r.tenant, r.name, r)
     return e

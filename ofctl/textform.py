@@ -8,6 +8,7 @@ from ofctl.model import (
     ApplyActions,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -26,7 +27,7 @@ from ofctl.model import (
 )
 
 OVS_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "tunnel_id": "tun_id",
-             "tun_ipv4_dst": "tun_dst"}
+             "tun_ipv4_dst": "tun_dst", "icmpv4_type": "icmp_type"}
 HEX_FIELDS = frozenset({"metadata", "eth_type", "vlan_vid", "tunnel_id", "ct_state"})
 
 
@@ -66,6 +67,8 @@ def action_text(a: Action) -> str:
         return "ct(" + ",".join(parts) + ")"
     if isinstance(a, OutputReg):
         return f"output:{_name(a.field)}"
+    if isinstance(a, DecTtl):
+        return "dec_ttl"
     raise TypeError(f"no text form for {a!r}")
 
 
