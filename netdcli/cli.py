@@ -34,8 +34,9 @@ from netdcli.show import (
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 DEFAULT_REST = "http://127.0.0.1:9999"
-CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup")
-SCOPED = ("policy", "endpointgroup")  # named TENANT/NAME
+CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup",
+              "router")
+SCOPED = ("policy", "endpointgroup", "router")  # named TENANT/NAME
 EXIT_TIMEOUT = 5
 EXIT_INCONSISTENT = 6
 REST_TOKEN_ENV = "NETPLUGIN_REST_TOKEN"
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  netdcli -oper delete -construct network orange\n"
                "  netdcli -oper get -construct policy tenant-one/web-in\n"
                "  netdcli -oper get -construct endpointgroup tenant-one/web\n"
+               "  netdcli -oper get -construct router tenant-one/r1\n"
                "  netdcli -etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 "
                "\\\n      -etcd-ca ca.pem -etcd-cert me.pem -etcd-key me.key -cfg net.json\n"
                "  netdcli -audit -rest http://127.0.0.1:9999   # exit 0 only when all is "
@@ -259,10 +261,19 @@ def _scoped_name(construct: str, name: str) -> tuple[str, str]:
 
 def _show_scoped(store: Store, construct: str, name: str) -> dict:
     from intent.codec import loads
-    from intent.model import EndpointGroupConfig, PolicyConfig
-    from ryu_apps.rest_policy import group_view, policy_view
+    from intent.model import EndpointGroupConfig, PolicyConfig, RouterConfig
+    from netdcli.show import group_view, policy_view, router_view
 
     tenant, obj = _scoped_name(construct, name)
+    if construct == "router":
+        names = [keys.router(tenant, obj), keys.state_router(tenant, obj),
+                 keys.oper_gateway(tenant, obj)]
+        snap = read_consistent(store, keys=names)
+        value, spec, gateway = (snap.value(k) for k in names)
+        if value is None:
+            raise NotFoundError(f'router "{obj}" does not exist in tenant "{tenant}"')
+        return router_view(loads(RouterConfig, value), json.loads(spec) if spec else None,
+                           json.loads(gateway) if gateway else None)
     if construct == "policy":
         snap = read_consistent(store, keys=[keys.policy(tenant, obj)])
         value = snap.value(keys.policy(tenant, obj))
@@ -281,11 +292,13 @@ def _show_scoped(store: Store, construct: str, name: str) -> dict:
 
 
 def _delete_scoped(store: Store, construct: str, name: str):
-    from intent.model import Config, EndpointGroupConfig, PolicyConfig, TenantConfig
+    from intent.model import Config, EndpointGroupConfig, PolicyConfig, RouterConfig, TenantConfig
 
     tenant, obj = _scoped_name(construct, name)
-    t = (TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)) if construct == "policy"
-         else TenantConfig(tenant, endpoint_groups=(EndpointGroupConfig(obj, tenant),)))
+    t = {"policy": TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)),
+         "router": TenantConfig(tenant, routers=(RouterConfig(obj, tenant),)),
+         "endpointgroup": TenantConfig(tenant, endpoint_groups=(
+             EndpointGroupConfig(obj, tenant),))}[construct]
     return apply.apply_config(store, Config(tenants=(t,)), "delete", paths=False)
 
 

@@ -11,8 +11,7 @@ from intent.store import Event
 from intent.store_memory import MemoryStore
 from ofctl.engine import Engine
 from ofctl.router import router_mac
-from ryu_apps.framework import ofproto_v1_3, ofproto_v1_3_parser, pkt_arp, pkt_ethernet, \
-    pkt_packet
+from ryu_apps.framework import ofproto_v1_3, ofproto_v1_3_parser, pkt_arp, pkt_ethernet, pkt_packet
 from ryu_apps.gateways import GatewayLearner, arp_reply_of, arp_request
 from ryu_apps.intake import Intake
 

@@ -102,6 +102,9 @@ CONTRACT = {
     ("GET", "/tenants/{tenant}/endpointgroups"), ("POST", "/tenants/{tenant}/endpointgroups"),
     ("GET", "/tenants/{tenant}/endpointgroups/{group}"),
     ("DELETE", "/tenants/{tenant}/endpointgroups/{group}"),
+    ("GET", "/tenants/{tenant}/routers"), ("POST", "/tenants/{tenant}/routers"),
+    ("GET", "/tenants/{tenant}/routers/{router}"),
+    ("DELETE", "/tenants/{tenant}/routers/{router}"),
 }
 
 
