@@ -7,6 +7,9 @@ Network config (stdin)::
      "etcd": "http://127.0.0.1:2379", "host": "host1",
      "ovsdb": "unix:/var/run/openvswitch/db.sock", "containerArg": "NP_CONTAINER"}
 
+``etcd`` may name several members of one cluster (``"https://a:2379,https://b:2379"`` or a
+list); ``etcdCA``, ``etcdCert`` and ``etcdKey`` give client TLS (files).
+
 The container's name in the intent is ``K8S_POD_NAME`` from ``CNI_ARGS``, else the ``CNI_ARGS`` key
 named by ``containerArg``, else ``args.container`` of the config, else the container id (full or
 its 12-character short form); an endpoint whose ``AttachUUID`` is the container's id (full, or a
@@ -103,9 +106,14 @@ def _require(env: Mapping[str, str], *names: str) -> None:
 
 
 def _open_store(conf: Mapping) -> Store:
+    from intent.etcd_conn import EtcdTls
     from intent.store_etcd import open_store
 
-    return open_store(conf["etcd"])
+    tls = EtcdTls(conf.get("etcdCA"), conf.get("etcdCert"), conf.get("etcdKey"))
+    try:
+        return open_store(conf["etcd"], tls)
+    except StoreError as e:
+        raise CniError(INVALID_CONFIG, f"network config {conf.get('name', '?')!r}: {e}") from e
 
 
 def _ovsdb(conf: Mapping, what: str) -> Ovsdb:

@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", required=True, help="this host's name (as in the intent)")
     p.add_argument("--etcd", default=os.environ.get("NETPLUGIN_ETCD", "http://127.0.0.1:2379"),
-                   help="etcd URL (default: $NETPLUGIN_ETCD or %(default)s)")
+                   metavar="URL[,URL...]",
+                   help="etcd client URL, or several members of one cluster separated by commas "
+                        "(default: $NETPLUGIN_ETCD or %(default)s)")
+    p.add_argument("--etcd-ca", help="CA certificate that signed etcd's (or $NETPLUGIN_ETCD_CA)")
+    p.add_argument("--etcd-cert", help="client certificate for etcd (or $NETPLUGIN_ETCD_CERT)")
+    p.add_argument("--etcd-key", help="private key of --etcd-cert (or $NETPLUGIN_ETCD_KEY)")
     p.add_argument("--name", default="netplugin", help="plugin name: the driver name Docker "
                    "is given (-d NAME, --ipam-driver NAME); default %(default)s")
     p.add_argument("--plugin-dir", default="/run/docker/plugins",
@@ -199,10 +204,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("pyroute2", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.root.level))
+    from intent.etcd_conn import EtcdTls
     from intent.store_etcd import open_store
 
     try:
-        store = open_store(args.etcd)
+        store = open_store(args.etcd, EtcdTls.from_options(args.etcd_ca, args.etcd_cert,
+                                                           args.etcd_key))
         plumbing = OvsPlumbing(args.ovsdb, args.bridge)
         driver = Driver(store, args.host, plumbing)
         reconcile(driver, None)

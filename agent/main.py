@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import queue
 import signal
 import threading
@@ -21,6 +22,7 @@ from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
 from agent.plumb import Plumber, lock_path
 from agent.reconcile import reconcile
 from intent import keys
+from intent.etcd_conn import DEFAULT_URL, ENV_CA, ENV_CERT, ENV_KEY, ENV_URLS, EtcdTls
 from intent.store import LeaseExpired, Store, StoreError
 from intent.store_etcd import open_store
 
@@ -28,6 +30,10 @@ LOG = logging.getLogger("netplugin.agent")
 EXAMPLES = """examples:
   netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
   netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
+  netplugin-agent --host host1 --controller ssl:10.0.0.1:6653 \\
+      --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \\
+      --etcd-ca ca.pem --etcd-cert host1.pem --etcd-key host1.key
+  (an ssl: controller needs OVS's SSL settings: ovs-vsctl set-ssl KEY CERT CA)
 """
 
 
@@ -36,7 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="netplugin-agent", description=__doc__.split("\n")[0], epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", required=True, help="this host's name (as in the intent)")
-    p.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd URL")
+    p.add_argument("--etcd", default=os.environ.get(ENV_URLS, DEFAULT_URL),
+                   metavar="URL[,URL...]",
+                   help="etcd client URL, or several members of one cluster separated by commas "
+                        f"(default: ${ENV_URLS} or %(default)s)")
+    p.add_argument("--etcd-ca", help=f"CA certificate that signed etcd's (or ${ENV_CA})")
+    p.add_argument("--etcd-cert", help=f"client certificate for etcd (or ${ENV_CERT})")
+    p.add_argument("--etcd-key", help=f"private key of --etcd-cert (or ${ENV_KEY})")
     p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
     p.add_argument("--controller", default=None, help="OpenFlow controller target of br-int")
     p.add_argument("--datapath-type", default="netdev", help="br-int/br-phy datapath type")
@@ -68,7 +80,9 @@ class Agent:
     # ------------------------------------------------------------------ connections
     def _connect(self) -> None:
         if self.store is None:
-            self.store = open_store(self.args.etcd)
+            a = self.args
+            self.store = open_store(a.etcd, EtcdTls.from_options(a.etcd_ca, a.etcd_cert,
+                                                                  a.etcd_key))
         if self.ovs is None:
             self.ovs = Ovsdb(self.args.ovsdb)
 

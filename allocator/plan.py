@@ -227,7 +227,7 @@ class Planner(GroupPlanning, RouterPlanning):
         subnets: dict[str, str | None] = {}
         for name, new, old, tenant, label in todo:  # explicit and kept values
             tags[name] = self._tag(tenant, new, old, label, allocate=False)
-            subnets[name] = self._subnet(tenant, new, old, allocate=False)
+            subnets[name] = self._subnet(tenant, new, old, allocate=False, label=label)
         for name, new, old, tenant, label in todo:  # new allocations
             if tags[name] is None:
                 tags[name] = self._tag(tenant, new, old, label, allocate=True)
@@ -339,10 +339,20 @@ class Planner(GroupPlanning, RouterPlanning):
             used.add(candidate)  # a leftover owner key: skip it
 
     def _subnet(self, tenant: TenantConfig, net: NetworkConfig, old: NetworkSpec | None,
-                allocate: bool) -> str | None:
+                allocate: bool, label: str = "") -> str | None:
         claimed = self.claimed_subnets.setdefault(tenant.name, [])
         if net.subnet_cidr:
-            return None if allocate else str(ipv4_net(net.subnet_cidr).cidr)  # type: ignore
+            if allocate:
+                return None
+            cidr = str(ipv4_net(net.subnet_cidr).cidr)  # type: ignore[union-attr]
+            clash = sorted(n for n, v in self.index(tenant.name)["networks"].items()
+                           if n != net.name and n not in self.d.networks
+                           and _overlap(cidr, v["subnet"]))
+            if clash:  # a stored network of the tenant has it (the document alone cannot tell)
+                self.problems.append(f'{label}.SubnetCIDR {cidr}: overlaps the subnet of network '
+                                     f'"{clash[0]}" of tenant "{tenant.name}"')
+                return None
+            return cidr
         others = [v["subnet"] for n, v in self.index(tenant.name)["networks"].items()
                   if n != net.name and n not in self.d.networks]
         taken = others + claimed

@@ -3,6 +3,10 @@
 Works in plain threads and under eventlet monkey-patching (everything goes through ``requests``
 and looks ``threading``/``time``/``socket`` up at call time).
 
+Several members of one cluster may be given; a call moves on to the next member when the one in
+use does not answer, and a watch resumes on another member (see :mod:`intent.etcd_conn`, which
+also holds the client TLS settings).
+
 The watch is our own loop over the gateway's streaming ``/v3/watch``: etcd3gw's watch ends silently
 when etcd restarts.  The loop notices a closed or idle stream, reconnects with backoff and resumes
 from the last delivered revision + 1, so no event is lost or repeated.  Each watch response carries
@@ -19,18 +23,12 @@ import json
 import logging
 import socket
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-with warnings.catch_warnings():  # etcd3gw -> futurist imports eventlet, which warns on stderr
-    warnings.simplefilter("ignore")
-    from etcd3gw import client as etcd3gw_client
-    from etcd3gw import exceptions as etcd3gw_exc
-
+from intent.etcd_conn import DEFAULT_URL, Endpoints, EtcdTls, etcd3gw_exc, session
 from intent.store import (
     Compare,
     Delete,
@@ -43,7 +41,6 @@ from intent.store import (
     Snapshot,
     Store,
     StoreError,
-    StoreUnavailable,
     TxnResult,
     WatchCompacted,
     Watcher,
@@ -51,7 +48,6 @@ from intent.store import (
 
 LOG = logging.getLogger(__name__)
 
-API_PATH = "/v3/"  # etcd >= 3.4 (3.4 also answers /v3beta/; /v3alpha/ is gone)
 _OPS = {"=": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
 _TARGETS = {"value": ("VALUE", "value"), "version": ("VERSION", "version"),
             "create": ("CREATE", "create_revision"), "mod": ("MOD", "mod_revision")}
@@ -120,12 +116,6 @@ def _compare(c: Compare) -> dict[str, Any]:
     return {"key": _b64(c.key), "result": _OPS[c.op], "target": target, field_name: value}
 
 
-def _session() -> requests.Session:
-    s = requests.Session()
-    s.trust_env = False  # never send etcd traffic through an HTTP proxy from the environment
-    return s
-
-
 class EtcdLease(Lease):
     def __init__(self, store: EtcdStore, lease_id: int, ttl: int):
         self._store = store
@@ -144,32 +134,47 @@ class EtcdLease(Lease):
             pass
 
 
-class EtcdStore(Store):
-    """The store on an etcd cluster member reached at ``url`` (``http://host:port``).
+_SAFE_TO_RESEND = frozenset({"kv/range", "lease/keepalive", "lease/revoke", "kv/compaction",
+                             "maintenance/status"})
 
-    Every call is one HTTP request; ``StoreUnavailable`` (naming the URL) when etcd cannot be
-    reached.  A write that fails that way may still have landed: use a ``txn`` compare (e.g.
-    create-only, ``version = 0``) where a retry must not write twice.
+
+def _reads_only(path: str, payload: dict[str, Any]) -> bool:
+    """Whether sending the request twice changes nothing more than sending it once."""
+    if path in _SAFE_TO_RESEND:
+        return True
+    return path == "kv/txn" and all("request_range" in op for part in ("success", "failure")
+                                    for op in payload.get(part, ()))
+
+
+class EtcdStore(Store):
+    """The store on an etcd cluster reached at ``url``: one client URL or several
+    (``"http://h1:2379,http://h2:2379"`` or a list), ``https://`` with ``tls``.
+
+    Every call is one HTTP request to the member in use; a member that does not answer is left
+    for the next one (:mod:`intent.etcd_conn`), and ``StoreUnavailable`` (naming the URLs) comes
+    when none answers.  A write that fails that way may still have landed: use a ``txn`` compare
+    (e.g. create-only, ``version = 0``) or a write id where a retry must not write twice.
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:2379", timeout: float = 5.0,
-                 connect_timeout: float = 2.0, watch_idle_timeout: float = 60.0):
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        if not parts.hostname:
-            raise StoreError(f"bad etcd URL {url!r}")
-        self.url = f"{parts.scheme}://{parts.netloc}"
+    def __init__(self, url: str | Sequence[str] = DEFAULT_URL, timeout: float = 5.0,
+                 connect_timeout: float = 2.0, watch_idle_timeout: float = 60.0,
+                 tls: EtcdTls | None = None):
+        self.endpoints = Endpoints(url, tls, timeout=timeout, connect_timeout=connect_timeout)
         self.connect_timeout = connect_timeout
         self.watch_idle_timeout = watch_idle_timeout
-        self._client = etcd3gw_client(
-            host=parts.hostname, port=parts.port or 2379, protocol=parts.scheme or "http",
-            timeout=(connect_timeout, timeout),  # type: ignore[arg-type]  # requests takes a pair
-            api_path=API_PATH, session=_session())
+
+    @property
+    def url(self) -> str:
+        """The member in use."""
+        return self.endpoints.url
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self.endpoints.urls)
 
     def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self._client.post(self._client.get_url(path), json=payload)
-        except (etcd3gw_exc.ConnectionFailedError, etcd3gw_exc.ConnectionTimeoutError) as exc:
-            raise StoreUnavailable(f"etcd at {self.url} is unreachable") from exc
+            return self.endpoints.post(path, payload, retry=_reads_only(path, payload))
         except etcd3gw_exc.Etcd3Exception as exc:
             detail = _error_text(exc)
             if "lease not found" in detail:
@@ -270,7 +275,7 @@ class EtcdStore(Store):
         return EtcdWatcher(self, prefix, start_revision, seen=0)
 
     def close(self) -> None:
-        self._client.session.close()
+        self.endpoints.close()
 
 
 def _error_text(exc: etcd3gw_exc.Etcd3Exception) -> str:
@@ -296,7 +301,13 @@ class EtcdWatcher(Watcher):
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._resp: requests.Response | None = None
+        self._member = store.endpoints.index()  # the member this watch streams from
+        self._behind = 0  # members in a row found behind what we have seen
         self.reconnects = 0
+
+    @property
+    def url(self) -> str:
+        return self._store.endpoints.urls[self._member]
 
     def close(self) -> None:
         self._closed.set()
@@ -323,9 +334,11 @@ class EtcdWatcher(Watcher):
             except (_StreamEnded, requests.RequestException, OSError, ValueError) as exc:
                 if self._closed.is_set():
                     return
-                LOG.warning("watch %r on etcd at %s lost (%s): resuming from revision %d",
-                            self._prefix, self._store.url, exc or type(exc).__name__,
-                            self._next)
+                lost = self.url
+                self._member = (self._member + 1) % len(self._store.endpoints.urls)
+                LOG.warning("watch %r on etcd at %s lost (%s): resuming from revision %d%s",
+                            self._prefix, lost, exc or type(exc).__name__, self._next,
+                            f" on {self.url}" if self.url != lost else "")
             self.reconnects += 1
             self._closed.wait(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -334,11 +347,14 @@ class EtcdWatcher(Watcher):
         """One connection: yields event batches (whole revisions) until it ends."""
         request = {"create_request": {**_range(self._prefix, True), "prev_kv": True,
                                       "progress_notify": True, "start_revision": self._next}}
-        session = _session()
+        http = session(self._store.endpoints.tls)
         try:
-            resp = session.post(self._store._client.get_url("watch"), json=request, stream=True,
-                                timeout=(self._store.connect_timeout,
-                                         self._store.watch_idle_timeout))
+            # hasleader: the member cancels the watch when it loses its leader (a member cut
+            # off from the cluster would otherwise stream nothing, silently)
+            resp = http.post(self._store.endpoints.watch_url(self._member), json=request,
+                             stream=True, headers={"Grpc-Metadata-hasleader": "true"},
+                             timeout=(self._store.connect_timeout,
+                                      self._store.watch_idle_timeout))
             with self._lock:
                 self._resp = resp
             if self._closed.is_set():
@@ -356,7 +372,7 @@ class EtcdWatcher(Watcher):
                 resp, self._resp = self._resp, None
             if resp is not None:
                 resp.close()
-            session.close()
+            http.close()
 
     def _handle(self, result: dict[str, Any]) -> list[Event]:
         header_rev = int(result.get("header", {}).get("revision", 0))
@@ -364,15 +380,20 @@ class EtcdWatcher(Watcher):
             compact = int(result.get("compact_revision", 0))
             if compact:
                 raise WatchCompacted(
-                    f"watch {self._prefix!r} on etcd at {self._store.url}: revision {self._next} "
+                    f"watch {self._prefix!r} on etcd at {self.url}: revision {self._next} "
                     f"was compacted (oldest is {compact}); re-list and watch again", compact)
-            raise StoreError(f"etcd at {self._store.url} cancelled watch {self._prefix!r}: "
-                             f"{result.get('cancel_reason', 'no reason given')}")
+            raise _StreamEnded(f"etcd at {self.url} cancelled watch {self._prefix!r}: "
+                               f"{result.get('cancel_reason', 'no reason given')}")
         if result.get("created"):
             if header_rev < self._seen:
+                members = len(self._store.endpoints.urls)
+                if self._behind < 3 * members - 1 and members > 1:
+                    self._behind += 1  # a member still catching up: try another one
+                    raise _StreamEnded(f"member at revision {header_rev}, behind {self._seen}")
                 raise WatchCompacted(
-                    f"etcd at {self._store.url} is at revision {header_rev} but revision "
+                    f"etcd at {self.url} is at revision {header_rev} but revision "
                     f"{self._seen} was seen: history lost; re-list and watch again")
+            self._behind = 0
             return []
         events = [e for e in map(_event, result.get("events", [])) if e.mod_revision >= self._next]
         if not result.get("events") and header_rev:
@@ -405,10 +426,11 @@ def _abort(resp: requests.Response) -> None:
         pass
 
 
-def open_store(url: str) -> Store:
-    """``memory://`` gives a fresh ``MemoryStore``; anything else an ``EtcdStore`` on that URL."""
-    if url.startswith("memory:"):
+def open_store(url: str | Sequence[str], tls: EtcdTls | None = None) -> Store:
+    """``memory://`` gives a fresh ``MemoryStore``; anything else an ``EtcdStore`` on that URL
+    (or those URLs: ``"URL1,URL2,URL3"``, members of one cluster), with client ``tls``."""
+    if isinstance(url, str) and url.startswith("memory:"):
         from intent.store_memory import MemoryStore
 
         return MemoryStore()
-    return EtcdStore(url)
+    return EtcdStore(url, tls=tls)

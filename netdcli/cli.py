@@ -1,7 +1,8 @@
 """``netdcli``: the original netplugin CLI's flags, on our intent store.
 
 Exit codes: 0 success, 1 store unreachable or other failure, 2 invalid input (nothing written),
-3 not found, 4 conflict (duplicate, pool exhausted, lost race), 5 ``-wait`` timed out.
+3 not found, 4 conflict (duplicate, pool exhausted, lost race), 5 ``-wait`` timed out,
+6 ``-audit`` found inconsistencies.
 Every failure is reported in ``netdcli: ...`` lines on stderr, never as a traceback (set
 ``NETPLUGIN_DEBUG=1`` to see the traceback of an internal error).
 """
@@ -20,8 +21,10 @@ from allocator import write as apply
 from intent import keys
 from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
+from intent.etcd_conn import ENV_CA, ENV_CERT, ENV_KEY, EtcdTls
 from intent.loader import load_bindings, load_config, load_document
 from intent.store import Store, StoreError
+from netdcli.audit import RestClient, audit_store, audit_switches
 from netdcli.show import (
     show_endpoint,
     show_global,
@@ -30,10 +33,13 @@ from netdcli.show import (
 )
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
+DEFAULT_REST = "http://127.0.0.1:9999"
 CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup",
               "router")
 SCOPED = ("policy", "endpointgroup", "router")  # named TENANT/NAME
 EXIT_TIMEOUT = 5
+EXIT_INCONSISTENT = 6
+REST_TOKEN_ENV = "NETPLUGIN_REST_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                "  netdcli -oper delete -construct network orange\n"
                "  netdcli -oper get -construct policy tenant-one/web-in\n"
                "  netdcli -oper get -construct endpointgroup tenant-one/web\n"
-               "  netdcli -oper get -construct router tenant-one/r1",
+               "  netdcli -oper get -construct router tenant-one/r1\n"
+               "  netdcli -etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 "
+               "\\\n      -etcd-ca ca.pem -etcd-cert me.pem -etcd-key me.key -cfg net.json\n"
+               "  netdcli -audit -rest http://127.0.0.1:9999   # exit 0 only when all is "
+               "consistent",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("-cfg", "--cfg", metavar="FILE",
@@ -62,13 +72,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help='bind endpoints to hosts late: [{"Container","Host","AttachUUID"}]')
     src.add_argument("-oper", "--oper", choices=("get", "delete"),
                      help="read or delete one object (with -construct)")
+    src.add_argument("-audit", "--audit", action="store_true",
+                     help="check intent against allocations, oper keys and realized revisions, "
+                          "and every registered host's switch against what it should hold (via "
+                          "the controller's REST API); prints every inconsistency, exit 0 only "
+                          "when there is none (else 6)")
     p.add_argument("-construct", "--construct",
                    choices=CONSTRUCTS,
                    help="object kind for -oper")
     p.add_argument("name", nargs="?", help="object name for -oper (endpoint: <network>-"
                    "<container>)")
     p.add_argument("-etcd", "--etcd", default=os.environ.get("NETPLUGIN_ETCD", DEFAULT_ETCD),
-                   help="etcd URL (default: $NETPLUGIN_ETCD or %(default)s)")
+                   metavar="URL[,URL...]",
+                   help="etcd client URL, or several members of one cluster separated by commas "
+                        "(default: $NETPLUGIN_ETCD or %(default)s)")
+    p.add_argument("-etcd-ca", "--etcd-ca", metavar="FILE",
+                   help=f"CA certificate that signed etcd's (https:// URLs; or ${ENV_CA})")
+    p.add_argument("-etcd-cert", "--etcd-cert", metavar="FILE",
+                   help=f"client certificate for etcd (or ${ENV_CERT})")
+    p.add_argument("-etcd-key", "--etcd-key", metavar="FILE",
+                   help=f"private key of the client certificate (or ${ENV_KEY})")
+    p.add_argument("-rest", "--rest", default=os.environ.get("NETPLUGIN_REST", DEFAULT_REST),
+                   metavar="URL", help="controller REST API for -audit (default: "
+                                       "$NETPLUGIN_REST or %(default)s)")
+    p.add_argument("-rest-ca", "--rest-ca", metavar="FILE",
+                   default=os.environ.get("NETPLUGIN_REST_CA") or None,
+                   help="CA certificate that signed the REST API's (https://; or "
+                        "$NETPLUGIN_REST_CA)")
+    p.add_argument("-rest-token-file", "--rest-token-file", metavar="FILE",
+                   help=f"file with the REST API's bearer token (or ${REST_TOKEN_ENV})")
     p.add_argument("-wait", "--wait", action="store_true",
                    help="after a write, block until every registered host's switch realized it")
     p.add_argument("-wait-timeout", "--wait-timeout", type=float, default=30.0, metavar="SEC",
@@ -77,11 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_store(url: str) -> Store:
-    """The store for ``url`` (``memory://`` gives a throw-away in-memory store)."""
+def open_store(url: str, tls: EtcdTls | None = None) -> Store:
+    """The store for ``url`` (one URL or several, comma-separated; ``memory://`` gives a
+    throw-away in-memory store)."""
     from intent.store_etcd import open_store as _open
 
-    return _open(url)
+    return _open(url, tls)
 
 
 def wait_realized(store: Store, revision: int, timeout: float) -> list[str]:
@@ -150,6 +183,8 @@ def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
         result = apply.apply_config(store, doc, mode)
     elif args.host_bindings_cfg:
         result = apply.apply_bindings(store, load_bindings(args.host_bindings_cfg))
+    elif args.audit:
+        return audit(args, store, out)
     elif args.oper:
         if not args.construct:
             raise ValidationError(f"-oper needs -construct {'|'.join(CONSTRUCTS)}")
@@ -165,7 +200,7 @@ def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
             result = apply.delete_object(store, args.construct, args.name)
     else:
         raise ValidationError("nothing to do: give -cfg, -add-cfg, -del-cfg, "
-                              "-host-bindings-cfg or -oper (see --help)")
+                              "-host-bindings-cfg, -oper or -audit (see --help)")
     if not args.quiet:
         for line in result.summary:
             print(line, file=out)
@@ -177,6 +212,31 @@ def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
             print(f"netdcli: timed out after {args.wait_timeout:g}s waiting for hosts "
                   f"{', '.join(behind)} to realize revision {result.revision}", file=sys.stderr)
             return EXIT_TIMEOUT
+    return 0
+
+
+def audit(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
+    """``-audit``: every inconsistency on one line; 0 when there is none, else 6."""
+    snap = read_consistent(store, prefixes=[keys.ROOT])
+    problems = audit_store(snap)
+    token = os.environ.get(REST_TOKEN_ENV, "").strip() or None
+    if args.rest_token_file:
+        try:
+            with open(args.rest_token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"-rest-token-file {args.rest_token_file}: cannot read: "
+                                  f"{getattr(exc, 'strerror', None) or 'not UTF-8'}") from None
+    problems += audit_switches(RestClient(args.rest, token, args.rest_ca), snap)
+    for line in problems:
+        print(f"audit: {one_line(line)}", file=out)
+    if problems:
+        print(f"audit: {len(problems)} inconsistencies", file=out)
+        return EXIT_INCONSISTENT
+    if not args.quiet:
+        objects = sum(1 for k in snap.items if k.startswith(keys.CONFIG))
+        print(f"audit: consistent ({objects} intent keys at revision {snap.revision}, "
+              "every registered switch as it should be)", file=out)
     return 0
 
 
@@ -271,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        store = open_store(args.etcd)
+        store = open_store(args.etcd, EtcdTls.from_options(args.etcd_ca, args.etcd_cert,
+                                                           args.etcd_key))
         try:
             return run(args, store)
         finally:

@@ -48,6 +48,10 @@ EXAMPLES = """examples:
   netplugin-controller --ofp-listen-host 10.0.0.1 --rest-host 10.0.0.1 \\
       --rest-token-file /etc/netplugin/token   # clients send "Authorization: Bearer <token>"
   netplugin-controller --rest-host 0.0.0.0 --insecure   # open REST API: trusted networks only
+  netplugin-controller --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \\
+      --etcd-ca ca.pem --etcd-cert ctl.pem --etcd-key ctl.key \\
+      --ofp-ssl-listen-port 6653 --ctl-privkey ctl.key --ctl-cert ctl.pem --ca-certs ca.pem \\
+      --rest-cert ctl.pem --rest-key ctl.key      # TLS everywhere (switches: ssl:IP:6653)
 """
 HAND_OVER = ("When a real Ryu is importable, ryu-manager hands over to Ryu's own manager\n"
              "(ryu.cmd.manager), which then runs the same modules on Ryu.")
@@ -266,11 +270,23 @@ def run(args: list[str], prog: str, default_apps: Sequence[str] = ()) -> int:
 
         try:
             netplugin.rest_token_of(conf)  # REST off loopback needs a token (or --insecure)
+            netplugin.rest_tls(conf.rest_cert, conf.rest_key)
         except netplugin.StartupError as exc:
             return _fail(prog, str(exc))
+    from ryu_apps import tls
+
+    try:
+        openflow_tls = tls.openflow_tls(conf)
+    except ValueError as exc:
+        return _fail(prog, str(exc))
     if conf.ofp_tcp_listen_port is None and conf.ofp_ssl_listen_port is None:
         conf.set_override("ofp_tcp_listen_port", DEFAULT_OFP_PORT)
     _setup_logging(conf, log.init_log)
+    if openflow_tls:
+        tls.install_refusal_filter()
+        if not conf.ca_certs:
+            logging.getLogger("netplugin").warning(
+                "OpenFlow over TLS without --ca-certs: any switch may connect")
     if conf.pid_file:
         with open(conf.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")

@@ -6,7 +6,9 @@ REST API (:mod:`ryu_apps.rest`) on the hub.  Works under the project's launcher
 
 Safe by default: the REST API listens on 127.0.0.1; on any other address it needs a bearer token
 (``--rest-token-file``, ``$NETPLUGIN_REST_TOKEN`` or ``--rest-token``) unless ``--insecure`` is
-given, or the controller refuses to start (:func:`rest_token`).
+given, or the controller refuses to start (:func:`rest_token`).  With ``--rest-cert`` and
+``--rest-key`` it serves HTTPS only.  The intent store may be several etcd members
+(``--etcd URL1,URL2,URL3``) reached over TLS (``--etcd-ca``, ``--etcd-cert``, ``--etcd-key``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,17 @@ TOKEN_ENV = "NETPLUGIN_REST_TOKEN"
 
 OPTS = [
     cfg.StrOpt("etcd", default="http://127.0.0.1:2379",
-               help="etcd client URL of the intent store (memory:// for a private one)"),
+               help="etcd client URL of the intent store, or several members of one cluster "
+                    "separated by commas (memory:// for a private store)"),
+    cfg.StrOpt("etcd-ca", default=None,
+               help="CA certificate that signed etcd's (https:// URLs; or $NETPLUGIN_ETCD_CA)"),
+    cfg.StrOpt("etcd-cert", default=None,
+               help="client certificate for etcd (or $NETPLUGIN_ETCD_CERT)"),
+    cfg.StrOpt("etcd-key", default=None,
+               help="private key of the etcd client certificate (or $NETPLUGIN_ETCD_KEY)"),
+    cfg.StrOpt("rest-cert", default=None,
+               help="certificate of the REST API: serve HTTPS only (with --rest-key)"),
+    cfg.StrOpt("rest-key", default=None, help="private key of --rest-cert"),
     cfg.StrOpt("rest-host", default="127.0.0.1",
                help="address the REST API listens on; any but loopback needs a token "
                     "(or --insecure)"),
@@ -108,10 +120,50 @@ def rest_token(host: str, port: int, token: str | None, token_file: str | None,
     return token
 
 
+def rest_tls(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """(cert, key) for an HTTPS REST API, None for plain HTTP; StartupError when only one is
+    given, or a file cannot be read."""
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise StartupError("HTTPS for the REST API needs both --rest-cert and --rest-key")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"--rest-cert {cert} / --rest-key {key}: cannot load: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    return cert, key
+
+
 def rest_token_of(conf) -> str | None:
     """:func:`rest_token` for the parsed options ``conf``."""
     return rest_token(conf.rest_host, conf.rest_port, conf.rest_token, conf.rest_token_file,
                       conf.insecure)
+
+
+def _serve_https(listen: tuple[str, int], app, cert: str, key: str) -> None:
+    """The REST API over TLS only.  The handshake happens in each connection's own
+    greenthread, never in the accept loop; a client that fails it (plaintext HTTP, an
+    untrusted certificate) gets one log line, not a traceback."""
+    import ssl
+
+    import eventlet
+    import eventlet.wsgi
+
+    class Protocol(eventlet.wsgi.HttpProtocol):
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (ssl.SSLError, ConnectionError) as exc:
+                LOG.warning("REST: TLS connection from %s refused: %s", self.client_address[0],
+                            exc)
+
+    sock = eventlet.wrap_ssl(eventlet.listen(listen), certfile=cert, keyfile=key,
+                             server_side=True)
+    eventlet.wsgi.server(sock, app, log=logging.getLogger("ryu_apps.rest.access"),
+                         protocol=Protocol)
 
 
 class NetPluginApp(RyuApp):
@@ -124,12 +176,16 @@ class NetPluginApp(RyuApp):
         from intent.store_etcd import open_store
 
         conf = self.CONF
+        from intent.etcd_conn import EtcdTls
+
         try:
             self._rest_token = rest_token_of(conf)
+            self._rest_tls = rest_tls(conf.rest_cert, conf.rest_key)
         except StartupError as exc:  # ryu-manager: exit with the message, not a traceback
             raise SystemExit(f"netplugin: {exc}") from None
         install_raw_stats()
-        self.store = kwargs.get("store") or open_store(conf.etcd)
+        self.store = kwargs.get("store") or open_store(
+            conf.etcd, EtcdTls.from_options(conf.etcd_ca, conf.etcd_cert, conf.etcd_key))
         self.controller = Controller(self.store, audit_interval=conf.audit_interval,
                                      timeout=conf.switch_timeout)
         self.rest_port = conf.rest_port
@@ -138,16 +194,27 @@ class NetPluginApp(RyuApp):
     def start(self):
         thread = super().start()
         self.controller.start()
-        LOG.info("OpenFlow on %s:%s", getattr(self.CONF, "ofp_listen_host", "?"),
-                 getattr(self.CONF, "ofp_tcp_listen_port", None) or 6653)
+        conf = self.CONF
+        if getattr(conf, "ctl_privkey", None) and getattr(conf, "ctl_cert", None):
+            LOG.info("OpenFlow over TLS on %s:%s (switch certificates %s)",
+                     getattr(conf, "ofp_listen_host", "?"), conf.ofp_ssl_listen_port or 6653,
+                     f"signed by {conf.ca_certs}" if conf.ca_certs else "not checked")
+        else:
+            LOG.info("OpenFlow on %s:%s", getattr(conf, "ofp_listen_host", "?"),
+                     getattr(conf, "ofp_tcp_listen_port", None) or 6653)
         if self.rest_port:
             from ryu_apps.rest import RestApi
 
             api = RestApi(self.store, self.controller, token=self._rest_token,
                           max_body=self.CONF.rest_max_body)
-            self._rest_server = hub.WSGIServer((self.CONF.rest_host, self.rest_port), api)
-            hub.spawn(self._rest_server.serve_forever)
-            LOG.info("REST API on %s:%d (%s)", self.CONF.rest_host, self.rest_port,
+            listen = (self.CONF.rest_host, self.rest_port)
+            if self._rest_tls:
+                hub.spawn(_serve_https, listen, api, *self._rest_tls)
+            else:
+                self._rest_server = hub.WSGIServer(listen, api)
+                hub.spawn(self._rest_server.serve_forever)
+            LOG.info("REST API on %s://%s:%d (%s)", "https" if self._rest_tls else "http",
+                     self.CONF.rest_host, self.rest_port,
                      "bearer token required" if self._rest_token else "open")
             if not self._rest_token and not is_loopback(self.CONF.rest_host):
                 LOG.warning("REST API on %s without a token (--insecure): anyone who reaches "

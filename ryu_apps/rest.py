@@ -134,6 +134,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
           errors=(400, 404)),
+    Route("GET", "/hosts/{host}/audit", "host_audit",
+          "Read the host's switch and list every difference from what it should hold "
+          "(read-only; used by netdcli -audit)", errors=(400, 404)),
     Route("GET", "/problems", "problems", "Store values the controller cannot use (each "
           "quarantines only its own object: its last good value stays in force)"),
     Route("GET", "/wait", "wait", "Wait until every connected switch realized ?revision=R "
@@ -446,6 +449,13 @@ class RestApi(PolicyRoutes, RouterRoutes):
                         "bands": [dataclasses.asdict(b) for b in m.bands]}
                        for m in sorted(state.meters, key=lambda m: m.meter_id)],
         }
+
+    def host_audit(self, call: Call, host: str) -> dict:
+        if self.controller is None or host not in self.controller.cache.hosts:
+            raise NotFoundError(f'host "{host}" is not registered')
+        from ryu_apps.audit import audit_host
+
+        return audit_host(self.controller, host)
 
     def problems(self, call: Call) -> dict:
         """Store values the controller cannot use (each quarantines only its own object)."""

@@ -2,13 +2,21 @@
 
 Layout (all names carry the work dir's prefix ``P``)::
 
-    root netns   etcd 127.0.0.1:<etcd>   controller :<ofp> :<rest>
-                 socat <wd>/run/etcd.sock -> etcd ; socat <host run>/controller.sock -> :<ofp>
+    root netns   etcd 127.0.0.1:<etcd> (or N members: ``--etcd-members N``)
+                 controller :<ofp> :<rest>
+                 socat <wd>/run/etcd.sock -> etcd (one per member: etcd2.sock, …)
+                 socat <host run>/controller.sock -> :<ofp>     (plain OpenFlow)
+                 socat <wd>/run/ofp.sock -> :<ofp>                (TLS: ssl: targets are TCP)
     P-ul         Linux bridges "vx" (VXLAN underlay IP) and "vl" (VLAN trunk)
     P-<host>     ovsdb-server + ovs-vswitchd (netdev), br-phy[ul0] with the VTEP IP,
-                 uplink NIC (config's Intf, default eth2), socat 127.0.0.1:<etcd> -> etcd.sock,
-                 the agent (creates br-int)
+                 uplink NIC (config's Intf, default eth2), socat 127.0.0.1:<etcd> -> etcd.sock
+                 (per member), TLS: socat 127.0.0.1:<ofp> -> ofp.sock; the agent (creates br-int)
     P-c-<name>   one per container (``run``)
+
+``--tls`` (:mod:`topologies.certs`): etcd (client and peer, client certificates required), the
+REST API (HTTPS) and OpenFlow (``ssl:`` targets, OVS's SSL table) all use the bed's own CA.
+Every process is recorded with its command line, so ``restart NAME`` can start it again
+(:mod:`topologies.restart`).
 """
 
 from __future__ import annotations
@@ -22,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from intent import keys
+from topologies import certs, ovs, proc
 from topologies import etcd as etcdmod
-from topologies import ovs, proc
 from topologies.plan import (
     UNDERLAY_IF,
     UNDERLAY_MTU,
@@ -42,12 +50,59 @@ class BedError(RuntimeError):
     """A test bed command cannot proceed; the message says why and what to do."""
 
 
+def etcd_urls(plan: BedPlan) -> list[str]:
+    """Client URLs of every etcd member."""
+    return [f"{plan.scheme}://127.0.0.1:{p}" for p in plan.ports.etcd_clients]
+
+
 def etcd_url(plan: BedPlan) -> str:
-    return f"http://127.0.0.1:{plan.ports.etcd}"
+    """What ``--etcd`` / ``-etcd`` take: every member's URL, comma-separated."""
+    return ",".join(etcd_urls(plan))
 
 
 def rest_url(plan: BedPlan) -> str:
-    return f"http://127.0.0.1:{plan.ports.rest}"
+    return f"{plan.scheme}://127.0.0.1:{plan.ports.rest}"
+
+
+def tls_files(plan: BedPlan) -> dict[str, certs.CertFiles]:
+    """The TLS bed's certificates by party (empty for a plain bed)."""
+    if not plan.tls:
+        return {}
+    return certs.bed_certificates(Path(plan.workdir), [h.name for h in plan.hosts])
+
+
+def etcd_client(plan: BedPlan, timeout: float = 5.0) -> etcdmod.Etcd:
+    """The test bed's own etcd client (every member; the client certificate on a TLS bed)."""
+    return etcdmod.Etcd(etcd_url(plan), timeout=timeout, tls=tls_files(plan).get("client"))
+
+
+def etcd_tls_flags(plan: BedPlan, party: str = "client") -> list[str]:
+    """``--etcd-ca/--etcd-cert/--etcd-key`` for a netplugin process on a TLS bed."""
+    f = tls_files(plan).get(party)
+    if f is None:
+        return []
+    return ["--etcd-ca", str(f.ca), "--etcd-cert", str(f.cert), "--etcd-key", str(f.key)]
+
+
+def env_lines(plan: BedPlan) -> list[str]:
+    """``export`` lines that point netdcli (and REST clients) at this bed."""
+    lines = [f"export NETPLUGIN_ETCD={etcd_url(plan)}", f"export NETPLUGIN_REST={rest_url(plan)}"]
+    client = tls_files(plan).get("client")
+    if client is not None:
+        lines += [f"export NETPLUGIN_ETCD_CA={client.ca}",
+                  f"export NETPLUGIN_ETCD_CERT={client.cert}",
+                  f"export NETPLUGIN_ETCD_KEY={client.key}",
+                  f"export NETPLUGIN_REST_CA={client.ca}"]
+    return lines + [f"export NETPLUGIN_BED={plan.workdir}"]
+
+
+def record(state: BedState, name: str, cmd: list[str], log: Path, host: str | None = None,
+           env: dict[str, str] | None = None, cwd: str | None = None) -> int:
+    """Start a long-running process and record it with its command line (``restart``)."""
+    pid = proc.spawn(cmd, log, env=env, cwd=cwd)
+    state.add_pid(name, pid, host, launch={"cmd": cmd, "log": str(log), "env": env or {},
+                                           "cwd": cwd})
+    return pid
 
 
 def load_plan(state: BedState) -> BedPlan:
@@ -87,7 +142,9 @@ def up(workdir: Path, plan: BedPlan, *, controller: bool = True, agent: bool = T
                            "pass --no-controller")
         if agent and not _module_available("agent"):
             raise BedError("the agent (python -m agent) is not in this checkout: pass --no-agent")
-        busy = [p for p in (plan.ports.etcd, plan.ports.etcd_peer) if not proc.port_free(p)]
+        etcd_ports = [plan.ports.etcd, plan.ports.etcd_peer,
+                      *(p for pair in plan.ports.etcd_members for p in pair)]
+        busy = [p for p in etcd_ports if not proc.port_free(p)]
         if controller:
             busy += [p for p in (plan.ports.ofp, plan.ports.rest) if not proc.port_free(p)]
         if busy:
@@ -113,6 +170,9 @@ def _bring_up(workdir: Path, plan: BedPlan, state: BedState, controller: bool, a
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     names = ", ".join(h.name for h in plan.hosts)
     say(f">> test bed {plan.prefix} in {workdir}: hosts {names}")
+    if plan.tls:
+        say(f">> TLS: certificates of the bed's own CA in {workdir / 'tls'}")
+        tls_files(plan)
 
     say(f">> underlay namespace {plan.underlay_ns} (bridges vx: VXLAN, vl: VLAN trunk)")
     _make_underlay(plan, state)
@@ -126,8 +186,12 @@ def _bring_up(workdir: Path, plan: BedPlan, state: BedState, controller: bool, a
         paths = ovs.host_paths(workdir, host.name)
         say(f">> host {host.name}: ovsdb-server + ovs-vswitchd (netdev), br-phy")
         for name, pid in ovs.start_daemons(paths, host.netns).items():
-            state.add_pid(f"{name}:{host.name}", pid, host.name)
+            state.add_pid(f"{name}:{host.name}", pid, host.name,
+                          launch=ovs.daemon_launch(paths, host.netns, name))
         ovs.setup_underlay(paths, host)
+        switch = tls_files(plan).get(f"switch-{host.name}")
+        if switch is not None:
+            ovs.vsctl(paths, "set-ssl", str(switch.key), str(switch.cert), str(switch.ca))
         start_etcd_relay(workdir, plan, host, state)
     for host in plan.hosts:
         ovs.seed_neighbours(ovs.host_paths(workdir, host.name),
@@ -141,26 +205,51 @@ def _bring_up(workdir: Path, plan: BedPlan, state: BedState, controller: bool, a
     _summary(plan, controller, say)
 
 
+def _members(plan: BedPlan) -> list[tuple[int, int]]:
+    return [(plan.ports.etcd, plan.ports.etcd_peer), *plan.ports.etcd_members]
+
+
+def _etcd_sock(workdir: Path, index: int) -> Path:
+    return workdir / "run" / ("etcd.sock" if index == 0 else f"etcd{index + 1}.sock")
+
+
 def start_etcd(workdir: Path, plan: BedPlan, state: BedState, say: Say) -> None:
-    """etcd on loopback, and a unix-socket relay to it that host namespaces connect through."""
-    say(f">> etcd on 127.0.0.1:{plan.ports.etcd}")
-    state.add_pid("etcd", etcdmod.start_server(workdir, plan.ports.etcd, plan.ports.etcd_peer))
-    client = etcdmod.Etcd(etcd_url(plan), timeout=2)
-    _wait_alive(state, "etcd", client.healthy, 30, workdir / "logs" / "etcd.log")
-    sock = workdir / "run" / "etcd.sock"
-    state.add_pid("etcd-relay", proc.spawn(
-        ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
-         f"TCP:127.0.0.1:{plan.ports.etcd},nodelay"], workdir / "logs" / "etcd-relay.log"))
-    proc.wait_for(sock.exists, 5, "the etcd relay socket")
+    """etcd on loopback (one member or a cluster), and a unix-socket relay to each member that
+    host namespaces connect through."""
+    members = _members(plan)
+    say(f">> etcd on {', '.join(etcd_urls(plan))}" +
+        (f" ({len(members)}-member cluster)" if len(members) > 1 else ""))
+    if (workdir / "etcd").exists():
+        proc.run(["rm", "-rf", str(workdir / "etcd")])
+    server = tls_files(plan).get("etcd")
+    names = [etcdmod.member_name(i, len(members)) for i in range(len(members))]
+    for i, name in enumerate(names):
+        record(state, name, etcdmod.server_command(workdir, i, members, server),
+               workdir / "logs" / f"{name}.log")
+    client = etcd_client(plan, timeout=2)
+    for i, name in enumerate(names):
+        url = etcd_urls(plan)[i]
+        _wait_alive(state, name, lambda u=url: client.member_healthy(u), 30,
+                    workdir / "logs" / f"{name}.log")
+    for i, (port, _peer) in enumerate(members):
+        sock = _etcd_sock(workdir, i)
+        record(state, "etcd-relay" if i == 0 else f"etcd-relay{i + 1}",
+               ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                f"TCP:127.0.0.1:{port},nodelay"],
+               workdir / "logs" / f"etcd-relay{'' if i == 0 else i + 1}.log")
+        proc.wait_for(sock.exists, 5, "the etcd relay socket")
 
 
 def start_etcd_relay(workdir: Path, plan: BedPlan, host: HostPlan, state: BedState) -> None:
-    """127.0.0.1:<etcd port> inside the host's namespace, relayed to the root namespace's etcd."""
-    sock = workdir / "run" / "etcd.sock"
-    state.add_pid(f"etcd-relay:{host.name}", proc.spawn(proc.ns_cmd(host.netns, [
-        # nodelay: without it Nagle holds a request's body for the peer's delayed ACK (40 ms)
-        "socat", f"TCP-LISTEN:{plan.ports.etcd},bind=127.0.0.1,fork,reuseaddr,nodelay",
-        f"UNIX-CONNECT:{sock}"]), workdir / "logs" / f"etcd-relay-{host.name}.log"), host.name)
+    """127.0.0.1:<member's port> inside the host's namespace for every etcd member, relayed to
+    the root namespace's etcd."""
+    for i, (port, _peer) in enumerate(_members(plan)):
+        suffix = "" if i == 0 else str(i + 1)
+        record(state, f"etcd-relay{suffix}:{host.name}", proc.ns_cmd(host.netns, [
+            # nodelay: without it Nagle holds a request's body for the peer's delayed ACK (40 ms)
+            "socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,nodelay",
+            f"UNIX-CONNECT:{_etcd_sock(workdir, i)}"]),
+            workdir / "logs" / f"etcd-relay{suffix}-{host.name}.log", host.name)
 
 
 def _make_underlay(plan: BedPlan, state: BedState) -> None:
@@ -215,28 +304,58 @@ def _wait_alive(state: BedState, name: str, pred: Callable[[], bool], timeout: f
         time.sleep(0.2)
 
 
-def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
-                      say: Say) -> None:
-    say(f">> controller: ryu-manager ryu_apps.netplugin, OpenFlow 127.0.0.1:{plan.ports.ofp}, "
-        f"REST {rest_url(plan)}")
+def controller_command(plan: BedPlan, verbose: bool = False) -> list[str]:
+    """The controller's command line: loopback only (host namespaces reach OpenFlow through
+    relays); on a TLS bed OpenFlow, REST and its etcd client use the bed's certificates."""
     script = Path(sys.executable).with_name("ryu-manager")  # the project's console script
     manager = [str(script)] if script.exists() else [sys.executable, "-m", "ryu_apps.manager"]
-    # Loopback only: host namespaces reach OpenFlow through the unix-socket relays below.
     cmd = [*manager, "ryu_apps.netplugin", "--ofp-listen-host", "127.0.0.1",
-           "--ofp-tcp-listen-port", str(plan.ports.ofp), "--etcd", etcd_url(plan),
-           "--rest-host", "127.0.0.1", "--rest-port", str(plan.ports.rest)]
+           "--etcd", etcd_url(plan), "--rest-host", "127.0.0.1",
+           "--rest-port", str(plan.ports.rest)]
+    ctl = tls_files(plan).get("controller")
+    if ctl is None:
+        cmd += ["--ofp-tcp-listen-port", str(plan.ports.ofp)]
+    else:
+        cmd += ["--ofp-ssl-listen-port", str(plan.ports.ofp), "--ctl-privkey", str(ctl.key),
+                "--ctl-cert", str(ctl.cert), "--ca-certs", str(ctl.ca),
+                "--rest-cert", str(ctl.cert), "--rest-key", str(ctl.key),
+                *etcd_tls_flags(plan, "controller")]
+    return cmd + (["--verbose"] if verbose else [])
+
+
+def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
+                     say: Say) -> None:
+    say(f">> controller: ryu-manager ryu_apps.netplugin, OpenFlow 127.0.0.1:{plan.ports.ofp}"
+        f"{' (TLS)' if plan.tls else ''}, REST {rest_url(plan)}")
     log = workdir / "logs" / "controller.log"
-    state.add_pid("controller", proc.spawn(cmd + (["--verbose"] if verbose else []), log,
-                                           env=_python_env(), cwd=str(PROJECT_ROOT)))
-    _wait_alive(state, "controller", lambda: proc.port_open(plan.ports.ofp)
-                and proc.port_open(plan.ports.rest), 60, log)
+    record(state, "controller", controller_command(plan, verbose), log, env=_python_env(),
+           cwd=str(PROJECT_ROOT))
+    wait_controller(state, plan, log)
+    if plan.tls:  # ssl: targets are TCP: a TCP port in each host namespace, relayed
+        sock = workdir / "run" / "ofp.sock"
+        record(state, "ofp-relay", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                                    f"TCP:127.0.0.1:{plan.ports.ofp},nodelay"],
+               workdir / "logs" / "ofp-relay.log")
+        proc.wait_for(sock.exists, 5, "the OpenFlow relay socket")
     for host in plan.hosts:
         paths = ovs.host_paths(workdir, host.name)
-        state.add_pid(f"ofp-relay:{host.name}", proc.spawn(
-            ["socat", f"UNIX-LISTEN:{paths.controller_sock},fork,unlink-early",
-             f"TCP:127.0.0.1:{plan.ports.ofp},nodelay"],
-            workdir / "logs" / f"ofp-relay-{host.name}.log"), host.name)
+        if plan.tls:
+            record(state, f"ofp-relay:{host.name}", proc.ns_cmd(host.netns, [
+                "socat", f"TCP-LISTEN:{plan.ports.ofp},bind=127.0.0.1,fork,reuseaddr,nodelay",
+                f"UNIX-CONNECT:{workdir / 'run' / 'ofp.sock'}"]),
+                workdir / "logs" / f"ofp-relay-{host.name}.log", host.name)
+            continue
+        record(state, f"ofp-relay:{host.name}",
+               ["socat", f"UNIX-LISTEN:{paths.controller_sock},fork,unlink-early",
+                f"TCP:127.0.0.1:{plan.ports.ofp},nodelay"],
+               workdir / "logs" / f"ofp-relay-{host.name}.log", host.name)
         proc.wait_for(paths.controller_sock.exists, 5, f"{host.name}'s controller relay")
+
+
+def wait_controller(state: BedState, plan: BedPlan, log: Path) -> None:
+    """Until the controller listens for OpenFlow and REST."""
+    _wait_alive(state, "controller", lambda: proc.port_open(plan.ports.ofp)
+                and proc.port_open(plan.ports.rest), 60, log)
 
 
 def agent_command(workdir: Path, plan: BedPlan, host: HostPlan, controller: bool) -> list[str]:
@@ -244,22 +363,25 @@ def agent_command(workdir: Path, plan: BedPlan, host: HostPlan, controller: bool
     paths = ovs.host_paths(workdir, host.name)
     cmd = [sys.executable, "-m", "agent", "--host", host.name, "--etcd", etcd_url(plan),
            "--ovsdb", f"unix:{paths.db_sock}", "--datapath-type", "netdev",
-           "--vtep-ip", host.vtep_ip, "--underlay-if", UNDERLAY_IF, "--uplink", host.uplink]
+           "--vtep-ip", host.vtep_ip, "--underlay-if", UNDERLAY_IF, "--uplink", host.uplink,
+           *etcd_tls_flags(plan)]
     if controller:
-        cmd += ["--controller", f"unix:{paths.controller_sock}"]
+        target = f"ssl:127.0.0.1:{plan.ports.ofp}" if plan.tls else \
+            f"unix:{paths.controller_sock}"
+        cmd += ["--controller", target]
     return cmd
 
 
 def start_agents(workdir: Path, plan: BedPlan, state: BedState, controller: bool,
-                  say: Say) -> None:
-    client = etcdmod.Etcd(etcd_url(plan), timeout=2)
+                 say: Say) -> None:
+    client = etcd_client(plan, timeout=2)
     for host in plan.hosts:
         say(f">> agent on {host.name}")
         paths = ovs.host_paths(workdir, host.name)
         log = workdir / "logs" / f"agent-{host.name}.log"
-        pid = proc.spawn(proc.ns_cmd(host.netns, agent_command(workdir, plan, host, controller)),
-                         log, env={**_python_env(), **paths.env()}, cwd=str(PROJECT_ROOT))
-        state.add_pid(f"agent:{host.name}", pid, host.name)
+        record(state, f"agent:{host.name}",
+               proc.ns_cmd(host.netns, agent_command(workdir, plan, host, controller)), log,
+               host.name, env={**_python_env(), **paths.env()}, cwd=str(PROJECT_ROOT))
     for host in plan.hosts:
         _wait_alive(state, f"agent:{host.name}",
                     lambda h=host: client.get(keys.oper_host(h.name)) is not None, 60,
@@ -269,10 +391,9 @@ def start_agents(workdir: Path, plan: BedPlan, state: BedState, controller: bool
 
 def _summary(plan: BedPlan, controller: bool, say: Say) -> None:
     say(f">> up. etcd: {etcd_url(plan)}" + (f"  REST: {rest_url(plan)}" if controller else ""))
-    say(f"export NETPLUGIN_ETCD={etcd_url(plan)}")
-    if controller:
-        say(f"export NETPLUGIN_REST={rest_url(plan)}")
-    say(f"export NETPLUGIN_BED={plan.workdir}")
+    for line in env_lines(plan):
+        if controller or "NETPLUGIN_REST" not in line:
+            say(line)
 
 
 # --------------------------------------------------------------------------------- down
@@ -305,8 +426,9 @@ def _teardown(workdir: Path, state: BedState, say: Say) -> bool:
             did = True
     for sock in list((workdir / "run").glob("*.sock")) + list(workdir.glob("hosts/*/run/*")):
         sock.unlink(missing_ok=True)
-    if (workdir / "etcd").exists():
-        proc.run(["rm", "-rf", str(workdir / "etcd")], check=False)
+    for made in ("etcd", "tls"):
+        if (workdir / made).exists():
+            proc.run(["rm", "-rf", str(workdir / made)], check=False)
     state.remove()
     if not did:
         say(f"nothing to do: no test bed up in {workdir}")

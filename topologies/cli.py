@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from topologies import bed, containers
+from topologies import bed, containers, restart
 from topologies.plan import PlanError, Ports, default_ports, load_config_hosts, make_plan
-from topologies.proc import CommandError
+from topologies.proc import CommandError, free_port
 
 DEFAULT_WORKDIR = "/tmp/netplugin-bed"
 
@@ -22,6 +22,8 @@ examples:
   python -m topologies exec myContainer1 -- ip addr
   python -m topologies exec host1 -- ovs-ofctl -O OpenFlow13 dump-flows br-int
   python -m topologies status
+  python -m topologies up --config examples/two_hosts_vxlan.json --etcd-members 3 --tls
+  python -m topologies restart ovs-vswitchd --host host1     # after a kill -9, say
   python -m topologies down
 
 The work dir (--workdir, or $NETPLUGIN_BED, default {DEFAULT_WORKDIR}) holds every file,
@@ -57,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
     u = command("up", "bring the test bed up", (
         "up --config examples/two_hosts_multiple_vxlan_nets.json",
-        "up --hosts host1,host2 --no-controller --no-agent --workdir /tmp/b1"),
+        "up --hosts host1,host2 --no-controller --no-agent --workdir /tmp/b1",
+        "up --config examples/two_hosts_vxlan.json --etcd-members 3 --tls"),
         description="Start hosts (OVS in namespaces), the underlay, etcd, the "
                     "controller and the agents; health-check each.")
     src = u.add_mutually_exclusive_group(required=True)
@@ -72,6 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--no-agent", action="store_true", help="do not start the agents")
     u.add_argument("--verbose-controller", action="store_true",
                    help="start the controller with --verbose")
+    u.add_argument("--etcd-members", type=int, default=1, metavar="N",
+                   help="run etcd as a cluster of N members (default 1); every component is "
+                        "given every member's URL")
+    u.add_argument("--tls", action="store_true",
+                   help="generate a CA and certificates (in WORKDIR/tls) and run etcd, the REST "
+                        "API and OpenFlow over TLS only")
+
+    rs = command("restart", "start a recorded process again with its recorded command line", (
+        "restart controller", "restart ovs-vswitchd --host host1", "restart etcd2"),
+        description="Restart a process of this test bed (stopping it first if it still runs): "
+                    "etcd (etcd1..N in a cluster), controller, agent, ovsdb-server, "
+                    "ovs-vswitchd, relays.  Returns once it is ready again.")
+    rs.add_argument("name", help="process name, as `status` shows it")
+    rs.add_argument("--host", help="the host, for per-host processes (agent, OVS daemons)")
 
     r = command("run", "start a container on a host", (
         "run host1 myContainer1 --wait 20",
@@ -114,8 +131,11 @@ def _parser() -> argparse.ArgumentParser:
 def _ports(args: argparse.Namespace, workdir: Path) -> Ports:
     d = default_ports(workdir)
     etcd = args.etcd_port or d.etcd
+    if not 1 <= args.etcd_members <= 7:
+        raise PlanError("--etcd-members: between 1 and 7")
+    members = tuple((free_port(), free_port()) for _ in range(args.etcd_members - 1))
     return Ports(etcd=etcd, etcd_peer=etcd + 1, ofp=args.ofp_port or d.ofp,
-                 rest=args.rest_port or d.rest)
+                 rest=args.rest_port or d.rest, etcd_members=members)
 
 
 def _exec_workdir(args: argparse.Namespace) -> None:
@@ -136,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "exec":
         _exec_workdir(args)
     workdir = Path(args.workdir).resolve()
-    if os.geteuid() != 0 and args.cmd in ("up", "run", "stop", "exec", "down"):
+    if os.geteuid() != 0 and args.cmd in ("up", "run", "stop", "exec", "down", "restart"):
         print("error: the test bed needs root (network namespaces)", file=sys.stderr)
         return 2
     try:
@@ -151,11 +171,13 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
         hosts = (load_config_hosts(args.config) if args.config else
                  [{"name": n.strip(), "intf": None, "vtep_ip": None}
                   for n in args.hosts.split(",") if n.strip()])
-        plan = make_plan(workdir, hosts, _ports(args, workdir))
+        plan = make_plan(workdir, hosts, _ports(args, workdir), tls=args.tls)
         bed.up(workdir, plan, controller=not args.no_controller, agent=not args.no_agent,
                verbose_controller=args.verbose_controller, say=_say)
     elif args.cmd == "down":
         bed.down(workdir, say=_say)
+    elif args.cmd == "restart":
+        restart.restart(workdir, args.name, args.host, say=_say)
     elif args.cmd == "run":
         containers.run(workdir, args.host, args.container, args.id, args.wait, say=_say)
     elif args.cmd == "stop":
@@ -167,11 +189,8 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
         st = containers.status(workdir)
         print(json.dumps(st, indent=1) if args.json else containers.format_status(st))
     elif args.cmd == "env":
-        st = containers.status(workdir)
         plan = bed.load_plan(bed.BedState.load(workdir))
-        print(f"export NETPLUGIN_ETCD={st['etcd']}")
-        print(f"export NETPLUGIN_REST={bed.rest_url(plan)}")
-        print(f"export NETPLUGIN_BED={workdir}")
+        print("\n".join(bed.env_lines(plan)))
     return 0
 
 

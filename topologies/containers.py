@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from intent import keys
-from topologies import etcd as etcdmod
 from topologies import ovs, proc
-from topologies.bed import BedError, Say, etcd_url, load_plan, read_json
+from topologies.bed import BedError, Say, etcd_client, etcd_url, load_plan, read_json
 from topologies.plan import check_name, container_netns
 from topologies.state import BedState, locked
 
@@ -47,7 +46,7 @@ def run(workdir: Path, host: str, container: str, cid: str | None = None,
         state.save()
         value = json.dumps({"netns": f"/run/netns/{ns}", "id": rec["id"]}, sort_keys=True)
         try:
-            etcdmod.Etcd(etcd_url(plan)).put(keys.runtime_container(host, container), value)
+            etcd_client(plan).put(keys.runtime_container(host, container), value)
         except OSError as exc:
             proc.netns_delete(ns)
             del state.containers[container]
@@ -79,7 +78,7 @@ def stop(workdir: Path, container: str, say: Say = print) -> None:
             raise BedError(f"no container {container} (running: "
                            f"{', '.join(sorted(state.containers)) or 'none'})")
         try:
-            etcdmod.Etcd(etcd_url(plan)).delete(keys.runtime_container(rec["host"], container))
+            etcd_client(plan).delete(keys.runtime_container(rec["host"], container))
         except OSError as exc:
             say(f"warning: cannot deregister {container} from etcd: {exc}")
         proc.netns_delete(rec["netns"])
@@ -139,7 +138,7 @@ def status(workdir: Path) -> dict[str, Any]:
     """What runs: hosts (daemons, bridges, registration, realized revision) and containers."""
     state = BedState.load(workdir)
     plan = load_plan(state)
-    client = etcdmod.Etcd(etcd_url(plan), timeout=2)
+    client = etcd_client(plan, timeout=2)
     try:
         revision: int | None = client.revision()
         oper = client.list(keys.OPER)

@@ -74,30 +74,46 @@ def _pidfile(path: Path) -> int:
     return int(path.read_text().strip())
 
 
+def daemon_command(paths: OvsPaths, netns: str, name: str) -> list[str]:
+    """The command line (``--detach``: it returns once the daemon is ready) of ``name``
+    (``ovsdb-server`` or ``ovs-vswitchd``) in ``netns``."""
+    common = [f"--pidfile={paths.run / f'{name}.pid'}", f"--unixctl={paths.run / f'{name}.ctl'}",
+              f"--log-file={paths.home / f'{name}.log'}", "-vconsole:off", "--detach",
+              "--no-chdir"]
+    if name == "ovsdb-server":
+        return proc.ns_cmd(netns, ["ovsdb-server", str(paths.db),
+                                   f"--remote=punix:{paths.db_sock}", *common])
+    return proc.ns_cmd(netns, ["ovs-vswitchd", f"unix:{paths.db_sock}", *common])
+
+
+def daemon_launch(paths: OvsPaths, netns: str, name: str) -> dict:
+    """How to start daemon ``name`` again (the test bed's ``restart``)."""
+    return {"cmd": daemon_command(paths, netns, name), "env": paths.env(),
+            "pidfile": str(paths.run / f"{name}.pid")}
+
+
+def start_daemon(paths: OvsPaths, netns: str, name: str) -> int:
+    """Start one daemon (ready when this returns); returns its pid."""
+    proc.run(daemon_command(paths, netns, name), env=paths.env())
+    pidfile = paths.run / f"{name}.pid"
+    pid = _pidfile(pidfile)
+    link = paths.run / f"{name}.{pid}.ctl"  # plain `ovs-appctl` (no -t) looks for it
+    for old in paths.run.glob(f"{name}.*.ctl"):
+        old.unlink()
+    link.symlink_to(f"{name}.ctl")
+    return pid
+
+
 def start_daemons(paths: OvsPaths, netns: str) -> dict[str, int]:
     """Create the db and start both daemons in ``netns``; returns their pids."""
     paths.run.mkdir(parents=True, exist_ok=True)
     for stale in paths.run.iterdir():
         stale.unlink()
     proc.run(["ovsdb-tool", "create", str(paths.db), str(SCHEMA)])
-    env = paths.env()
-    proc.run(proc.ns_cmd(netns, [
-        "ovsdb-server", str(paths.db), f"--remote=punix:{paths.db_sock}",
-        f"--pidfile={paths.run / 'ovsdb-server.pid'}",
-        f"--unixctl={paths.run / 'ovsdb-server.ctl'}",
-        f"--log-file={paths.home / 'ovsdb-server.log'}", "-vconsole:off",
-        "--detach", "--no-chdir"]), env=env)
-    pids = {"ovsdb-server": _pidfile(paths.run / "ovsdb-server.pid")}
+    out = {"ovsdb-server": start_daemon(paths, netns, "ovsdb-server")}
     vsctl(paths, "--no-wait", "init")
-    proc.run(proc.ns_cmd(netns, [
-        "ovs-vswitchd", f"unix:{paths.db_sock}",
-        f"--pidfile={paths.run / 'ovs-vswitchd.pid'}", f"--unixctl={paths.vswitchd_ctl}",
-        f"--log-file={paths.home / 'ovs-vswitchd.log'}", "-vconsole:off",
-        "--detach", "--no-chdir"]), env=env)
-    pids["ovs-vswitchd"] = _pidfile(paths.run / "ovs-vswitchd.pid")
-    for name, pid in pids.items():  # plain `ovs-appctl` (no -t) looks for <name>.<pid>.ctl
-        (paths.run / f"{name}.{pid}.ctl").symlink_to(f"{name}.ctl")
-    return pids
+    out["ovs-vswitchd"] = start_daemon(paths, netns, "ovs-vswitchd")
+    return out
 
 
 def setup_underlay(paths: OvsPaths, host: HostPlan) -> None:
@@ -113,6 +129,12 @@ def setup_underlay(paths: OvsPaths, host: HostPlan) -> None:
         if not ofport.lstrip("-").isdigit() or int(ofport) <= 0:
             err = vsctl(paths, "get", "interface", iface, "error", check=False)
             raise proc.CommandError(f"{host.name}: OVS port {iface} failed: {err or ofport}")
+    address_underlay(host)
+
+
+def address_underlay(host: HostPlan) -> None:
+    """The VTEP IP on br-phy's internal port, links up (again after ovs-vswitchd restarts: the
+    userspace datapath re-creates br-phy's tap device without the address)."""
     ns = host.netns
     proc.run(["ip", "-n", ns, "addr", "replace", f"{host.vtep_ip}/{host.vtep_prefixlen}",
               "dev", PHY_BRIDGE])

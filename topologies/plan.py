@@ -48,6 +48,13 @@ class Ports:
     etcd_peer: int
     ofp: int
     rest: int
+    # (client, peer) ports of the etcd members after the first (``up --etcd-members N``)
+    etcd_members: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def etcd_clients(self) -> list[int]:
+        """Client ports of every etcd member, the first member's first."""
+        return [self.etcd] + [c for c, _p in self.etcd_members]
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,15 @@ class BedPlan:
     underlay_ns: str
     ports: Ports
     hosts: tuple[HostPlan, ...] = field(default_factory=tuple)
+    tls: bool = False  # etcd, REST and OpenFlow over TLS with the bed's own CA (``up --tls``)
+
+    @property
+    def etcd_members(self) -> int:
+        return 1 + len(self.ports.etcd_members)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     def host(self, name: str) -> HostPlan:
         for h in self.hosts:
@@ -151,8 +167,9 @@ def _vtep_addresses(given: list[str | None]) -> tuple[list[str], int]:
 
 
 def make_plan(workdir: str | Path, hosts: list[dict[str, str | None]],
-              ports: Ports | None = None) -> BedPlan:
-    """The whole test bed for ``hosts`` (dicts with name, intf, vtep_ip) in ``workdir``."""
+              ports: Ports | None = None, tls: bool = False) -> BedPlan:
+    """The whole test bed for ``hosts`` (dicts with name, intf, vtep_ip) in ``workdir``; an etcd
+    cluster when ``ports`` has more than one member."""
     if not hosts:
         raise PlanError("no hosts: give a config with Hosts[] (or endpoints naming hosts), "
                         "or --hosts h1,h2")
@@ -171,8 +188,13 @@ def make_plan(workdir: str | Path, hosts: list[dict[str, str | None]],
             name=name, index=i, netns=f"{prefix}-{name}", vtep_ip=vtep, vtep_prefixlen=plen,
             uplink=uplink, phy_mac=f"02:6e:62:00:{(i + 1) >> 8:02x}:{(i + 1) & 0xff:02x}",
             ul_vx=f"h{i}vx", ul_vl=f"h{i}vl"))
+    ports = ports or default_ports(wd)
+    every = [ports.etcd, ports.etcd_peer, ports.ofp, ports.rest,
+             *(p for pair in ports.etcd_members for p in pair)]
+    if len(set(every)) != len(every):
+        raise PlanError(f"the test bed's ports collide: {every}")
     return BedPlan(workdir=wd, prefix=prefix, underlay_ns=f"{prefix}-ul",
-                   ports=ports or default_ports(wd), hosts=tuple(plans))
+                   ports=ports, hosts=tuple(plans), tls=tls)
 
 
 def load_config_hosts(path: str | Path) -> list[dict[str, str | None]]:
@@ -192,6 +214,8 @@ def plan_to_dict(plan: BedPlan) -> dict[str, Any]:
 
 
 def plan_from_dict(data: dict[str, Any]) -> BedPlan:
+    ports = dict(data["ports"])
+    ports["etcd_members"] = tuple(tuple(p) for p in ports.get("etcd_members", ()))
     return BedPlan(workdir=data["workdir"], prefix=data["prefix"],
-                   underlay_ns=data["underlay_ns"], ports=Ports(**data["ports"]),
-                   hosts=tuple(HostPlan(**h) for h in data["hosts"]))
+                   underlay_ns=data["underlay_ns"], ports=Ports(**ports),
+                   hosts=tuple(HostPlan(**h) for h in data["hosts"]), tls=data.get("tls", False))

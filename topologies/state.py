@@ -28,7 +28,7 @@ class BedState:
     path: Path
     plan: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    pids: list[dict[str, Any]] = field(default_factory=list)  # {name, pid, start, host}
+    pids: list[dict[str, Any]] = field(default_factory=list)  # {name, pid, start, host, launch}
     netns: list[str] = field(default_factory=list)
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {host, netns, id}
 
@@ -57,8 +57,24 @@ class BedState:
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def add_pid(self, name: str, pid: int, host: str | None = None) -> None:
-        self.pids.append({"name": name, "pid": pid, "start": proc.start_time(pid), "host": host})
+    def add_pid(self, name: str, pid: int, host: str | None = None,
+                launch: dict[str, Any] | None = None) -> None:
+        """Record a process; ``launch`` (cmd, env, cwd, log, or a daemon's pidfile) lets
+        ``restart`` start it again the same way."""
+        rec: dict[str, Any] = {"name": name, "pid": pid, "start": proc.start_time(pid),
+                               "host": host}
+        if launch is not None:
+            rec["launch"] = launch
+        self.pids.append(rec)
+        self.save()
+
+    def replace_pid(self, name: str, pid: int) -> None:
+        """The process ``name`` now runs as ``pid`` (restarted); it keeps its place in the
+        record, so ``down`` still stops things in reverse start order."""
+        rec = self.pid_of(name)
+        if rec is None:
+            raise KeyError(name)
+        rec["pid"], rec["start"] = pid, proc.start_time(pid)
         self.save()
 
     def add_netns(self, name: str) -> None:

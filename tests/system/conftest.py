@@ -91,3 +91,13 @@ def etcd_factory(tmp_path: Path) -> Iterator[Callable[[], EtcdServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
+    """The fault matrix measured by this run (tests/system/fault_bed.py), if any."""
+    from tests.system.fault_bed import ROWS, format_rows
+
+    if ROWS:
+        terminalreporter.write_sep("-", "fault matrix")
+        for line in format_rows():
+            terminalreporter.write_line(line)

@@ -67,7 +67,7 @@ def test_etcd_outage_is_503_with_retry_after_and_heals(etcd, live_api):
         status, out, headers = _call(base + path, method, body)
         assert (status, headers.get("Retry-After")) == (503, "2"), (method, path, out)
         assert out == {"errors": [f"intent store unavailable: etcd at {etcd.url} is "
-                                  f"unreachable; try again later"]}
+                                  f"unreachable (connection refused); try again later"]}
     etcd.start()
     status, out, _ = _call(f"{base}/tenants", "GET")
     assert status == 200 and [t["name"] for t in out] == ["tenant-one"]

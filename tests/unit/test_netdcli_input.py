@@ -62,7 +62,7 @@ def test_etcd_unreachable_is_exit_1_with_one_line(capsys):
                      "global"])
     assert code == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"netdcli: etcd at http://127.0.0.1:{port} is unreachable"]
+        f"netdcli: etcd at http://127.0.0.1:{port} is unreachable (connection refused)"]
 
 
 def _json_text():

@@ -92,6 +92,7 @@ CONTRACT = {
     ("DELETE", "/networks/{network}"), ("POST", "/networks/{network}/endpoints"),
     ("GET", "/endpoints"), ("GET", "/endpoints/{id}"), ("DELETE", "/endpoints/{id}"),
     ("POST", "/bindings"), ("GET", "/hosts"), ("GET", "/hosts/{host}/flows"), ("GET", "/wait"),
+    ("GET", "/hosts/{host}/audit"),
     ("GET", "/problems"), ("PATCH", "/endpoints/{id}"),
     ("GET", "/tenants/{tenant}/policies"), ("POST", "/tenants/{tenant}/policies"),
     ("GET", "/tenants/{tenant}/policies/{policy}"),

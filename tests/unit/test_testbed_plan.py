@@ -45,3 +45,19 @@ def test_vtep_ips_kept_or_allocated_on_one_segment() -> None:
 def test_bad_input_is_rejected_with_a_reason(hosts, message) -> None:
     with pytest.raises(PlanError, match=message):
         make_plan("/tmp/x", hosts)
+
+
+def test_cluster_and_tls_plans_survive_the_record_and_refuse_port_clashes() -> None:
+    from topologies.plan import Ports, plan_from_dict, plan_to_dict
+
+    ports = Ports(etcd=30000, etcd_peer=30001, ofp=30002, rest=30003,
+                  etcd_members=((30010, 30011), (30012, 30013)))
+    plan = make_plan("/tmp/x", [{"name": "a"}], ports, tls=True)
+    assert plan.etcd_members == 3 and plan.ports.etcd_clients == [30000, 30010, 30012]
+    assert plan.scheme == "https"
+    assert plan_from_dict(plan_to_dict(plan)) == plan
+    old = plan_to_dict(make_plan("/tmp/x", [{"name": "a"}]))  # a record from before clusters
+    del old["tls"], old["ports"]["etcd_members"]
+    assert plan_from_dict(old).etcd_members == 1 and not plan_from_dict(old).tls
+    with pytest.raises(PlanError, match="ports collide"):
+        make_plan("/tmp/x", [{"name": "a"}], Ports(30000, 30001, 30002, 30003, ((30002, 30004),)))
