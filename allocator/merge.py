@@ -26,6 +26,7 @@ from intent.model import (
     HostConfig,
     NetworkConfig,
     PolicyConfig,
+    QosProfileConfig,
     TenantConfig,
     network_with_defaults,
     tenant_with_defaults,
@@ -44,6 +45,7 @@ class Delta:
     endpoints: dict[str, Pair] = field(default_factory=dict)
     groups: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
     policies: dict[tuple[str, str], Pair] = field(default_factory=dict)
+    qos_profiles: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)  # networks whose endpoints are all here
 
@@ -62,10 +64,12 @@ class Stored:
     endpoints: dict[str, EndpointConfig]
     groups: dict[tuple[str, str], EndpointGroupConfig] = field(default_factory=dict)
     policies: dict[tuple[str, str], PolicyConfig] = field(default_factory=dict)
+    qos_profiles: dict[tuple[str, str], QosProfileConfig] = field(default_factory=dict)
 
 
 def overlay(old: Any, new: Any,
-            keep: Iterable[str] = ("networks", "endpoints", "endpoint_groups", "policies")
+            keep: Iterable[str] = ("networks", "endpoints", "endpoint_groups", "policies",
+                                   "qos_profiles")
             ) -> Any:
     """``old`` with every field ``new`` gives (not None) taken from ``new``."""
     if old is None:
@@ -78,7 +82,7 @@ def overlay(old: Any, new: Any,
 def strip(obj: Any) -> Any:
     """An object without its children (children are stored under their own keys)."""
     if isinstance(obj, TenantConfig):
-        return replace(obj, networks=(), endpoint_groups=(), policies=())
+        return replace(obj, networks=(), endpoint_groups=(), policies=(), qos_profiles=())
     if isinstance(obj, NetworkConfig):
         return replace(obj, endpoints=())
     return obj
@@ -96,6 +100,9 @@ def doc_labels(doc: Config) -> dict[tuple[str, str], str]:
                               f"Tenants[{ti}].EndpointGroups[{gi}]")
         for pi, p in enumerate(t.policies):
             labels.setdefault(("policy", f"{t.name}/{p.name}"), f"Tenants[{ti}].Policies[{pi}]")
+        for qi, q in enumerate(t.qos_profiles):
+            labels.setdefault(("QoS profile", f"{t.name}/{q.name}"),
+                              f"Tenants[{ti}].QosProfiles[{qi}]")
         for ni, n in enumerate(t.networks):
             labels.setdefault(("network", n.name), f"Tenants[{ti}].Networks[{ni}]")
             for ei, e in enumerate(n.endpoints):
@@ -126,6 +133,10 @@ def merge_add(doc: Config, stored: Stored, create_only: frozenset[tuple[str, str
             old_p = stored.policies.get((t.name, p.name))
             _exists(create_only, "policy", f"{t.name}/{p.name}", old_p)
             delta.policies[(t.name, p.name)] = (old_p, merge_rules(old_p, p))
+        for q in t.qos_profiles:
+            old_q = stored.qos_profiles.get((t.name, q.name))
+            _exists(create_only, "QoS profile", f"{t.name}/{q.name}", old_q)
+            delta.qos_profiles[(t.name, q.name)] = (old_q, overlay(old_q, q))
         for n in t.networks:
             old_n = stored.networks.get(n.name)
             _exists(create_only, "network", n.name, old_n)
@@ -168,7 +179,7 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
         if old_t is None:
             missing.append(f'tenant "{t.name}" does not exist')
             continue
-        if not (t.networks or t.endpoint_groups or t.policies):
+        if not (t.networks or t.endpoint_groups or t.policies or t.qos_profiles):
             delta.tenants[t.name] = (old_t, None)
             whole_tenants.append(t.name)
             continue
@@ -178,6 +189,12 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
                 missing.append(f'endpoint group "{g.name}" does not exist in tenant "{t.name}"')
             else:
                 delta.groups[(t.name, g.name)] = (old_g, None)
+        for q in t.qos_profiles:
+            old_q = stored.qos_profiles.get((t.name, q.name))
+            if old_q is None:
+                missing.append(f'QoS profile "{q.name}" does not exist in tenant "{t.name}"')
+            else:
+                delta.qos_profiles[(t.name, q.name)] = (old_q, None)
         for p in t.policies:
             old_p = stored.policies.get((t.name, p.name))
             if old_p is None:
@@ -236,6 +253,8 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
         for p in t.policies:
             delta.policies[(t.name, p.name)] = (stored.policies.get((t.name, p.name)),
                                                 replace(p, rules=p.rules or ()))
+        for q in t.qos_profiles:
+            delta.qos_profiles[(t.name, q.name)] = (stored.qos_profiles.get((t.name, q.name)), q)
         for n in t.networks:
             named_n.add(n.name)
             delta.networks[n.name] = (stored.networks.get(n.name),
@@ -252,7 +271,8 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
     for eid, old in stored.endpoints.items():
         if eid not in named_e:
             delta.endpoints[eid] = (old, None)
-    for part, have in ((delta.groups, stored.groups), (delta.policies, stored.policies)):
+    for part, have in ((delta.groups, stored.groups), (delta.policies, stored.policies),
+                       (delta.qos_profiles, stored.qos_profiles)):
         for key, old in have.items():
             if key not in part:
                 part[key] = (old, None)

@@ -42,6 +42,7 @@ from intent.model import (
     HostConfig,
     NetworkConfig,
     PolicyConfig,
+    QosProfileConfig,
     TenantConfig,
 )
 from intent.store import Compare, Delete, KeyValue, Put, Store, StoreError, StoreUnavailable
@@ -113,7 +114,8 @@ def _stored(reads: Reads) -> Stored:
                   networks=objects(keys.CONFIG_NETWORKS, NetworkConfig),
                   endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig),
                   groups=scoped(keys.CONFIG_GROUPS, EndpointGroupConfig),
-                  policies=scoped(keys.CONFIG_POLICIES, PolicyConfig))
+                  policies=scoped(keys.CONFIG_POLICIES, PolicyConfig),
+                  qos_profiles=scoped(keys.CONFIG_QOS, QosProfileConfig))
 
 
 def first_keys(change: Change) -> tuple[list[str], list[str]]:
@@ -134,6 +136,8 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
                       keys.members(t.name, g.name)]
         for p in t.policies:
             names.append(keys.policy(t.name, p.name))
+        for q in t.qos_profiles:
+            names += [keys.qos_profile(t.name, q.name), keys.qos_users(t.name, q.name)]
         for n in t.networks:
             names += [keys.network(n.name), keys.state_network(n.name), keys.ip_pool(n.name)]
             for e in n.endpoints:
@@ -215,11 +219,14 @@ class Writer:
             idx = json.loads(reads.value(keys.tenant_index(t)) or "{}")
             nets = sorted(idx.get("networks", {}))
             groups, policies = sorted(idx.get("groups", {})), sorted(idx.get("policies", {}))
+            profiles = sorted(idx.get("qosprofiles", {}))
             self._read(reads, [k for n in nets for k in (keys.network(n), keys.state_network(n),
                                                           keys.ip_pool(n))]
                        + [k for g in groups for k in (keys.group(t, g), keys.state_group(t, g),
                                                        keys.members(t, g))]
-                       + [keys.policy(t, p) for p in policies])
+                       + [keys.policy(t, p) for p in policies]
+                       + [k for q in profiles for k in (keys.qos_profile(t, q),
+                                                         keys.qos_users(t, q))])
             for n in nets:
                 old = _decode(reads.items.get(keys.network(n)), NetworkConfig)
                 if old is not None:
@@ -232,6 +239,10 @@ class Writer:
                 old = _decode(reads.items.get(keys.policy(t, p)), PolicyConfig)
                 if old is not None:
                     delta.policies[(t, p)] = (old, None)
+            for q in profiles:
+                old = _decode(reads.items.get(keys.qos_profile(t, q)), QosProfileConfig)
+                if old is not None:
+                    delta.qos_profiles[(t, q)] = (old, None)
 
     def _expand_networks(self, networks: list[str], reads: Reads, delta: Delta,
                          delete: bool) -> None:
