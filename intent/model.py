@@ -136,7 +136,7 @@ class MulticastConfig:
     groups: tuple[McastGroupConfig, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Membership:
     """A receiver learned by IGMP snooping: endpoint ``endpoint`` joined ``address``."""
 

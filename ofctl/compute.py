@@ -27,12 +27,13 @@ from ofctl.fragments import (
     static_fragment,
 )
 from ofctl.model import SwitchState
+from ofctl.oracle_features import FeatureIndex
 from ofctl.pipeline import check_flow
 from ofctl.policy import rule_flows, rule_owner
 from ofctl.topology import HostPorts
 
 
-class IntentIndex:
+class IntentIndex(FeatureIndex):
     """Lookups over a ResolvedIntent, built once per intent revision (a :class:`World`)."""
 
     def __init__(self, intent: ResolvedIntent) -> None:
@@ -60,6 +61,7 @@ class IntentIndex:
         self.groups = {(g.tenant, g.name): g for g in intent.groups}
         self.policies = {(p.tenant, p.name): p for p in intent.policies}
         self._policy_tenants = {p.tenant for p in intent.policies}
+        self._init_features(intent)  # QoS and multicast (issue 13)
 
     def with_ports(self, ports: HostPorts) -> IntentIndex:
         """This index, answering :meth:`ports` for ``ports.host``."""
@@ -129,6 +131,7 @@ def host_fragments(idx: IntentIndex, ports: HostPorts) -> Iterable[tuple[Owner, 
             for rule in p.rules or ():
                 yield ("rule", rule_owner(t, p.name, rule.id)), Fragment(
                     rule_flows(idx, t, p, rule))
+    yield from idx.feature_fragments(ports.host, present)
 
 
 def assemble(fragments: Iterable[tuple[Owner, Fragment]], check: bool = True) -> SwitchState:

@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from ofctl.model import (
+    OFPP_CONTROLLER,
     Action,
     ApplyActions,
+    ApplyMeter,
     Bucket,
     ClearActions,
     Ct,
@@ -61,7 +63,7 @@ def decode_match(m: Any) -> Match:
 def decode_action(a: Any) -> Action:
     cls = type(a).__name__
     if cls == "OFPActionOutput":
-        return Output(a.port)
+        return Output(a.port, a.max_len if a.port == OFPP_CONTROLLER else 0)
     if cls == "OFPActionSetField":
         return set_field(field_name(a.key), a.value)
     if cls == "OFPActionPushVlan":
@@ -98,6 +100,8 @@ def decode_instruction(i: Any) -> Instruction | None:
         return WriteMetadata(i.metadata, i.metadata_mask)
     if t == OFPIT_CLEAR_ACTIONS:
         return ClearActions()
+    if type(i).__name__ == "OFPInstructionMeter":
+        return ApplyMeter(i.meter_id)
     acts = tuple(decode_action(a) for a in i.actions)
     if t == OFPIT_APPLY_ACTIONS:
         return ApplyActions(acts)

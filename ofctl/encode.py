@@ -13,6 +13,7 @@ from ofctl.diff import DELETE, MODIFY, Change
 from ofctl.model import (
     Action,
     ApplyActions,
+    ApplyMeter,
     ClearActions,
     Ct,
     Flow,
@@ -47,7 +48,7 @@ def encode_match(m: Match, parser: Any) -> Any:
 
 def encode_action(a: Action, parser: Any, ofproto: Any) -> Any:
     if isinstance(a, Output):
-        return parser.OFPActionOutput(a.port, 0)
+        return parser.OFPActionOutput(a.port, a.max_len)
     if isinstance(a, SetField):
         return parser.OFPActionSetField(**{a.name: a.value})
     if isinstance(a, PushVlan):
@@ -81,6 +82,8 @@ def encode_instruction(i: Instruction, parser: Any, ofproto: Any) -> Any:
         return parser.OFPInstructionWriteMetadata(i.value, i.mask)
     if isinstance(i, GotoTable):
         return parser.OFPInstructionGotoTable(i.table)
+    if isinstance(i, ApplyMeter):
+        return parser.OFPInstructionMeter(i.meter_id, ofproto.OFPIT_METER)
     raise TypeError(f"cannot encode instruction {i!r}")
 
 

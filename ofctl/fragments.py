@@ -49,6 +49,7 @@ from ofctl.pipeline import (
     L2,
     META_MASK,
     NET_MASK,
+    QOS,
     REMOTE,
     SRC_GROUP,
     miss_flows,
@@ -109,6 +110,10 @@ class World(Protocol):
     def group_id(self, tenant: str, group: str) -> int | None:
         """The id of an endpoint group (None: unknown)."""
 
+    # issue 13 (QoS, multicast): see ofctl.qos.QosWorld and ofctl.mcast.McastWorld
+    def qos_of(self, ep: EndpointSpec):
+        """The QoS profile in force for ``ep`` (None: none)."""
+
 
 def static_fragment() -> Fragment:
     """Entries every br-int holds: explicit misses, multicast -> BUM."""
@@ -168,16 +173,18 @@ def endpoint_fragment(w: World, ep: EndpointSpec, host: str) -> Fragment:
     if ep.host == host:
         port = w.port(host, ep.id)
         if port is not None:
+            qos = w.qos_of(ep) is not None  # through the QoS table first (ofctl.qos)
             meta = WriteMetadata(nid, META_MASK)
             deliver = local_delivery(port, gid) if policed else (
                 ApplyActions((Output(port),)),)
             flows += [
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_IPV4,
                                            ipv4_src=ep.ip),
-                     instructions(meta, GotoTable(SRC_GROUP if policed else EGRESS)), ce),
+                     instructions(meta, GotoTable(QOS if qos else SRC_GROUP if policed
+                                                  else EGRESS)), ce),
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_ARP,
                                            arp_spa=ep.ip, arp_sha=ep.mac),
-                     instructions(meta, GotoTable(ARP)), ce),
+                     instructions(meta, GotoTable(QOS if qos else ARP)), ce),
                 Flow(L2, PRIO, match(metadata=(nid, NET_MASK), eth_dst=ep.mac), deliver, ce)]
     else:
         acts = remote_actions(net, w.hosts.get(ep.host), w.ports(host))

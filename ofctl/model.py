@@ -26,6 +26,8 @@ FIELD_BITS = {
 
 OFPVID_PRESENT = 0x1000
 OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPCML_NO_BUFFER = 0xFFFF  # output to the controller: the whole packet
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
 ETH_VLAN = 0x8100
@@ -126,6 +128,7 @@ def match_dict(m: Match) -> dict[str, MatchField]:
 @dataclass(frozen=True)
 class Output:
     port: int
+    max_len: int = 0  # bytes sent with a packet-in (output to the controller only)
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,16 @@ class GotoTable:
     table: int
 
 
-Instruction = ApplyActions | WriteActions | ClearActions | WriteMetadata | GotoTable
-_INSTR_ORDER = {ClearActions: 0, ApplyActions: 1, WriteActions: 2, WriteMetadata: 3, GotoTable: 4}
+@dataclass(frozen=True)
+class ApplyMeter:
+    """The meter instruction: the packet passes meter ``meter_id`` first (may be dropped)."""
+
+    meter_id: int
+
+
+Instruction = ApplyActions | WriteActions | ClearActions | WriteMetadata | GotoTable | ApplyMeter
+_INSTR_ORDER = {ApplyMeter: -1, ClearActions: 0, ApplyActions: 1, WriteActions: 2,
+                WriteMetadata: 3, GotoTable: 4}
 
 
 def instructions(*items: Instruction) -> tuple[Instruction, ...]:

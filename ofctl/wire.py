@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from ofctl.model import (
     FIELD_BITS,
+    OFPP_CONTROLLER,
     Action,
     ApplyActions,
+    ApplyMeter,
     Bucket,
     ClearActions,
     Ct,
@@ -49,7 +51,7 @@ OFPGC_ADD, OFPGC_MODIFY, OFPGC_DELETE = 0, 1, 2
 OFPMC_ADD, OFPMC_MODIFY, OFPMC_DELETE = 0, 1, 2
 OFPMP_FLOW, OFPMP_GROUP_DESC, OFPMP_METER_CONFIG = 1, 7, 10
 OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_WRITE_ACTIONS = 1, 2, 3
-OFPIT_APPLY_ACTIONS, OFPIT_CLEAR_ACTIONS = 4, 5
+OFPIT_APPLY_ACTIONS, OFPIT_CLEAR_ACTIONS, OFPIT_METER = 4, 5, 6
 OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN = 0, 17, 18
 OFPAT_GROUP, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 22, 25, 0xFFFF
 NX_EXPERIMENTER, NXAST_REG_MOVE, NXAST_OUTPUT_REG, NXAST_CT = 0x00002320, 6, 15, 35
@@ -135,7 +137,7 @@ def _oxm_header(name: str) -> bytes:
 
 def pack_action(a: Action) -> bytes:
     if isinstance(a, Output):
-        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, a.port, 0)
+        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, a.port, a.max_len)
     if isinstance(a, SetField):
         tlv = oxm(a.name, a.value)
         length = _pad8(4 + len(tlv))
@@ -165,6 +167,8 @@ def pack_action(a: Action) -> bytes:
 def pack_instruction(i: Instruction) -> bytes:
     if isinstance(i, GotoTable):
         return struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, i.table)
+    if isinstance(i, ApplyMeter):
+        return struct.pack("!HHI", OFPIT_METER, 8, i.meter_id)
     if isinstance(i, WriteMetadata):
         return struct.pack("!HH4xQQ", OFPIT_WRITE_METADATA, 24, i.value, i.mask)
     if isinstance(i, (ApplyActions, WriteActions, ClearActions)):
@@ -323,7 +327,8 @@ def parse_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
         if length < 8 or off + length > end:
             raise WireError("truncated action")
         if atype == OFPAT_OUTPUT:
-            out.append(Output(_U32.unpack_from(buf, off + 4)[0]))
+            port, max_len = struct.unpack_from("!IH", buf, off + 4)
+            out.append(Output(port, max_len if port == OFPP_CONTROLLER else 0))
         elif atype == OFPAT_SET_FIELD:
             (name, value, _m), = _parse_oxm(buf, off + 4, off + 8 + _U8.unpack_from(
                 buf, off + 7)[0], with_mask=False)
@@ -395,6 +400,8 @@ def parse_instructions(buf: bytes, off: int, end: int) -> tuple[Instruction, ...
             out.append(WriteActions(parse_actions(buf, off + 8, off + length)))
         elif itype == OFPIT_CLEAR_ACTIONS:
             out.append(ClearActions())
+        elif itype == OFPIT_METER:
+            out.append(ApplyMeter(_U32.unpack_from(buf, off + 4)[0]))
         else:
             raise Unknown(f"instruction type {itype}")
         off += length
