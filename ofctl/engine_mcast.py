@@ -31,6 +31,7 @@ class McastIndex:
     endpoints: dict
     _members: dict
     _on_host: dict
+    _plugged: dict
 
     def _init_mcast(self) -> None:
         self._declared: dict[str, dict[str, set[str]]] = {}  # net -> address -> endpoint ids
@@ -53,6 +54,14 @@ class McastIndex:
 
     def mcast_group_id(self, network: str, address: str) -> int | None:
         return self._gids.get(network, {}).get(address)
+
+    def endpoint_at(self, host: str, ofport: int) -> EndpointSpec | None:
+        """The endpoint bound to ``host`` and plugged into ``ofport`` there (None: none)."""
+        for eid, port in self._plugged.get(host, {}).items():
+            ep = self.endpoints.get(eid)
+            if port == ofport and ep is not None and ep.host == host:
+                return ep
+        return None
 
     def learned(self, network: str) -> dict[str, set[str]]:
         """Learned receivers of ``network`` per address (REST, status)."""

@@ -26,6 +26,7 @@ from intent.model import (
     HostSpec,
     NetworkSpec,
     PolicyConfig,
+    QosProfileConfig,
 )
 from intent.resolved import host_spec
 from intent.store import Event, Snapshot
@@ -150,6 +151,21 @@ def decode_policy(tenant: str, name: str, value: str) -> PolicyConfig:
     return p
 
 
+def decode_qos(tenant: str, name: str, value: str) -> QosProfileConfig:
+    _object(value)
+    try:
+        q = codec.loads(QosProfileConfig, value)
+    except TypeError as exc:
+        raise BadValue(str(exc)) from None
+    if (q.tenant, q.name) != (tenant, name):
+        raise BadValue(f"names QoS profile {q.tenant}/{q.name}, not {tenant}/{name}")
+    for what, v, hi in (("bandwidth", q.bandwidth, 100_000_000), ("burst", q.burst, 100_000_000),
+                        ("dscp", q.dscp, 63)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi):
+            raise BadValue(f"{what} {v!r} is out of range")
+    return q
+
+
 def decode_registration(name: str, value: str) -> Registration:
     data = _object(value)
     vtep = data.get("vtep_ip")
@@ -231,6 +247,12 @@ class Intake:
             elif key.startswith(keys.CONFIG_POLICIES):
                 t, p = keys.tenant_and_name(key, keys.CONFIG_POLICIES)
                 self.engine.set_policy(t, p, value and decode_policy(t, p, value))
+            elif key.startswith(keys.CONFIG_QOS):
+                t, q = keys.tenant_and_name(key, keys.CONFIG_QOS)
+                self.engine.set_qos_profile(t, q, value and decode_qos(t, q, value))
+            elif key.startswith(keys.OPER_MCAST):
+                net, address, eid = keys.mcast_member_parts(key)
+                self.engine.set_learned(net, address, eid, value is not None)
             else:
                 return
         except (BadValue, ValueError, TypeError, KeyError, AttributeError) as exc:
