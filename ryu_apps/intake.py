@@ -119,8 +119,10 @@ def decode_endpoint(eid: str, value: str) -> EndpointSpec:
         raise BadValue(f"mac {e.mac!r} is not a MAC address")
     if e.group is not None and not isinstance(e.group, str):
         raise BadValue(f"group {e.group!r} is not a name")
+    if e.qos_profile is not None and not isinstance(e.qos_profile, str):
+        raise BadValue(f"qos_profile {e.qos_profile!r} is not a name")
     return EndpointSpec(e.id, e.network, e.container, e.host, _ip(e.ip, "ip"), mac,
-                        e.attach_uuid, e.group)
+                        e.attach_uuid, e.group, e.qos_profile)
 
 
 def decode_group(tenant: str, name: str, value: str) -> EndpointGroupSpec:
