@@ -57,8 +57,9 @@ def meter_id(port: int) -> int:
 
 
 def profile_meter(mid: int, p: QosProfileConfig, cookie: int = 0) -> Meter:
-    """The meter of profile ``p`` (kbit/s, a burst in kbit when the profile gives one)."""
-    band = MeterBand(rate=p.bandwidth or 0, burst=p.burst or 0)
+    """The meter of profile ``p`` (kbit/s, a burst in kbit when the profile gives one).
+    Without one OVS uses, and reports back, a burst of one second's rate: so do we."""
+    band = MeterBand(rate=p.bandwidth or 0, burst=p.burst or p.bandwidth or 0)
     return Meter(mid, (band,), ("kbps", "burst") if p.burst else ("kbps",), cookie)
 
 
