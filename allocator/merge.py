@@ -136,7 +136,7 @@ def merge_add(doc: Config, stored: Stored, create_only: frozenset[tuple[str, str
         for q in t.qos_profiles:
             old_q = stored.qos_profiles.get((t.name, q.name))
             _exists(create_only, "QoS profile", f"{t.name}/{q.name}", old_q)
-            delta.qos_profiles[(t.name, q.name)] = (old_q, overlay(old_q, q))
+            delta.qos_profiles[(t.name, q.name)] = (old_q, q)  # a profile is replaced whole
         for n in t.networks:
             old_n = stored.networks.get(n.name)
             _exists(create_only, "network", n.name, old_n)

@@ -30,8 +30,9 @@ from netdcli.show import (
 )
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
-CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup")
-SCOPED = ("policy", "endpointgroup")  # named TENANT/NAME
+CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup",
+              "qosprofile")
+SCOPED = ("policy", "endpointgroup", "qosprofile")  # named TENANT/NAME
 EXIT_TIMEOUT = 5
 
 
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  netdcli -oper get -construct endpoint orange-myContainer1\n"
                "  netdcli -oper delete -construct network orange\n"
                "  netdcli -oper get -construct policy tenant-one/web-in\n"
-               "  netdcli -oper get -construct endpointgroup tenant-one/web",
+               "  netdcli -oper get -construct endpointgroup tenant-one/web\n"
+               "  netdcli -oper get -construct qosprofile tenant-one/gold",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("-cfg", "--cfg", metavar="FILE",
@@ -203,6 +205,15 @@ def _show_scoped(store: Store, construct: str, name: str) -> dict:
     from ryu_apps.rest_policy import group_view, policy_view
 
     tenant, obj = _scoped_name(construct, name)
+    if construct == "qosprofile":
+        from intent.model import QosProfileConfig
+        from netdcli.show import profile_view
+
+        value = read_consistent(store, keys=[keys.qos_profile(tenant, obj)]).value(
+            keys.qos_profile(tenant, obj))
+        if value is None:
+            raise NotFoundError(f'QoS profile "{obj}" does not exist in tenant "{tenant}"')
+        return profile_view(loads(QosProfileConfig, value))
     if construct == "policy":
         snap = read_consistent(store, keys=[keys.policy(tenant, obj)])
         value = snap.value(keys.policy(tenant, obj))
@@ -221,10 +232,18 @@ def _show_scoped(store: Store, construct: str, name: str) -> dict:
 
 
 def _delete_scoped(store: Store, construct: str, name: str):
-    from intent.model import Config, EndpointGroupConfig, PolicyConfig, TenantConfig
+    from intent.model import (
+        Config,
+        EndpointGroupConfig,
+        PolicyConfig,
+        QosProfileConfig,
+        TenantConfig,
+    )
 
     tenant, obj = _scoped_name(construct, name)
     t = (TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)) if construct == "policy"
+         else TenantConfig(tenant, qos_profiles=(QosProfileConfig(obj, tenant),))
+         if construct == "qosprofile"
          else TenantConfig(tenant, endpoint_groups=(EndpointGroupConfig(obj, tenant),)))
     return apply.apply_config(store, Config(tenants=(t,)), "delete", paths=False)
 

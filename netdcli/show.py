@@ -148,3 +148,12 @@ def group_view(g: EndpointGroupConfig, spec: dict | None, members: dict | None) 
     return {"Name": g.name, "Tenant": g.tenant, "Policies": list(g.policies or ()),
             "Id": spec.get("id") if spec else None,
             "Members": members.get("count", 0) if members else 0}
+
+
+def profile_view(p) -> dict:
+    """A profile in the intent document's style (unset values left out)."""
+    out: dict = {"Name": p.name}
+    for key, value in (("Bandwidth", p.bandwidth), ("Burst", p.burst), ("Dscp", p.dscp)):
+        if value is not None:
+            out[key] = value
+    return out

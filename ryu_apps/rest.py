@@ -42,6 +42,7 @@ from ryu_apps.rest_input import (
     show,
 )
 from ryu_apps.rest_policy import PolicyRoutes
+from ryu_apps.rest_qos import QosRoutes
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -120,6 +121,21 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/tenants/{tenant}/endpointgroups/{group}", "delete_group",
           "Delete an endpoint group (its members must go or move in the same write)",
           errors=W, query=WAIT),
+    # QoS profiles and multicast (issue 13)
+    Route("GET", "/tenants/{tenant}/qosprofiles", "list_qos_profiles",
+          "List a tenant's QoS profiles", errors=(400, 404)),
+    Route("POST", "/tenants/{tenant}/qosprofiles", "create_qos_profile", "Create a QoS "
+          "profile", "QosProfile", 201, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}/qosprofiles/{qosprofile}", "get_qos_profile",
+          "Get a QoS profile", errors=(400, 404)),
+    Route("PUT", "/tenants/{tenant}/qosprofiles/{qosprofile}", "put_qos_profile",
+          "Replace a QoS profile (its users' meters change in place)", "QosProfile", 200,
+          BODY_WRITE, WAIT),
+    Route("DELETE", "/tenants/{tenant}/qosprofiles/{qosprofile}", "delete_qos_profile",
+          "Delete a QoS profile (nothing may still use it)", errors=W, query=WAIT),
+    Route("GET", "/networks/{network}/multicast", "get_multicast",
+          "A network's multicast: snooping, declared and learned receivers per group and host",
+          errors=(400, 404)),
     Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
@@ -177,7 +193,7 @@ def _plain(obj: Any) -> dict:
     return d
 
 
-class RestApi(PolicyRoutes):
+class RestApi(PolicyRoutes, QosRoutes):
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,

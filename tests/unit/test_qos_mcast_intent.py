@@ -132,11 +132,15 @@ def test_users_are_counted_per_kind_and_follow_changes(store) -> None:
     assert spec["orange-c2"].qos_profile is None
 
 
-def test_a_profile_change_rewrites_the_profile_only(store) -> None:
+def test_a_profile_is_replaced_whole_and_checked_again(store) -> None:
     change = {"Tenants": [{"Name": T, "QosProfiles": [{"Name": "gold", "Bandwidth": "20mbps"}]}]}
     apply_config(store, load_document(change), "add")
     gold = json.loads(store.get(keys.qos_profile(T, "gold")).value)
-    assert (gold["bandwidth"], gold["burst"], gold["dscp"]) == (20000, 1000, 46)
+    assert (gold["bandwidth"], gold["burst"], gold["dscp"]) == (20000, None, None)
+    empty = {"Tenants": [{"Name": T, "QosProfiles": [{"Name": "gold"}]}]}
+    with pytest.raises(ValidationError) as exc:
+        apply_config(store, load_document(empty), "add")
+    assert 'QoS profile "gold" sets neither Bandwidth nor Dscp' in str(exc.value)
 
 
 def test_receivers_must_be_endpoints_of_the_network_in_the_write_path(store) -> None:

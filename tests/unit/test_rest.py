@@ -101,6 +101,11 @@ CONTRACT = {
     ("GET", "/tenants/{tenant}/endpointgroups"), ("POST", "/tenants/{tenant}/endpointgroups"),
     ("GET", "/tenants/{tenant}/endpointgroups/{group}"),
     ("DELETE", "/tenants/{tenant}/endpointgroups/{group}"),
+    ("GET", "/tenants/{tenant}/qosprofiles"), ("POST", "/tenants/{tenant}/qosprofiles"),
+    ("GET", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
+    ("PUT", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
+    ("DELETE", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
+    ("GET", "/networks/{network}/multicast"),
 }
 
 
