@@ -27,6 +27,7 @@ from intent.model import (
     NetworkConfig,
     PolicyConfig,
     QosProfileConfig,
+    RouterConfig,
     TenantConfig,
     network_with_defaults,
     tenant_with_defaults,
@@ -46,6 +47,7 @@ class Delta:
     groups: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
     policies: dict[tuple[str, str], Pair] = field(default_factory=dict)
     qos_profiles: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
+    routers: dict[tuple[str, str], Pair] = field(default_factory=dict)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)  # networks whose endpoints are all here
 
@@ -65,11 +67,12 @@ class Stored:
     groups: dict[tuple[str, str], EndpointGroupConfig] = field(default_factory=dict)
     policies: dict[tuple[str, str], PolicyConfig] = field(default_factory=dict)
     qos_profiles: dict[tuple[str, str], QosProfileConfig] = field(default_factory=dict)
+    routers: dict[tuple[str, str], RouterConfig] = field(default_factory=dict)
 
 
 def overlay(old: Any, new: Any,
             keep: Iterable[str] = ("networks", "endpoints", "endpoint_groups", "policies",
-                                   "qos_profiles")
+                                   "routers", "qos_profiles")
             ) -> Any:
     """``old`` with every field ``new`` gives (not None) taken from ``new``."""
     if old is None:
@@ -82,7 +85,8 @@ def overlay(old: Any, new: Any,
 def strip(obj: Any) -> Any:
     """An object without its children (children are stored under their own keys)."""
     if isinstance(obj, TenantConfig):
-        return replace(obj, networks=(), endpoint_groups=(), policies=(), qos_profiles=())
+        return replace(obj, networks=(), endpoint_groups=(), policies=(), routers=(),
+                       qos_profiles=())
     if isinstance(obj, NetworkConfig):
         return replace(obj, endpoints=())
     return obj
@@ -103,6 +107,8 @@ def doc_labels(doc: Config) -> dict[tuple[str, str], str]:
         for qi, q in enumerate(t.qos_profiles):
             labels.setdefault(("QoS profile", f"{t.name}/{q.name}"),
                               f"Tenants[{ti}].QosProfiles[{qi}]")
+        for ri, r in enumerate(t.routers):
+            labels.setdefault(("router", f"{t.name}/{r.name}"), f"Tenants[{ti}].Routers[{ri}]")
         for ni, n in enumerate(t.networks):
             labels.setdefault(("network", n.name), f"Tenants[{ti}].Networks[{ni}]")
             for ei, e in enumerate(n.endpoints):
@@ -137,6 +143,12 @@ def merge_add(doc: Config, stored: Stored, create_only: frozenset[tuple[str, str
             old_q = stored.qos_profiles.get((t.name, q.name))
             _exists(create_only, "QoS profile", f"{t.name}/{q.name}", old_q)
             delta.qos_profiles[(t.name, q.name)] = (old_q, q)  # a profile is replaced whole
+        for r in t.routers:
+            old_r = stored.routers.get((t.name, r.name))
+            _exists(create_only, "router", f"{t.name}/{r.name}", old_r)
+            new_r = overlay(old_r, r)
+            delta.routers[(t.name, r.name)] = (old_r, replace(new_r,
+                                                               networks=new_r.networks or ()))
         for n in t.networks:
             old_n = stored.networks.get(n.name)
             _exists(create_only, "network", n.name, old_n)
@@ -179,7 +191,8 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
         if old_t is None:
             missing.append(f'tenant "{t.name}" does not exist')
             continue
-        if not (t.networks or t.endpoint_groups or t.policies or t.qos_profiles):
+        if not (t.networks or t.endpoint_groups or t.policies or t.routers or
+                t.qos_profiles):
             delta.tenants[t.name] = (old_t, None)
             whole_tenants.append(t.name)
             continue
@@ -195,6 +208,12 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
                 missing.append(f'QoS profile "{q.name}" does not exist in tenant "{t.name}"')
             else:
                 delta.qos_profiles[(t.name, q.name)] = (old_q, None)
+        for r in t.routers:
+            old_r = stored.routers.get((t.name, r.name))
+            if old_r is None:
+                missing.append(f'router "{r.name}" does not exist in tenant "{t.name}"')
+            else:
+                delta.routers[(t.name, r.name)] = (old_r, None)
         for p in t.policies:
             old_p = stored.policies.get((t.name, p.name))
             if old_p is None:
@@ -255,6 +274,9 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
                                                 replace(p, rules=p.rules or ()))
         for q in t.qos_profiles:
             delta.qos_profiles[(t.name, q.name)] = (stored.qos_profiles.get((t.name, q.name)), q)
+        for r in t.routers:
+            delta.routers[(t.name, r.name)] = (stored.routers.get((t.name, r.name)),
+                                               replace(r, networks=r.networks or ()))
         for n in t.networks:
             named_n.add(n.name)
             delta.networks[n.name] = (stored.networks.get(n.name),
@@ -272,7 +294,8 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
         if eid not in named_e:
             delta.endpoints[eid] = (old, None)
     for part, have in ((delta.groups, stored.groups), (delta.policies, stored.policies),
-                       (delta.qos_profiles, stored.qos_profiles)):
+                       (delta.qos_profiles, stored.qos_profiles),
+                       (delta.routers, stored.routers)):
         for key, old in have.items():
             if key not in part:
                 part[key] = (old, None)

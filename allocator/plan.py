@@ -19,6 +19,7 @@ import json
 from allocator.merge import Delta, strip
 from allocator.plan_groups import GroupPlanning
 from allocator.plan_qos import QosPlanning
+from allocator.plan_routers import RouterPlanning
 from allocator.pools import (
     default_gateway,
     ip_int,
@@ -73,7 +74,7 @@ def tag_key(net_type: str, tag: int) -> str:
     return keys.alloc_vni(tag) if net_type == VXLAN else keys.alloc_vlan(tag)
 
 
-class Planner(GroupPlanning, QosPlanning):
+class Planner(GroupPlanning, RouterPlanning, QosPlanning):
     """One planning pass; :meth:`run` returns a :class:`Plan` or a :class:`Need`."""
 
     def __init__(self, delta: Delta, reads: Reads) -> None:
@@ -132,9 +133,9 @@ class Planner(GroupPlanning, QosPlanning):
     def index(self, tenant: str) -> dict:
         if tenant not in self.tenant_idx:
             if self._lookup(keys.tenant_index(tenant)) is UNKNOWN:
-                return {"networks": {}, "groups": {}, "policies": {}}
+                return {"networks": {}, "groups": {}, "policies": {}, "routers": {}}
             idx = load_json(self.r, keys.tenant_index(tenant), {})
-            for part in ("networks", "groups", "policies"):
+            for part in ("networks", "groups", "policies", "routers"):
                 idx.setdefault(part, {})
             self.tenant_idx[tenant] = idx
         return self.tenant_idx[tenant]
@@ -154,6 +155,7 @@ class Planner(GroupPlanning, QosPlanning):
         self._hosts()
         self._tenants()
         self._networks()
+        self.plan_routers()
         self.plan_qos_profiles()
         self.plan_groups_and_policies()
         self._endpoints()
@@ -299,7 +301,7 @@ class Planner(GroupPlanning, QosPlanning):
             self.pools[name] = {"next": 0}  # a new subnet: its pool starts afresh
         self._put(keys.alloc_subnet(tenant.name, subnet), _owner(name))
         self.index(tenant.name)["networks"][name] = {"type": spec.net_type, "tag": tag,
-                                                     "subnet": subnet}
+                                                     "subnet": subnet, "gateway": gateway}
 
     def _tag(self, tenant: TenantConfig, net: NetworkConfig, old: NetworkSpec | None,
              label: str, allocate: bool) -> int | None:

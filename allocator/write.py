@@ -43,6 +43,7 @@ from intent.model import (
     NetworkConfig,
     PolicyConfig,
     QosProfileConfig,
+    RouterConfig,
     TenantConfig,
 )
 from intent.store import Compare, Delete, KeyValue, Put, Store, StoreError, StoreUnavailable
@@ -115,6 +116,7 @@ def _stored(reads: Reads) -> Stored:
                   endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig),
                   groups=scoped(keys.CONFIG_GROUPS, EndpointGroupConfig),
                   policies=scoped(keys.CONFIG_POLICIES, PolicyConfig),
+                  routers=scoped(keys.CONFIG_ROUTERS, RouterConfig),
                   qos_profiles=scoped(keys.CONFIG_QOS, QosProfileConfig))
 
 
@@ -138,6 +140,8 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
             names.append(keys.policy(t.name, p.name))
         for q in t.qos_profiles:
             names += [keys.qos_profile(t.name, q.name), keys.qos_users(t.name, q.name)]
+        for r in t.routers:
+            names += [keys.router(t.name, r.name), keys.state_router(t.name, r.name)]
         for n in t.networks:
             names += [keys.network(n.name), keys.state_network(n.name), keys.ip_pool(n.name)]
             for e in n.endpoints:
@@ -220,11 +224,14 @@ class Writer:
             nets = sorted(idx.get("networks", {}))
             groups, policies = sorted(idx.get("groups", {})), sorted(idx.get("policies", {}))
             profiles = sorted(idx.get("qosprofiles", {}))
+            routers = sorted(idx.get("routers", {}))
             self._read(reads, [k for n in nets for k in (keys.network(n), keys.state_network(n),
                                                           keys.ip_pool(n))]
                        + [k for g in groups for k in (keys.group(t, g), keys.state_group(t, g),
                                                        keys.members(t, g))]
                        + [keys.policy(t, p) for p in policies]
+                       + [k for r in routers for k in (keys.router(t, r),
+                                                       keys.state_router(t, r))]
                        + [k for q in profiles for k in (keys.qos_profile(t, q),
                                                          keys.qos_users(t, q))])
             for n in nets:
@@ -243,6 +250,10 @@ class Writer:
                 old = _decode(reads.items.get(keys.qos_profile(t, q)), QosProfileConfig)
                 if old is not None:
                     delta.qos_profiles[(t, q)] = (old, None)
+            for r in routers:
+                old = _decode(reads.items.get(keys.router(t, r)), RouterConfig)
+                if old is not None:
+                    delta.routers[(t, r)] = (old, None)
 
     def _expand_networks(self, networks: list[str], reads: Reads, delta: Delta,
                          delete: bool) -> None:

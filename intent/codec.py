@@ -18,6 +18,8 @@ from intent.model import (
     NetworkConfig,
     NetworkSpec,
     PolicyConfig,
+    RouterConfig,
+    RouterSpec,
     RuleConfig,
     TenantConfig,
 )
@@ -41,7 +43,7 @@ def dumps(obj: Any) -> str:
 
 
 CHILDREN: dict[type, tuple[str, ...]] = {
-    TenantConfig: ("networks", "endpoint_groups", "policies", "qos_profiles"),
+    TenantConfig: ("networks", "endpoint_groups", "policies", "routers", "qos_profiles"),
     NetworkConfig: ("endpoints",),
 }
 
@@ -68,6 +70,8 @@ def loads(cls: type[T], text: str) -> T:
         kwargs["policies"] = tuple(kwargs["policies"])
     if cls in (NetworkConfig, NetworkSpec) and isinstance(kwargs.get("multicast"), dict):
         kwargs["multicast"] = multicast_from(kwargs["multicast"])
+    if cls in (RouterConfig, RouterSpec) and kwargs.get("networks") is not None:
+        kwargs["networks"] = tuple(kwargs["networks"])
     return cls(**kwargs)
 
 

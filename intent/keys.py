@@ -12,6 +12,7 @@
     /netplugin/config/endpoints/<endpoint-id>     EndpointConfig
     /netplugin/config/groups/<tenant>/<group>     EndpointGroupConfig
     /netplugin/config/policies/<tenant>/<policy>  PolicyConfig (with its rules)
+    /netplugin/config/routers/<tenant>/<router>   RouterConfig
     /netplugin/alloc/vlan/<vlan-id>               owner network (VLAN ids are global: one wire)
     /netplugin/alloc/vni/<vni>                    owner network
     /netplugin/alloc/subnet/<tenant>/<cidr>       owner network   ('/' in the CIDR is '_')
@@ -29,10 +30,13 @@
     /netplugin/state/networks/<network>           NetworkSpec (resolved: tag, subnet, gateway)
     /netplugin/state/endpoints/<endpoint-id>      EndpointSpec (resolved: ip, mac, host)
     /netplugin/state/groups/<tenant>/<group>      EndpointGroupSpec (resolved: id)
+    /netplugin/state/routers/<tenant>/<router>    RouterSpec (resolved: id = routing domain)
     /netplugin/oper/hosts/<host>                  agent registration (under a lease)
     /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
     /netplugin/oper/applied                       revision the controller has applied
+    /netplugin/oper/gateways/<tenant>/<router>    MAC of an external router's physical gateway
+                                                  (learnt by the controller's ARP)
     /netplugin/runtime/<host>/<container>         running container -> netns path
     /netplugin/locks/<write-id>                   a large writer is alive (under its lease)
     /netplugin/writes/<slot>                      id of a recent write (a retry recognises it)
@@ -53,6 +57,7 @@ CONFIG_TXN = CONFIG + "txn"
 CONFIG_GROUPS = CONFIG + "groups/"
 CONFIG_POLICIES = CONFIG + "policies/"
 CONFIG_QOS = CONFIG + "qosprofiles/"
+CONFIG_ROUTERS = CONFIG + "routers/"
 ALLOC = ROOT + "alloc/"
 ALLOC_VLAN = ALLOC + "vlan/"
 ALLOC_VNI = ALLOC + "vni/"
@@ -70,12 +75,14 @@ STATE = ROOT + "state/"
 STATE_NETWORKS = STATE + "networks/"
 STATE_ENDPOINTS = STATE + "endpoints/"
 STATE_GROUPS = STATE + "groups/"
+STATE_ROUTERS = STATE + "routers/"
 OPER = ROOT + "oper/"
 OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
 OPER_REALIZED = OPER + "realized/"
 OPER_APPLIED = OPER + "applied"
 OPER_MCAST = OPER + "mcast/"
+OPER_GATEWAYS = OPER + "gateways/"
 RUNTIME = ROOT + "runtime/"
 LOCKS = ROOT + "locks/"
 WRITES = ROOT + "writes/"
@@ -144,6 +151,16 @@ def mcast_member_parts(key: str) -> tuple[str, str, str]:
     """(network, address, endpoint id) of a learned-membership key."""
     network_name, address, ep_id = key[len(OPER_MCAST):].split("/", 2)
     return network_name, address, ep_id
+def router(tenant_name: str, name: str) -> str:
+    return f"{CONFIG_ROUTERS}{tenant_name}/{name}"
+
+
+def state_router(tenant_name: str, name: str) -> str:
+    return f"{STATE_ROUTERS}{tenant_name}/{name}"
+
+
+def alloc_router_id(rid: int) -> str:
+    return f"{ALLOC}routerid/{rid}"
 
 
 def state_group(tenant_name: str, name: str) -> str:
@@ -199,6 +216,10 @@ def state_endpoint(ep_id: str) -> str:
 
 def oper_host(name: str) -> str:
     return OPER_HOSTS + name
+
+
+def oper_gateway(tenant_name: str, router_name: str) -> str:
+    return f"{OPER_GATEWAYS}{tenant_name}/{router_name}"
 
 
 def oper_endpoint(ep_id: str) -> str:

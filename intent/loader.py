@@ -24,6 +24,7 @@ from intent.model import (
 from intent.policy_doc import parse_groups, parse_policies
 from intent.qos_doc import parse_profiles, parse_ref
 from intent.reader import DIGITS, SCHEMA, VLAN_LIMITS, VNI_LIMITS, Reader  # noqa: F401
+from intent.router_doc import parse_routers
 from intent.validate import validate_config
 
 
@@ -81,6 +82,7 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
             networks=tuple(networks),
             endpoint_groups=parse_groups(r, f, name, path),
             policies=parse_policies(r, f, name, path),
+            routers=parse_routers(r, f, name, path),
             qos_profiles=parse_profiles(r, f, name, path)))
     return Config(hosts=tuple(hosts), tenants=tuple(tenants)), r.problems
 

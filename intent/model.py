@@ -149,6 +149,21 @@ class Membership:
 
 
 @dataclass(frozen=True)
+class RouterConfig:
+    """A distributed router of a tenant: its networks route to each other on the sending host.
+    With ``external_network`` (a VLAN network whose ``DefaultGw`` is a physical router) other
+    destinations go to that gateway from ``gateway_host``, where ``external_ip`` is the router's
+    own address on the external network."""
+
+    name: str
+    tenant: str
+    networks: tuple[str, ...] | None = None
+    external_network: str | None = None
+    external_ip: str | None = None
+    gateway_host: str | None = None
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     """A tenant with its pools."""
 
@@ -162,6 +177,7 @@ class TenantConfig:
     endpoint_groups: tuple[EndpointGroupConfig, ...] = ()
     policies: tuple[PolicyConfig, ...] = ()
     qos_profiles: tuple[QosProfileConfig, ...] = ()
+    routers: tuple[RouterConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,8 @@ class Config:
 
     def qos_profiles(self) -> list[QosProfileConfig]:
         return [p for t in self.tenants for p in t.qos_profiles]
+    def routers(self) -> list[RouterConfig]:
+        return [r for t in self.tenants for r in t.routers]
 
 
 def tenant_with_defaults(t: TenantConfig) -> TenantConfig:
@@ -267,6 +285,19 @@ class EndpointGroupSpec:
 
 
 @dataclass(frozen=True)
+class RouterSpec:
+    """A router with its allocated id (the routing domain of its networks)."""
+
+    tenant: str
+    name: str
+    id: int
+    networks: tuple[str, ...] = ()
+    external_network: str | None = None
+    external_ip: str | None = None
+    gateway_host: str | None = None
+
+
+@dataclass(frozen=True)
 class HostSpec:
     """A host as the agent registered it (oper state), merged with its config."""
 
@@ -289,3 +320,4 @@ class ResolvedIntent:
     policies: tuple[PolicyConfig, ...] = ()
     qos_profiles: tuple[QosProfileConfig, ...] = ()
     learned: tuple[Membership, ...] = ()
+    routers: tuple[RouterSpec, ...] = ()

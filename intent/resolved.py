@@ -19,6 +19,7 @@ from intent.model import (
     PolicyConfig,
     QosProfileConfig,
     ResolvedIntent,
+    RouterSpec,
     TenantConfig,
 )
 from intent.store import Snapshot, Store
@@ -71,11 +72,14 @@ def resolved_from_snapshot(snap: Snapshot) -> ResolvedIntent:
               if k.startswith(keys.STATE_GROUPS)]
     policies = [codec.loads(PolicyConfig, kv.value) for k, kv in sorted(snap.items.items())
                 if k.startswith(keys.CONFIG_POLICIES)]
+    routers = [codec.loads(RouterSpec, kv.value) for k, kv in sorted(snap.items.items())
+               if k.startswith(keys.STATE_ROUTERS)]
     return ResolvedIntent(networks=tuple(sorted(networks.values(), key=lambda n: n.name)),
                           endpoints=tuple(sorted(endpoints.values(), key=lambda e: e.id)),
                           hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
                           revision=snap.revision, tenants=tuple(tenants),
                           groups=tuple(groups), policies=tuple(policies),
+                          routers=tuple(routers),
                           qos_profiles=tuple(codec.loads(QosProfileConfig, kv.value)
                                              for k, kv in sorted(snap.items.items())
                                              if k.startswith(keys.CONFIG_QOS)),

@@ -253,8 +253,27 @@ def validate_config(config: Config, with_paths: bool = True, complete: bool = Tr
                         used_ips[ip] = ep_
         _check_policies(tenant, tp, add, with_paths, complete)
         _check_qos_and_multicast(tenant, tp, add, with_paths, complete)
+        _check_routers(tenant, tp, add, with_paths, complete)
     _check_range_overlaps(config, add, with_paths)
     return problems
+
+
+def _check_routers(tenant: TenantConfig, tp: str, add: Add, with_paths: bool,
+                   complete: bool) -> None:
+    from intent.router_doc import check_router
+
+    networks = {n.name: {"subnet": n.subnet_cidr, "type": n.pkt_tag_type,
+                         "gateway": n.default_gw} for n in tenant.networks}
+    taken: dict[str, str] = {}
+    names: set[str] = set()
+    for i, r in enumerate(tenant.routers):
+        label = f"{tp}.Routers[{i}]" if with_paths else f'router "{r.name}"'
+        if r.name in names:
+            add(f'{label}.Name "{r.name}": duplicate name in tenant "{tenant.name}"')
+        names.add(r.name)
+        check_router(r, label, add, networks if complete else None, taken)
+        for n in r.networks or ():
+            taken.setdefault(n, r.name)
 
 
 def _check_policies(tenant: TenantConfig, tp: str, add: Add, with_paths: bool,

@@ -5,16 +5,19 @@ fragment (:mod:`ofctl.fragments`).  The controller uses the incremental engine
 (:mod:`ofctl.engine`) instead; this stays as the oracle the engine is tested against, and for
 one-off computations (the simulator's tests, ``trace``).
 
-Per present network with L local and R remote endpoints a host holds ``4L + 2R + 3`` flows
+Per present network with L local and R remote endpoints a host holds ``4L + 2R + 5`` flows
 (classify 2 per local port and 1 for tunnel/uplink ingress, one ARP answer and one L2 entry per
-endpoint, two BUM entries) and one group: see :func:`expected_counts`.
+endpoint, two BUM entries, the gateway's ARP and ICMP echo answers) and one group; a VLAN
+network adds ``L + 4`` (each local endpoint answers ARP from the uplink; the hand-off's four
+entries): see :func:`expected_counts`.  On a router, every host where the router's domain is
+visible adds one route per endpoint of the domain and one entry per subnet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from intent.model import EndpointSpec, HostSpec, NetworkSpec, ResolvedIntent
+from intent.model import EndpointSpec, HostSpec, NetworkSpec, ResolvedIntent, RouterSpec
 from ofctl import cookies
 from ofctl.fragments import (
     PIPELINE_OWNER,
@@ -24,6 +27,7 @@ from ofctl.fragments import (
     endpoint_fragment,
     network_fragment,
     policy_pipeline_fragment,
+    router_fragment,
     static_fragment,
 )
 from ofctl.model import SwitchState
@@ -36,7 +40,8 @@ from ofctl.topology import HostPorts
 class IntentIndex(FeatureIndex):
     """Lookups over a ResolvedIntent, built once per intent revision (a :class:`World`)."""
 
-    def __init__(self, intent: ResolvedIntent) -> None:
+    def __init__(self, intent: ResolvedIntent,
+                 gateway_macs: dict[tuple[str, str], str] | None = None) -> None:
         self.networks: dict[str, NetworkSpec] = {n.name: n for n in intent.networks}
         self.hosts: dict[str, HostSpec] = {h.name: h for h in intent.hosts}
         by_net: dict[str, list[EndpointSpec]] = {n: [] for n in self.networks}
@@ -61,6 +66,11 @@ class IntentIndex(FeatureIndex):
         self.groups = {(g.tenant, g.name): g for g in intent.groups}
         self.policies = {(p.tenant, p.name): p for p in intent.policies}
         self._policy_tenants = {p.tenant for p in intent.policies}
+        self.routers = {(r.tenant, r.name): r for r in intent.routers}
+        self._router_of = {n: r for r in intent.routers for n in r.networks}
+        self._external = {r.external_network: r for r in intent.routers if r.external_network}
+        self._by_id = {r.id: r for r in intent.routers}
+        self._gateway_macs = dict(gateway_macs or {})
         self._init_features(intent)  # QoS and multicast (issue 13)
 
     def with_ports(self, ports: HostPorts) -> IntentIndex:
@@ -107,6 +117,33 @@ class IntentIndex(FeatureIndex):
         net = self.networks.get(network)
         return cookies.network_id(net.net_type, net.tag) if net else None
 
+    # RouterWorld
+    def router_of(self, network: str) -> RouterSpec | None:
+        return self._router_of.get(network)
+
+    def external_router(self, network: str) -> RouterSpec | None:
+        return self._external.get(network)
+
+    def domain_present(self, rid: int, host: str) -> bool:
+        r = self._by_id.get(rid)
+        return r is not None and any(self.present(n, host) for n in r.networks)
+
+    def domain_visible(self, rid: int, host: str) -> bool:
+        r = self._by_id.get(rid)
+        return r is not None and (self.domain_present(rid, host) or (
+            r.external_network is not None and host == r.gateway_host))
+
+    def gateway_mac(self, tenant: str, router: str) -> str | None:
+        return self._gateway_macs.get((tenant, router))
+
+    def visible_networks(self, host: str) -> set[str]:
+        """Networks present on ``host`` and the networks of the domains visible there."""
+        out = set(self._present.get(host, ()))
+        for r in self.routers.values():
+            if self.domain_visible(r.id, host):
+                out |= {n for n in r.networks if n in self.networks}
+        return out
+
     def networks_on(self, host: str, ports: HostPorts) -> set[str]:
         """Networks with an endpoint bound to ``host`` and plugged there."""
         plugged = ports.port_map()
@@ -115,14 +152,17 @@ class IntentIndex(FeatureIndex):
 
 def host_fragments(idx: IntentIndex, ports: HostPorts) -> Iterable[tuple[Owner, Fragment]]:
     """Every fragment of one host with its owner (static, per present network, per endpoint
-    of those, the policy pipeline and the rules of the tenants present there)."""
+    visible there, per router, the policy pipeline and the rules of the tenants present)."""
     idx.with_ports(ports)
     yield PIPELINE_OWNER, static_fragment()
     present = sorted(idx.networks_on(ports.host, ports))
     for n in present:
         yield ("network", n), network_fragment(idx, n, ports.host)
+    for n in sorted(idx.visible_networks(ports.host)):
         for e in idx.by_network[n]:
             yield ("endpoint", e.id), endpoint_fragment(idx, e, ports.host)
+    for (t, name), r in sorted(idx.routers.items()):
+        yield ("router", f"{t}/{name}"), router_fragment(idx, r, ports.host)
     tenants = {idx.networks[n].tenant for n in present} & idx._policy_tenants
     if tenants:
         yield POLICY_OWNER, policy_pipeline_fragment()
@@ -156,18 +196,25 @@ def assemble(fragments: Iterable[tuple[Owner, Fragment]], check: bool = True) ->
 
 
 def compute_host(intent: ResolvedIntent, ports: HostPorts, index: IntentIndex | None = None,
-                 check: bool = True) -> SwitchState:
-    """The desired state of ``ports.host``'s br-int."""
-    return assemble(host_fragments(index or IntentIndex(intent), ports), check)
+                 check: bool = True,
+                 gateway_macs: dict[tuple[str, str], str] | None = None) -> SwitchState:
+    """The desired state of ``ports.host``'s br-int (``gateway_macs``: the physical gateways'
+    MACs the controller has learnt, per (tenant, router))."""
+    return assemble(host_fragments(index or IntentIndex(intent, gateway_macs), ports), check)
 
 
 def expected_counts(intent: ResolvedIntent, ports: HostPorts) -> tuple[int, int]:
-    """(flows, groups) the cost formula predicts, assuming every remote host is reachable."""
+    """(flows, groups) the cost formula predicts (networks without routers or policies),
+    assuming every remote host is reachable: see the module docstring."""
     idx = IntentIndex(intent)
     flows, groups = len(static_fragment().flows), 0
     for n in idx.networks_on(ports.host, ports):
         eps = idx.by_network[n]
         n_local = sum(1 for e in eps if e.host == ports.host)
         flows += 4 * n_local + 2 * (len(eps) - n_local) + 3
+        if idx.networks[n].gateway and idx.external_router(n) is None:
+            flows += 2
+        if idx.networks[n].net_type == "vlan" and ports.uplink_port is not None:
+            flows += n_local + 4
         groups += 1
     return flows, groups

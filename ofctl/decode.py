@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from ofctl.model import (
-    OFPP_CONTROLLER,
     Action,
     ApplyActions,
     ApplyMeter,
     Bucket,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -63,7 +63,7 @@ def decode_match(m: Any) -> Match:
 def decode_action(a: Any) -> Action:
     cls = type(a).__name__
     if cls == "OFPActionOutput":
-        return Output(a.port, a.max_len if a.port == OFPP_CONTROLLER else 0)
+        return Output(a.port)
     if cls == "OFPActionSetField":
         return set_field(field_name(a.key), a.value)
     if cls == "OFPActionPushVlan":
@@ -72,6 +72,8 @@ def decode_action(a: Any) -> Action:
         return PopVlan()
     if cls == "OFPActionGroup":
         return GroupAction(a.group_id)
+    if cls == "OFPActionDecNwTtl":
+        return DecTtl()
     if cls == "NXActionCT":
         if a.alg or a.actions or a.flags & ~1:
             raise ValueError(f"conntrack options not modelled: {a}")

@@ -11,11 +11,14 @@ from typing import Any
 
 from ofctl.diff import DELETE, MODIFY, Change
 from ofctl.model import (
+    OFPCML_NO_BUFFER,
+    OFPP_CONTROLLER,
     Action,
     ApplyActions,
     ApplyMeter,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -48,7 +51,8 @@ def encode_match(m: Match, parser: Any) -> Any:
 
 def encode_action(a: Action, parser: Any, ofproto: Any) -> Any:
     if isinstance(a, Output):
-        return parser.OFPActionOutput(a.port, a.max_len)
+        return parser.OFPActionOutput(
+            a.port, OFPCML_NO_BUFFER if a.port == OFPP_CONTROLLER else 0)
     if isinstance(a, SetField):
         return parser.OFPActionSetField(**{a.name: a.value})
     if isinstance(a, PushVlan):
@@ -66,6 +70,8 @@ def encode_action(a: Action, parser: Any, ofproto: Any) -> Any:
                                  actions=[])
     if isinstance(a, OutputReg):
         return parser.NXActionOutputReg(ofs_nbits=31, src=a.field, max_len=0)
+    if isinstance(a, DecTtl):
+        return parser.OFPActionDecNwTtl()
     raise TypeError(f"cannot encode action {a!r}")
 
 

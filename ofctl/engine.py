@@ -30,6 +30,7 @@ from intent.model import EndpointSpec, HostSpec, NetworkSpec
 from ofctl.engine_mcast import McastIndex
 from ofctl.engine_policy import PolicyIndex
 from ofctl.engine_qos import QosIndex
+from ofctl.engine_router import RouterIndex, router_owner
 from ofctl.fragments import (
     EMPTY,
     PIPELINE_OWNER,
@@ -217,11 +218,12 @@ class HostTable:
                            frozenset(self.meters.values()))
 
 
-class BaseEngine(PolicyIndex):
+class BaseEngine(PolicyIndex, RouterIndex):
     """Indexes + per-host tables; see the module docstring.  Implements ``fragments.World``."""
 
     def __init__(self, check: bool = True) -> None:
         self._init_policy()
+        self._init_routers()
         self.check = check
         self.networks: dict[str, NetworkSpec] = {}
         self.hosts: dict[str, HostSpec] = {}
@@ -312,8 +314,9 @@ class BaseEngine(PolicyIndex):
     def _tolocal(self, net: str, host: str, eid: str, port: int) -> None:
         hosts = self._local.setdefault(net, {})
         if host not in hosts:
-            hosts[host] = {}
+            hosts[host] = {eid: port}
             self._presence_flipped(net, host)
+            self._domain_flipped(net, host)
         hosts[host][eid] = port
         key = (net, host)
         self._local_sum[key] = (self._local_sum.get(key, 0) + h64("port", eid, port)) & MASK64
@@ -329,6 +332,7 @@ class BaseEngine(PolicyIndex):
             del hosts[host]
             self._local_sum.pop(key, None)
             self._presence_flipped(net, host)
+            self._domain_flipped(net, host)
 
     # ------------------------------------------------------------------ changes
     def set_endpoint(self, eid: str, new: EndpointSpec | None) -> None:
@@ -360,6 +364,8 @@ class BaseEngine(PolicyIndex):
             if e is not None and e.host is not None:
                 self._mark(e.host, ("endpoint", eid))
                 self._mark(e.host, ("network", e.network))
+        for n in nets:
+            self._mark_routed_endpoint(n, eid)
 
     def set_port(self, host: str, eid: str, ofport: int | None) -> None:
         """Endpoint ``eid`` plugged into ``ofport`` of ``host`` (None: unplugged)."""
@@ -398,6 +404,7 @@ class BaseEngine(PolicyIndex):
             self.networks[name] = spec
         self._network_tenant_changed(name, old, spec)
         self._mark_network_everywhere(name, self.present_hosts(name))
+        self._network_routing_changed(name)
         if (old and old.tenant) != (spec and spec.tenant):
             for h in self.present_hosts(name):
                 for t in {x.tenant for x in (old, spec) if x}:
@@ -428,6 +435,7 @@ class BaseEngine(PolicyIndex):
             for h in self.present_hosts(ep.network):
                 if h != name:
                     self._mark(h, ("endpoint", eid))
+            self._mark_routed_endpoint(ep.network, eid)
         for n in nets:
             for h in self.present_hosts(n):
                 self._mark(h, ("network", n))
@@ -439,6 +447,7 @@ class BaseEngine(PolicyIndex):
             return
         self._hp[host] = HostPorts(host, (), vxlan_port, uplink_port)
         self._mark_network_everywhere_on(host)
+        self._mark_routers_on(host)
 
     def _mark_network_everywhere_on(self, host: str) -> None:
         for n in self.present_networks(host):
@@ -456,13 +465,17 @@ class BaseEngine(PolicyIndex):
             self._dirty.pop(host, None)
             t.set(PIPELINE_OWNER, static_fragment())
             done = 0
-            for n in sorted(self.present_networks(host)):
+            present = self.present_networks(host)
+            for n in sorted(present):
                 t.set(("network", n), network_fragment(self, n, host))
+            for n in sorted(set(present) | self.routed_visible_networks(host)):
                 for e in list(self._members.get(n, {}).values()):
                     t.set(("endpoint", e.id), endpoint_fragment(self, e, host))
                     done += 1
                     if pause is not None and done % every == 0:
                         pause()
+            for r in self.visible_routers(host):
+                t.set(router_owner(r), self.router_fragment_of(router_owner(r)[1], host))
             for kind, name in self.policy_owners(host):
                 t.set((kind, name), self.policy_fragment(kind, name, host))
             for kind, name in self.feature_owners(host):
@@ -490,6 +503,8 @@ class BaseEngine(PolicyIndex):
                 frag = self.policy_fragment(kind, name, host)
             elif kind in FEATURE_KINDS:
                 frag = self.feature_fragment(kind, name, host)
+            elif kind == "router":
+                frag = self.router_fragment_of(name, host)
             else:
                 frag = static_fragment()
             t.set((kind, name), frag)
@@ -500,14 +515,21 @@ class BaseEngine(PolicyIndex):
         """The input digest of ``host``'s tables (see the module docstring)."""
         hp = self.ports(host)
         total = h64("code", CODE_VERSION) + h64("ports", host, hp.vxlan_port, hp.uplink_port)
-        for n in self.present_networks(host):
+        present = set(self.present_networks(host))
+        for n in present | self.routed_visible_networks(host):
             spec = self.networks.get(n)
-            total += h64("net", spec) + self._member_sum.get(n, 0) + \
-                self._local_sum.get((n, host), 0)
+            total += h64("net", spec) + self._member_sum.get(n, 0)
+            if n in present:
+                total += self._local_sum.get((n, host), 0)
             for g in self.remote_hosts(n, host):
                 hs = self.hosts.get(g)
                 total += h64("remote", n, g, hs.vtep_ip if hs else None)
-        return (total + self.policy_digest(host) + self.feature_digest(host)) & MASK64
+        for r in self.visible_routers(host):
+            if r.external_network:
+                total += h64("external", self.networks.get(r.external_network))
+        return (total + self.policy_digest(host) + self.router_digest(host)
+                + self.feature_digest(host)) & MASK64
+
 
     # ------------------------------------------------------------------ QoS and multicast
     def feature_owners(self, host: str) -> list[Owner]:
@@ -540,7 +562,7 @@ class Engine(McastIndex, QosIndex, BaseEngine):
 
 
 def _ep_hash(ep: EndpointSpec) -> int:
-    return h64("ep", ep.id, ep.network, ep.host, ep.ip, ep.mac, ep.qos_profile)
+    return h64("ep", ep.id, ep.network, ep.host, ep.ip, ep.mac, ep.group, ep.qos_profile)
 
 
 def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engine:
@@ -564,4 +586,6 @@ def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engi
         e.set_qos_profile(q.tenant, q.name, q)
     for m in intent.learned:
         e.set_learned(m.network, m.address, m.endpoint, True)
+    for r in intent.routers:
+        e.set_router(r.tenant, r.name, r)
     return e

@@ -125,6 +125,7 @@ class PolicyIndex:
                 if ep is not None:
                     for h in self.present_hosts(ep.network):
                         self._mark(h, ("endpoint", eid))
+                    self._mark_routed_endpoint(ep.network, eid)
 
     def set_policy(self, tenant: str, name: str, spec: PolicyConfig | None) -> None:
         """A policy with its rules (None: gone)."""
@@ -163,6 +164,8 @@ class PolicyIndex:
         if had_policies != has_policies:  # its networks become (or stop being) policy networks
             for n in self._tenant_nets.get(tenant, ()):
                 self._mark_network_everywhere(n, self.present_hosts(n))
+                for eid in self._members.get(n, {}):
+                    self._mark_routed_endpoint(n, eid)
             for h in hosts:
                 self._mark(h, POLICY_OWNER)
         for owner in changed:
@@ -215,4 +218,12 @@ class PolicyIndex:
         return out
 
     def policy_digest(self, host: str) -> int:
-        return sum(s for t, s in self._policy_sum.items() if self.tenant_present(t, host))
+        """Groups, policies and the ids of the networks rules name, of the tenants present."""
+        from ofctl.engine import h64
+
+        tenants = {t for t in self._policy_sum if self.tenant_present(t, host)}
+        total = sum(self._policy_sum[t] for t in tenants)
+        for n, owners in self._peer_network.items():
+            if any(self._rules[o][0] in tenants for o in owners if o in self._rules):
+                total += h64("peer-network", n, self.network_id_of(n))
+        return total & MASK64

@@ -1,10 +1,13 @@
 """Fragment producers: the entries each intent object owns on one host, as pure functions.
 
 A host's desired state is the union of fragments: the static pipeline entries, one fragment per
-network present on the host (tunnel/uplink ingress, BUM flows and the flood group) and one per
-endpoint of those networks (port security and local delivery when it is plugged here, the remote
-L2 entry when it is bound elsewhere, its ARP answer).  A network is *present* on a host when one
-of its endpoints is bound to the host and plugged there.
+network present on the host (tunnel/uplink ingress, BUM flows and the flood group, the gateway's
+answers, the VLAN hand-off) and one per endpoint *visible* on the host (port security and local
+delivery when it is plugged here, the remote L2 entry when it is bound elsewhere, its ARP
+answer, its route), one per router whose domain is visible there.  A network is *present* on a
+host when one of its endpoints is bound to the host and plugged there; an endpoint is visible
+where its network is present or, on a router, where its router's domain is visible (a network
+of the router present, or the router's gateway host).
 
 Producers read the world through :class:`World` (lookups only), so the same functions serve the
 full recompute (:func:`ofctl.compute.compute_host`, the oracle) and the incremental engine
@@ -17,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from intent.model import VLAN, VXLAN, EndpointSpec, HostSpec, NetworkSpec
+from intent.model import VLAN, VXLAN, EndpointSpec, HostSpec, NetworkSpec, RouterSpec
 from ofctl import cookies
 from ofctl.model import (
     ETH_ARP,
@@ -45,8 +48,9 @@ from ofctl.pipeline import (
     ARP,
     BUM,
     CLASSIFY,
-    EGRESS,
+    DOMAIN_MASK,
     L2,
+    L3,
     META_MASK,
     NET_MASK,
     QOS,
@@ -55,6 +59,16 @@ from ofctl.pipeline import (
     miss_flows,
 )
 from ofctl.policy import local_delivery, member_flows, network_ct_flows, policy_pipeline
+from ofctl.router import (
+    GW_MAC,
+    domain_meta,
+    gateway_flows,
+    handoff_flows,
+    return_route_flow,
+    route_flow,
+    router_flows,
+    uplink_answer,
+)
 from ofctl.topology import HostPorts
 
 PRIO = 100
@@ -110,16 +124,33 @@ class World(Protocol):
     def group_id(self, tenant: str, group: str) -> int | None:
         """The id of an endpoint group (None: unknown)."""
 
+    def router_of(self, network: str) -> RouterSpec | None:
+        """The router ``network`` is on."""
+
+    def external_router(self, network: str) -> RouterSpec | None:
+        """The router whose external network ``network`` is."""
+
+    def domain_present(self, rid: int, host: str) -> bool:
+        """Whether a network of router ``rid`` is present on ``host``."""
+
+    def domain_visible(self, rid: int, host: str) -> bool:
+        """``domain_present``, or ``host`` is the gateway host of router ``rid``."""
+
+    def gateway_mac(self, tenant: str, router: str) -> str | None:
+        """The physical gateway's MAC of a router with an external network (once learnt)."""
+
     # issue 13 (QoS, multicast): see ofctl.qos.QosWorld and ofctl.mcast.McastWorld
     def qos_of(self, ep: EndpointSpec):
         """The QoS profile in force for ``ep`` (None: none)."""
 
 
 def static_fragment() -> Fragment:
-    """Entries every br-int holds: explicit misses, multicast -> BUM."""
+    """Entries every br-int holds: explicit misses, multicast -> BUM, and frames to the
+    gateway that nothing in L3 answers or routes are dropped (never switched on)."""
     c = cookies.cookie_for(cookies.PIPELINE, STATIC_COOKIE_NAME)
     return Fragment(tuple(miss_flows(c)) + (
-        Flow(L2, 1, match(eth_dst=(MCAST, MCAST)), (GotoTable(BUM),), c),))
+        Flow(L2, 1, match(eth_dst=(MCAST, MCAST)), (GotoTable(BUM),), c),
+        Flow(L3, 1, match(eth_dst=GW_MAC), (), c)))
 
 
 POLICY_OWNER: Owner = ("pipeline", "policy")
@@ -156,46 +187,70 @@ def network_id(net: NetworkSpec) -> int:
     return cookies.network_id(net.net_type, net.tag)
 
 
+def _domain(w: World, network: str) -> tuple[RouterSpec | None, int, int]:
+    """(router, metadata bits, metadata mask) of ``network``'s routing domain."""
+    r = w.router_of(network)
+    if r is None:
+        return None, 0, META_MASK
+    return r, domain_meta(r.id), META_MASK | DOMAIN_MASK
+
+
 def endpoint_fragment(w: World, ep: EndpointSpec, host: str) -> Fragment:
-    """The entries endpoint ``ep`` owns on ``host`` (none unless its network is present)."""
+    """The entries endpoint ``ep`` owns on ``host`` (none unless it is visible there)."""
     net = w.networks.get(ep.network)
-    if net is None or ep.host is None or not w.present(ep.network, host):
+    if net is None or ep.host is None:
+        return EMPTY
+    r, dom, dom_mask = _domain(w, ep.network)
+    present = w.present(ep.network, host)
+    if not present and (r is None or not w.domain_visible(r.id, host)):
         return EMPTY
     nid = network_id(net)
     ce = cookies.cookie_for(cookies.ENDPOINT, ep.id)
     policed = w.policy_network(ep.network)
     gid = w.group_id(net.tenant, ep.group) if policed and ep.group else None
-    flows = [Flow(ARP, PRIO, match(metadata=(nid, NET_MASK), eth_type=ETH_ARP, arp_op=1,
-                                   arp_tpa=ep.ip),
-                  (ApplyActions(arp_responder(ep.ip, ep.mac)),), ce)]
-    if gid is not None:
-        flows += member_flows(nid, ep.ip, gid, ce)
+    flows: list[Flow] = []
+    if present:
+        flows.append(Flow(ARP, PRIO, match(metadata=(nid, META_MASK), eth_type=ETH_ARP,
+                                           arp_op=1, arp_tpa=ep.ip),
+                          (ApplyActions(arp_responder(ep.ip, ep.mac)),), ce))
+    if policed and (present or (r is not None and w.domain_present(r.id, host))):
+        flows += member_flows(nid, ep.ip, gid or 0, ce, r.id if r else 0)
+    ports = w.ports(host)
     if ep.host == host:
         port = w.port(host, ep.id)
         if port is not None:
             qos = w.qos_of(ep) is not None  # through the QoS table first (ofctl.qos)
-            meta = WriteMetadata(nid, META_MASK)
+            meta = WriteMetadata(nid | dom, dom_mask)
             deliver = local_delivery(port, gid) if policed else (
                 ApplyActions((Output(port),)),)
             flows += [
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_IPV4,
                                            ipv4_src=ep.ip),
                      instructions(meta, GotoTable(QOS if qos else SRC_GROUP if policed
-                                                  else EGRESS)), ce),
+                                                  else L3)), ce),
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_ARP,
                                            arp_spa=ep.ip, arp_sha=ep.mac),
                      instructions(meta, GotoTable(QOS if qos else ARP)), ce),
                 Flow(L2, PRIO, match(metadata=(nid, NET_MASK), eth_dst=ep.mac), deliver, ce)]
+            if net.net_type == VLAN and ports.uplink_port is not None:
+                flows.append(uplink_answer(ep, net, nid, ce))
     else:
-        acts = remote_actions(net, w.hosts.get(ep.host), w.ports(host))
+        acts = remote_actions(net, w.hosts.get(ep.host), ports)
         if acts is not None:
             flows.append(Flow(L2, PRIO, match(metadata=(nid, META_MASK), eth_dst=ep.mac),
                               (ApplyActions(acts),), ce))
+    if r is not None:
+        via_uplink = net.net_type == VLAN and ep.host != host
+        flows.append(route_flow(ep, net, nid, r.id, via_uplink, host, ce))
+        ext = w.networks.get(r.external_network or "")
+        if ext is not None and host == r.gateway_host:
+            flows.append(return_route_flow(ep, net, nid, r.id, network_id(ext), host, ce))
     return Fragment(tuple(flows))
 
 
 def network_fragment(w: World, name: str, host: str) -> Fragment:
-    """The entries network ``name`` owns on ``host``: ingress from tunnel or uplink, flooding."""
+    """The entries network ``name`` owns on ``host``: ingress from tunnel or uplink, flooding,
+    the gateway's answers and (VLAN) the hand-off to the physical segment."""
     net = w.networks.get(name)
     local = w.local(name, host) if net is not None else []
     if not local:
@@ -204,19 +259,25 @@ def network_fragment(w: World, name: str, host: str) -> Fragment:
     cn = cookies.cookie_for(cookies.NETWORK, name)
     ports = w.ports(host)
     policed = w.policy_network(name)
+    _r, dom, dom_mask = _domain(w, name)
     after = GotoTable(SRC_GROUP if policed else L2)
+    meta = WriteMetadata(nid | REMOTE | dom, dom_mask)
     flows: list[Flow] = list(network_ct_flows(nid, net.zone, cn)) if policed else []
     if net.net_type == VXLAN and ports.vxlan_port is not None:
         flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.vxlan_port, tunnel_id=net.tag),
-                          instructions(WriteMetadata(nid | REMOTE, META_MASK), after), cn))
+                          instructions(meta, after), cn))
     elif net.net_type == VLAN and ports.uplink_port is not None:
         flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.uplink_port,
                                                 vlan_vid=OFPVID_PRESENT | net.tag),
-                          instructions(ApplyActions((PopVlan(),)),
-                                       WriteMetadata(nid | REMOTE, META_MASK), after), cn))
+                          instructions(ApplyActions((PopVlan(),)), meta, after), cn))
+        flows += handoff_flows(net, nid, ports, cn)
+    flows += gateway_flows(net, nid, w.external_router(name) is not None, cn)
     local_out = tuple(Output(p) for p in sorted({p for _, p in local}))
     remote: dict[tuple[Action, ...], None] = {}
-    for h in sorted(w.remote_hosts(name, host)):
+    hosts = sorted(w.remote_hosts(name, host))
+    if net.net_type == VLAN:
+        hosts = [host]  # one copy to the trunk: it reaches every other host and machine there
+    for h in hosts:
         acts = remote_actions(net, w.hosts.get(h), ports)
         if acts is not None:
             remote[acts] = None
@@ -226,3 +287,16 @@ def network_fragment(w: World, name: str, host: str) -> Fragment:
     flows.append(Flow(BUM, PRIO, match(metadata=(nid | REMOTE, META_MASK)),
                       (ApplyActions(local_out),), cn))
     return Fragment(tuple(flows), (group(nid, buckets, cn),))
+
+
+def router_fragment(w: World, r: RouterSpec, host: str) -> Fragment:
+    """The entries router ``r`` owns on ``host`` (where its domain is visible)."""
+    if not w.domain_visible(r.id, host):
+        return EMPTY
+    subnets = sorted({w.networks[n].subnet for n in r.networks if n in w.networks and
+                      w.networks[n].subnet})
+    ext = w.networks.get(r.external_network or "")
+    cr = cookies.cookie_for(cookies.ROUTER, f"{r.tenant}/{r.name}")
+    return Fragment(tuple(router_flows(
+        r, subnets, ext, network_id(ext) if ext else None, host, w.ports(host),
+        w.gateway_mac(r.tenant, r.name), cr)))

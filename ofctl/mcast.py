@@ -19,7 +19,6 @@ from intent.model import EndpointSpec, NetworkSpec
 from ofctl import cookies
 from ofctl.model import (
     ETH_IPV4,
-    OFPCML_NO_BUFFER,
     OFPP_CONTROLLER,
     Action,
     ApplyActions,
@@ -100,7 +99,7 @@ def snooping_fragment(w: McastWorld, name: str, host: str):
              (GotoTable(MCAST),), c),
         Flow(MCAST, PRIO_IGMP, match(metadata=local, eth_type=ETH_IPV4, ip_proto=IGMP),
              instructions(ApplyMeter(IGMP_METER),
-                          ApplyActions((Output(OFPP_CONTROLLER, OFPCML_NO_BUFFER),))), c),
+                          ApplyActions((Output(OFPP_CONTROLLER),))), c),
         Flow(MCAST, PRIO_LINK_LOCAL, match(metadata=(nid, NET_MASK), eth_type=ETH_IPV4,
                                            ipv4_dst=LINK_LOCAL), (GotoTable(BUM),), c))
     return Fragment(flows, (), (igmp_meter(cookies.cookie_for(cookies.MCAST, "")),))

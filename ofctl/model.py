@@ -21,13 +21,13 @@ FIELD_BITS = {
     "ipv4_src": 32, "ipv4_dst": 32, "tunnel_id": 64, "tun_ipv4_dst": 32, "ip_proto": 8,
     "tcp_src": 16, "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8,
     "icmpv4_code": 8, "ct_state": 32, "ct_zone": 16, "ct_mark": 32, "ip_dscp": 6,
-    **{f"reg{i}": 32 for i in range(8)},
+    **{f"reg{i}": 32 for i in range(10)}, "nw_ttl": 8,
 }
 
 OFPVID_PRESENT = 0x1000
 OFPP_IN_PORT = 0xFFFFFFF8
 OFPP_CONTROLLER = 0xFFFFFFFD
-OFPCML_NO_BUFFER = 0xFFFF  # output to the controller: the whole packet
+OFPCML_NO_BUFFER = 0xFFFF  # a packet-in carries the whole frame
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
 ETH_VLAN = 0x8100
@@ -128,7 +128,6 @@ def match_dict(m: Match) -> dict[str, MatchField]:
 @dataclass(frozen=True)
 class Output:
     port: int
-    max_len: int = 0  # bytes sent with a packet-in (output to the controller only)
 
 
 @dataclass(frozen=True)
@@ -174,13 +173,18 @@ class Ct:
 
 
 @dataclass(frozen=True)
+class DecTtl:
+    """Decrement the IPv4 TTL; a packet whose TTL would reach 0 is dropped."""
+
+
+@dataclass(frozen=True)
 class OutputReg:
     """Output to the port number held in register ``field``."""
 
     field: str
 
 
-Action = Output | SetField | PushVlan | PopVlan | GroupAction | Move | Ct | OutputReg
+Action = Output | SetField | PushVlan | PopVlan | GroupAction | Move | Ct | OutputReg | DecTtl
 
 
 def set_field(name: str, value: Value) -> SetField:

@@ -4,8 +4,10 @@
 
     0 CLASSIFY  port -> network (+ port security), tun_id -> network, uplink VLAN -> network
     5 QOS       meter and DSCP of what a local endpoint with a QoS profile sends
-    10 ARP      ARP requests answered in flows; any other ARP dropped
-    20 EGRESS   egress policy (placeholder stage: continues to L2)
+    10 ARP      ARP requests for endpoints and gateways answered in flows; VLAN networks hand
+                other ARP to the uplink; anything else dropped
+    15-21       policy networks only (see :mod:`ofctl.policy`)
+    25 L3       gateway ICMP echo; routing between a router's networks (:mod:`ofctl.router`)
     30 L2       known unicast to a local port, a tunnel or the uplink; multicast -> BUM
     35 MCAST    snooping networks: IGMP -> controller, a group -> its receivers, else drop
     40 BUM      one group per network (local origin); local ports only (remote origin)
@@ -13,7 +15,8 @@
                 computed from (a restarted controller checks it first)
 
 Metadata: bits 0-24 carry the network id (see :mod:`ofctl.cookies`), bit 32 is set when the
-packet came from a tunnel or the uplink.  Higher bits are free for later stages (endpoint group).
+packet came from a tunnel or the uplink, bits 40-55 carry the routing domain (the id of the
+network's router; 0: none).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ofctl.model import (
     ApplyMeter,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -47,6 +51,9 @@ META_MASK = NET_MASK | REMOTE
 CLASSIFY, ARP, EGRESS, L2, BUM = 0, 10, 20, 30, 40
 SRC_GROUP, DST_GROUP, EGRESS_CT = 15, 16, 20  # EGRESS_CT is table 20: policy networks
 EGRESS_POLICY, INGRESS_CT, INGRESS = 21, 50, 51
+L3 = 25  # gateways answer, routers route; everything else goes on to L2
+DOMAIN_SHIFT = 40
+DOMAIN_MASK = 0xFFFF << DOMAIN_SHIFT  # metadata bits 40-55: the routing domain (router id)
 QOS, MCAST = 5, 35  # issue 13: QoS and multicast
 MARKER = 250  # one entry, never reached: its cookie is the input digest of the switch's tables
 
@@ -75,38 +82,41 @@ def _t(id_: int, name: str, purpose: str, matches: str, actions: tuple[type, ...
 
 TABLES: dict[int, Table] = {t.id: t for t in (
     _t(CLASSIFY, "classify", "port/tunnel/VLAN -> network; port security",
-       "in_port eth_src eth_type ipv4_src arp_spa arp_sha tunnel_id vlan_vid",
-       (PopVlan,), (ARP, SRC_GROUP, EGRESS, L2, QOS), DROP, writes_metadata=True),
+       "in_port eth_src eth_dst eth_type ipv4_src arp_spa arp_sha tunnel_id vlan_vid",
+       (PopVlan,), (ARP, SRC_GROUP, EGRESS, L3, L2, QOS), DROP, writes_metadata=True),
     _t(QOS, "qos", "meter and DSCP of what a local endpoint with a QoS profile sends",
-       "in_port eth_type", (SetField,), (ARP, SRC_GROUP, EGRESS), DROP),
+       "in_port eth_type", (SetField,), (ARP, SRC_GROUP, L3), DROP),
     _t(MCAST, "mcast", "snooping networks: IGMP to the controller, groups to their receivers",
        "metadata eth_type ip_proto ipv4_dst", (Output, GroupAction), (BUM,), DROP),
-    _t(ARP, "arp", "answer ARP requests for known endpoints",
-       "metadata eth_type arp_op arp_tpa", (Move, SetField, Output), (), DROP),
+    _t(ARP, "arp", "answer ARP requests for endpoints and gateways; hand the rest to the uplink",
+       "metadata eth_type arp_op arp_tpa", (Move, SetField, Output, PushVlan), (L2,), DROP),
     _t(SRC_GROUP, "src_group", "policy networks: source address -> reg5 = source group",
        "metadata eth_type ipv4_src", (SetField,), (DST_GROUP,), DST_GROUP),
     _t(DST_GROUP, "dst_group", "policy networks: destination address -> reg6 = its group",
        "metadata eth_type ipv4_dst", (SetField,), (EGRESS_CT,), EGRESS_CT),
-    _t(EGRESS, "egress", "conntrack of local-origin IPv4 in policy networks (else: to L2)",
-       "metadata eth_type", (SetField, Ct), (L2,), L2),
+    _t(EGRESS, "egress", "conntrack of local-origin IPv4 in policy networks (else: on)",
+       "metadata eth_type", (SetField, Ct), (L3,), L3),
     _t(EGRESS_POLICY, "egress_policy", "out rules of the source's group; allowed: commit",
-       "metadata eth_type ip_proto ipv4_dst tcp_dst udp_dst reg5 reg6 ct_state", (Ct,), (L2,),
-       DROP),
+       "metadata eth_type ip_proto ipv4_dst tcp_dst udp_dst reg5 reg6 reg9 ct_state", (Ct,),
+       (L3,), DROP),
+    _t(L3, "l3", "gateway ARP/ICMP answers; routes between a router's networks",
+       "metadata eth_src eth_dst eth_type ip_proto ipv4_dst icmpv4_type",
+       (Move, SetField, DecTtl, Output, PushVlan), (L2,), L2, writes_metadata=True),
     _t(L2, "l2", "known unicast; multicast to BUM",
        "metadata eth_dst", (Output, SetField, PushVlan), (BUM, INGRESS_CT, MCAST), DROP),
     _t(BUM, "bum", "flood within the network", "metadata", (Output, GroupAction), (), DROP),
     _t(INGRESS_CT, "ingress_ct", "conntrack of IPv4 to a local endpoint of a policy network",
        "metadata eth_type", (SetField, Ct, OutputReg), (), DROP),
     _t(INGRESS, "ingress", "in rules of the destination's group; allowed: commit, deliver",
-       "metadata eth_type ip_proto ipv4_src tcp_dst udp_dst reg5 reg6 ct_state",
+       "metadata eth_type ip_proto ipv4_src tcp_dst udp_dst reg5 reg6 reg8 ct_state",
        (Ct, OutputReg), (), DROP),
 )}
-BASE_TABLES = (CLASSIFY, ARP, EGRESS, L2, BUM)
+BASE_TABLES = (CLASSIFY, ARP, EGRESS, L3, L2, BUM)
 POLICY_TABLES = (SRC_GROUP, DST_GROUP, EGRESS_POLICY, INGRESS_CT, INGRESS)
 
-SET_FIELDS = frozenset({"eth_src", "arp_op", "arp_sha", "arp_spa", "tunnel_id",
-                        "tun_ipv4_dst", "vlan_vid", "reg3", "reg5", "reg6", "reg7",
-                        "ip_dscp"})
+SET_FIELDS = frozenset({"eth_src", "eth_dst", "arp_op", "arp_sha", "arp_spa", "tunnel_id",
+                        "tun_ipv4_dst", "vlan_vid", "ipv4_src", "icmpv4_type", "reg3", "reg5",
+                        "reg6", "reg7", "reg8", "reg9", "ip_dscp"})
 METER_TABLES = frozenset({QOS, MCAST})  # the tables whose entries may pass a meter
 
 

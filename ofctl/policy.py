@@ -2,10 +2,10 @@
 
 In a network whose tenant has policies, IPv4 takes a longer path::
 
-    0 CLASSIFY -> 15 SRC_GROUP (source address -> reg5 = source group)
-               -> 16 DST_GROUP (destination address -> reg6 = destination group)
-               -> 20 EGRESS_CT (local origin: reg3 = zone, ct(zone=reg3) -> 21; else -> L2)
-               -> 21 EGRESS_POLICY (out rules of reg5's policies; allow commits) -> 30 L2
+    0 CLASSIFY -> 15 SRC_GROUP (source address -> reg5 = source group, reg8 = its network)
+               -> 16 DST_GROUP (destination address -> reg6 = its group, reg9 = its network)
+               -> 20 EGRESS_CT (local origin: reg3 = zone, ct(zone=reg3) -> 21; else on)
+               -> 21 EGRESS_POLICY (out rules of reg5's policies; allow commits) -> 25 L3
     30 L2 (local destination: reg7 = port, reg6 = group) -> 50 INGRESS_CT (ct -> 51)
                -> 51 INGRESS (in rules of reg6's policies; allow commits) -> output:reg7
 
@@ -37,12 +37,14 @@ from ofctl.model import (
     match,
 )
 from ofctl.pipeline import (
+    DOMAIN_MASK,
+    DOMAIN_SHIFT,
     DST_GROUP,
     EGRESS_CT,
     EGRESS_POLICY,
     INGRESS,
     INGRESS_CT,
-    L2,
+    L3,
     NET_MASK,
     POLICY_TABLES,
     SRC_GROUP,
@@ -53,6 +55,7 @@ PRIO = 100
 RULE_BASE = 1000
 PASS_PRIO = 2000
 REG_ZONE, REG_SRC, REG_DST, REG_PORT = "reg3", "reg5", "reg6", "reg7"
+REG_SRC_NET, REG_DST_NET = "reg8", "reg9"  # network ids, for FromNetwork / ToNetwork
 CT_TRK, CT_REL, CT_RPL = 0x20, 0x04, 0x08
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 PORT_FIELDS = {"tcp": "tcp_dst", "udp": "udp_dst"}
@@ -104,7 +107,7 @@ def rule_flows(w: PolicyWorld, tenant: str, policy: PolicyConfig, rule: RuleConf
         nid = w.network_id_of(rule.peer or "")
         if nid is None:
             return ()
-        peer["metadata"] = (nid, NET_MASK)
+        peer[REG_SRC_NET if rule.direction == IN else REG_DST_NET] = nid
     elif rule.peer_kind == PEER_IP:
         addr, length = (rule.peer or "0.0.0.0/0").split("/")
         mask = (0xFFFFFFFF << (32 - int(length))) & 0xFFFFFFFF
@@ -123,7 +126,7 @@ def rule_flows(w: PolicyWorld, tenant: str, policy: PolicyConfig, rule: RuleConf
     elif rule.direction == IN:
         instr = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE), OutputReg(REG_PORT))),)
     else:
-        instr = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE),)), GotoTable(L2))
+        instr = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE),)), GotoTable(L3))
     cookie = cookies.cookie_for(cookies.RULE, rule_owner(tenant, policy.name, rule.id))
     prio = rule_priority(rule)
     return tuple(Flow(table, prio, match(eth_type=ETH_IPV4, **{member: gid}, **peer, **proto,
@@ -135,12 +138,12 @@ def policy_pipeline(cookie: int) -> tuple[Flow, ...]:
     """Entries of the policy tables every host with a policy network holds."""
     reply = (CT_RPL | CT_TRK, CT_RPL | CT_TRK)
     related = (CT_REL | CT_TRK, CT_REL | CT_TRK)
-    commit_l2 = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE),)), GotoTable(L2))
+    commit_on = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE),)), GotoTable(L3))
     commit_out = (ApplyActions((Ct(commit=True, zone_src=REG_ZONE), OutputReg(REG_PORT))),)
     return tuple(miss_flows(cookie, POLICY_TABLES)) + (
-        Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=reply), (GotoTable(L2),), cookie),
-        Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=related), (GotoTable(L2),), cookie),
-        Flow(EGRESS_POLICY, 1, match(eth_type=ETH_IPV4), commit_l2, cookie),
+        Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=reply), (GotoTable(L3),), cookie),
+        Flow(EGRESS_POLICY, PASS_PRIO, match(ct_state=related), (GotoTable(L3),), cookie),
+        Flow(EGRESS_POLICY, 1, match(eth_type=ETH_IPV4), commit_on, cookie),
         Flow(INGRESS_CT, 1, (), (ApplyActions((OutputReg(REG_PORT),)),), cookie),
         Flow(INGRESS, PASS_PRIO, match(ct_state=reply), (ApplyActions((OutputReg(REG_PORT),)),),
              cookie),
@@ -161,13 +164,19 @@ def network_ct_flows(nid: int, zone: int, cookie: int) -> tuple[Flow, ...]:
              (ApplyActions((load, Ct(zone_src=REG_ZONE, table=INGRESS))),), cookie))
 
 
-def member_flows(nid: int, ip: str, gid: int, cookie: int) -> tuple[Flow, ...]:
-    """A member's group on every host where its network is: by source and by destination."""
+def member_flows(nid: int, ip: str, gid: int, cookie: int, domain: int = 0
+                 ) -> tuple[Flow, ...]:
+    """An endpoint's group (0: none) and network, by source and by destination address, on
+    every host where its network (or, routed, its router's domain) is.  Keyed by the routing
+    domain for a routed network (routed traffic arrives in the destination's network)."""
+    key = (domain << DOMAIN_SHIFT, DOMAIN_MASK) if domain else (nid, NET_MASK)
     return (
-        Flow(SRC_GROUP, PRIO, match(metadata=(nid, NET_MASK), eth_type=ETH_IPV4, ipv4_src=ip),
-             (ApplyActions((SetField(REG_SRC, gid),)), GotoTable(DST_GROUP)), cookie),
-        Flow(DST_GROUP, PRIO, match(metadata=(nid, NET_MASK), eth_type=ETH_IPV4, ipv4_dst=ip),
-             (ApplyActions((SetField(REG_DST, gid),)), GotoTable(EGRESS_CT)), cookie))
+        Flow(SRC_GROUP, PRIO, match(metadata=key, eth_type=ETH_IPV4, ipv4_src=ip),
+             (ApplyActions((SetField(REG_SRC, gid), SetField(REG_SRC_NET, nid))),
+              GotoTable(DST_GROUP)), cookie),
+        Flow(DST_GROUP, PRIO, match(metadata=key, eth_type=ETH_IPV4, ipv4_dst=ip),
+             (ApplyActions((SetField(REG_DST, gid), SetField(REG_DST_NET, nid))),
+              GotoTable(EGRESS_CT)), cookie))
 
 
 def local_delivery(port: int, gid: int | None) -> tuple:

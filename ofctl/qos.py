@@ -27,7 +27,7 @@ from ofctl.model import (
     match,
     set_field,
 )
-from ofctl.pipeline import ARP, EGRESS, QOS, SRC_GROUP
+from ofctl.pipeline import ARP, L3, QOS, SRC_GROUP
 
 PRIO = 100
 OFPM_MAX = 0xFFFF0000
@@ -77,7 +77,7 @@ def qos_fragment(w: QosWorld, ep: EndpointSpec, host: str):
     meter = (ApplyMeter(meter_id(port)),) if profile.bandwidth else ()
     dscp = (ApplyActions((set_field("ip_dscp", profile.dscp),)),) \
         if profile.dscp is not None else ()
-    ip_next = SRC_GROUP if w.policy_network(ep.network) else EGRESS
+    ip_next = SRC_GROUP if w.policy_network(ep.network) else L3
     flows = (Flow(QOS, PRIO, match(in_port=port, eth_type=ETH_IPV4),
                   instructions(*meter, *dscp, GotoTable(ip_next)), c),
              Flow(QOS, PRIO, match(in_port=port, eth_type=ETH_ARP),

@@ -19,6 +19,7 @@ from ofctl.model import (
     ApplyMeter,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     GroupAction,
@@ -71,15 +72,18 @@ class Packet:
     icmpv4_type: int | None = None
     ip_dscp: int = 0
     ct_state: int = 0
+    nw_ttl: int = 64
     reg3: int = 0
     reg5: int = 0
     reg6: int = 0
     reg7: int = 0
+    reg8: int = 0
+    reg9: int = 0
 
     def fresh(self, **changes) -> Packet:
         """This packet as it enters another switch: no pipeline state, no conntrack state."""
-        return replace(self, metadata=0, ct_state=0, reg3=0, reg5=0, reg6=0, reg7=0,
-                       tun_ipv4_dst=None, **changes)
+        return replace(self, metadata=0, ct_state=0, reg3=0, reg5=0, reg6=0, reg7=0, reg8=0,
+                       reg9=0, tun_ipv4_dst=None, **changes)
 
 
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -121,6 +125,7 @@ class Trace:
     def to_controller(self) -> list[Packet]:
         """Packets sent to the controller (packet-in)."""
         return [e.packet for e in self.outputs if e.port == OFPP_CONTROLLER]
+    dropped: str | None = None  # why processing stopped early ("ttl")
 
 
 def field_matches(packet: Packet, name: str, value, mask) -> bool:
@@ -192,6 +197,8 @@ class Switch:
             for ins in flow.instructions:
                 if isinstance(ins, ApplyActions):
                     packet = self._apply(ins.actions, packet, trace)
+                    if trace.dropped:
+                        return trace
                     if trace.recirculate is not None:  # ct(table=...): continue there
                         next_table, trace.recirculate = trace.recirculate, None
                         break
@@ -251,6 +258,11 @@ class Switch:
                     packet = replace(packet, ct_state=self.ct_lookup(zone, packet))
                     trace.recirculate = a.table
                     return packet
+            elif isinstance(a, DecTtl):
+                if packet.nw_ttl <= 1:
+                    trace.dropped = "ttl"
+                    return packet
+                packet = replace(packet, nw_ttl=packet.nw_ttl - 1)
             elif isinstance(a, OutputReg):
                 port = getattr(packet, a.field)
                 if port != packet.in_port:

@@ -10,6 +10,7 @@ from ofctl.model import (
     ApplyMeter,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -28,7 +29,7 @@ from ofctl.model import (
 )
 
 OVS_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "tunnel_id": "tun_id",
-             "tun_ipv4_dst": "tun_dst"}
+             "tun_ipv4_dst": "tun_dst", "icmpv4_type": "icmp_type"}
 HEX_FIELDS = frozenset({"metadata", "eth_type", "vlan_vid", "tunnel_id", "ct_state"})
 
 
@@ -50,7 +51,7 @@ def _field(f: MatchField) -> str:
 def action_text(a: Action) -> str:
     if isinstance(a, Output):
         if a.port == OFPP_CONTROLLER:
-            return f"controller:{a.max_len}" if a.max_len else "controller"
+            return "controller"
         return "in_port" if a.port == OFPP_IN_PORT else f"output:{a.port}"
     if isinstance(a, SetField):
         return f"set_field:{_val(a.name, a.value)}->{_name(a.name)}"
@@ -70,6 +71,8 @@ def action_text(a: Action) -> str:
         return "ct(" + ",".join(parts) + ")"
     if isinstance(a, OutputReg):
         return f"output:{_name(a.field)}"
+    if isinstance(a, DecTtl):
+        return "dec_ttl"
     raise TypeError(f"no text form for {a!r}")
 
 

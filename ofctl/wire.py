@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ofctl.model import (
     FIELD_BITS,
+    OFPCML_NO_BUFFER,
     OFPP_CONTROLLER,
     Action,
     ApplyActions,
@@ -22,6 +23,7 @@ from ofctl.model import (
     Bucket,
     ClearActions,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Group,
@@ -54,6 +56,7 @@ OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_WRITE_ACTIONS = 1, 2, 3
 OFPIT_APPLY_ACTIONS, OFPIT_CLEAR_ACTIONS, OFPIT_METER = 4, 5, 6
 OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN = 0, 17, 18
 OFPAT_GROUP, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 22, 25, 0xFFFF
+OFPAT_DEC_NW_TTL = 24
 NX_EXPERIMENTER, NXAST_REG_MOVE, NXAST_OUTPUT_REG, NXAST_CT = 0x00002320, 6, 15, 35
 NXAST_REG_LOAD, NXAST_REG_LOAD2 = 7, 33
 CT_NO_RECIRC = 255
@@ -137,7 +140,8 @@ def _oxm_header(name: str) -> bytes:
 
 def pack_action(a: Action) -> bytes:
     if isinstance(a, Output):
-        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, a.port, a.max_len)
+        return struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, a.port,
+                           OFPCML_NO_BUFFER if a.port == OFPP_CONTROLLER else 0)
     if isinstance(a, SetField):
         tlv = oxm(a.name, a.value)
         length = _pad8(4 + len(tlv))
@@ -149,6 +153,8 @@ def pack_action(a: Action) -> bytes:
         return struct.pack("!HHH2x", OFPAT_PUSH_VLAN, 8, a.ethertype)
     if isinstance(a, PopVlan):
         return struct.pack("!HH4x", OFPAT_POP_VLAN, 8)
+    if isinstance(a, DecTtl):
+        return struct.pack("!HH4x", OFPAT_DEC_NW_TTL, 8)
     if isinstance(a, Move):
         return struct.pack("!HHIHHHH", OFPAT_EXPERIMENTER, 24, NX_EXPERIMENTER, NXAST_REG_MOVE,
                            a.n_bits, 0, 0) + _oxm_header(a.src) + _oxm_header(a.dst)
@@ -327,8 +333,7 @@ def parse_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
         if length < 8 or off + length > end:
             raise WireError("truncated action")
         if atype == OFPAT_OUTPUT:
-            port, max_len = struct.unpack_from("!IH", buf, off + 4)
-            out.append(Output(port, max_len if port == OFPP_CONTROLLER else 0))
+            out.append(Output(_U32.unpack_from(buf, off + 4)[0]))
         elif atype == OFPAT_SET_FIELD:
             (name, value, _m), = _parse_oxm(buf, off + 4, off + 8 + _U8.unpack_from(
                 buf, off + 7)[0], with_mask=False)
@@ -339,6 +344,8 @@ def parse_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
             out.append(PushVlan(_U16.unpack_from(buf, off + 4)[0]))
         elif atype == OFPAT_POP_VLAN:
             out.append(PopVlan())
+        elif atype == OFPAT_DEC_NW_TTL:
+            out.append(DecTtl())
         elif atype == OFPAT_EXPERIMENTER:
             out.append(_parse_nx(buf, off))
         else:

@@ -29,6 +29,7 @@ from ofctl.engine import Engine, EntryDelta, HostTable
 from ofctl.model import Flow, Group, Meter, SwitchState
 from ofctl.pipeline import MARKER, marker_flow
 from ryu_apps.framework import blocking, hub
+from ryu_apps.gateways import GatewayLearner
 from ryu_apps.intake import Intake
 from ryu_apps.realize import Realizer
 from ryu_apps.switch import Outgoing, Rejected, Session, SwitchError
@@ -38,7 +39,7 @@ RETRY = 1.0
 SLICE_BITS = 4  # audits read 2**SLICE_BITS slices of flows, by the cookie's low bits
 # what the tables are computed from (config endpoints and allocations are not needed)
 WATCHED = (keys.STATE, keys.CONFIG_HOSTS, keys.CONFIG_POLICIES, keys.OPER_HOSTS,
-           keys.OPER_ENDPOINTS, keys.CONFIG_QOS, keys.OPER_MCAST)
+           keys.OPER_ENDPOINTS, keys.OPER_GATEWAYS, keys.CONFIG_QOS, keys.OPER_MCAST)
 
 
 def _pause() -> None:
@@ -58,6 +59,7 @@ class Controller:
         self.cache = Intake(self.engine)
         self.realizer = Realizer(store)
         self.sessions: dict[int, Session] = {}
+        self.gateways = GatewayLearner(store, lambda: self.engine, self.session_of)
         self.running = False
         self.events_seen = 0
         self._threads: list[Any] = []
@@ -69,7 +71,8 @@ class Controller:
         """Load the store, then start the watch, realize and audit greenthreads."""
         self.running = True
         self._reload()
-        self._threads = [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run)]
+        self._threads = [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run),
+                         hub.spawn(self.gateways.run)]
         if self.audit_interval > 0:
             self._threads.append(hub.spawn(self._audit_loop))
 
@@ -80,6 +83,7 @@ class Controller:
         for s in list(self.sessions.values()):
             s.abort()
         self.realizer.stop()
+        self.gateways.stop()
         for t in self._threads:
             hub.kill(t)
         self._threads = []
@@ -183,6 +187,19 @@ class Controller:
         s = self.sessions.get(dp.id)
         if s is not None and s.dp is dp:
             s.on_message(msg)
+
+    def session_of(self, host: str) -> Session | None:
+        """The session of ``host``'s switch (None: not connected)."""
+        for s in self.sessions.values():
+            if s.host == host and s.alive:
+                return s
+        return None
+
+    def packet_in(self, dp: Any, data: bytes) -> None:
+        """A frame a switch passed up (only gateway ARP replies are sent to the controller)."""
+        s = self.sessions.get(dp.id)
+        if s is not None and s.dp is dp:
+            hub.spawn(self.gateways.packet_in, s.host, bytes(data))
 
     def _bind_hosts(self) -> None:
         for s in self.sessions.values():

@@ -39,6 +39,9 @@ try:  # pragma: no branch - whichever is installed
         set_ev_cls,
     )
     from os_ken.lib import hub
+    from os_ken.lib.packet import arp as pkt_arp
+    from os_ken.lib.packet import ethernet as pkt_ethernet
+    from os_ken.lib.packet import packet as pkt_packet
     from os_ken.ofproto import ofproto_common, ofproto_v1_3, ofproto_v1_3_parser
 
     RyuApp = app_manager.OSKenApp
@@ -54,6 +57,9 @@ except ImportError:  # pragma: no cover - Ryu fallback
         set_ev_cls,
     )
     from ryu.lib import hub  # type: ignore[no-redef]
+    from ryu.lib.packet import arp as pkt_arp  # type: ignore[no-redef]
+    from ryu.lib.packet import ethernet as pkt_ethernet  # type: ignore[no-redef]
+    from ryu.lib.packet import packet as pkt_packet  # type: ignore[no-redef]
     from ryu.ofproto import (  # type: ignore[no-redef]
         ofproto_common,
         ofproto_v1_3,
@@ -67,6 +73,7 @@ __all__ = [
     "CONFIG_DISPATCHER", "DEAD_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "RyuApp",
     "app_manager", "cfg", "hub", "ofp_event", "ofproto_common", "ofproto_v1_3",
     "ofproto_v1_3_parser", "set_ev_cls", "blocking", "ryu_manager_running", "UNDER_RYU",
+    "pkt_arp", "pkt_ethernet", "pkt_packet",
 ]
 
 

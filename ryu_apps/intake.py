@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +28,14 @@ from intent.model import (
     NetworkSpec,
     PolicyConfig,
     QosProfileConfig,
+    RouterSpec,
 )
 from intent.resolved import host_spec
 from intent.store import Event, Snapshot
 from ofctl.engine import Engine
 
 LOG = logging.getLogger(__name__)
+MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 # keys the controller writes itself or that are no intent at all: they change nothing here
 IGNORED = (keys.OPER_REALIZED, keys.OPER_APPLIED, keys.LOCKS, keys.WRITES, keys.RUNTIME)
@@ -168,6 +171,34 @@ def decode_qos(tenant: str, name: str, value: str) -> QosProfileConfig:
     return q
 
 
+def decode_router(tenant: str, name: str, value: str) -> RouterSpec:
+    if not isinstance(_object(value).get("networks", []), list):
+        raise BadValue("networks is not a list of names")
+    try:
+        r = codec.loads(RouterSpec, value)
+    except TypeError as exc:
+        raise BadValue(str(exc)) from None
+    if (r.tenant, r.name) != (tenant, name):
+        raise BadValue(f"names router {r.tenant}/{r.name}, not {tenant}/{name}")
+    if isinstance(r.id, bool) or not isinstance(r.id, int) or not 0 < r.id <= 0xFFFF:
+        raise BadValue(f"id {r.id!r} is not a router id")
+    if not isinstance(r.networks, tuple) or not all(isinstance(n, str) for n in r.networks):
+        raise BadValue("networks is not a list of names")
+    if r.external_network is not None:
+        _ip(r.external_ip, "external_ip")
+        if not isinstance(r.gateway_host, str):
+            raise BadValue("an external router needs a gateway_host")
+    return r
+
+
+def decode_gateway(value: str) -> str:
+    """The MAC of a learnt physical gateway (``{"mac": ..., "ip": ...}``)."""
+    mac = _object(value).get("mac")
+    if not isinstance(mac, str) or not MAC_RE.fullmatch(mac):
+        raise BadValue(f"mac {mac!r} is not a MAC address")
+    return mac.lower()
+
+
 def decode_registration(name: str, value: str) -> Registration:
     data = _object(value)
     vtep = data.get("vtep_ip")
@@ -246,6 +277,12 @@ class Intake:
             elif key.startswith(keys.STATE_GROUPS):
                 t, g = keys.tenant_and_name(key, keys.STATE_GROUPS)
                 self.engine.set_group(t, g, value and decode_group(t, g, value))
+            elif key.startswith(keys.OPER_GATEWAYS):
+                t, r = keys.tenant_and_name(key, keys.OPER_GATEWAYS)
+                self.engine.set_gateway_mac(t, r, value and decode_gateway(value))
+            elif key.startswith(keys.STATE_ROUTERS):
+                t, r = keys.tenant_and_name(key, keys.STATE_ROUTERS)
+                self.engine.set_router(t, r, value and decode_router(t, r, value))
             elif key.startswith(keys.CONFIG_POLICIES):
                 t, p = keys.tenant_and_name(key, keys.CONFIG_POLICIES)
                 self.engine.set_policy(t, p, value and decode_policy(t, p, value))

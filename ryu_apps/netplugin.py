@@ -212,3 +212,7 @@ class NetPluginApp(RyuApp):
                  ofp_event.EventOFPErrorMsg], MAIN_DISPATCHER)
     def _reply(self, ev) -> None:
         self.controller.switch_message(ev.msg.datapath, ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev) -> None:
+        self.controller.packet_in(ev.msg.datapath, ev.msg.data)

@@ -127,6 +127,7 @@ def check_isolation(intent: ResolvedIntent) -> int:
     sim, ports = network_sim(intent)
     at = endpoint_ports(ports)
     eps = [e for e in intent.endpoints if e.id in at]
+    vlan = {x.name: x.net_type == VLAN for x in intent.networks}
     n = 0
     for a in eps:
         h, p = at[a.id]
@@ -156,9 +157,14 @@ def check_isolation(intent: ResolvedIntent) -> int:
                 t = sim.send(h, ipv4(a, p, b.mac, b.ip))
                 assert [(d.host, d.port) for d in t.deliveries] == [(bh, bp)], (a.id, b.id)
             else:
-                macs = {d.packet.arp_sha for d in t.deliveries}
+                replies = [d for d in t.deliveries if d.packet.arp_op == 2]
+                macs = {d.packet.arp_sha for d in replies}
                 assert macs == {o.mac for o in owner}, (a.id, b.id, macs)
-                assert all(d.port == p and d.host == h for d in t.deliveries)
+                assert all(d.port == p and d.host == h for d in replies)
+                # a VLAN network asks the physical segment: only a's own network hears it
+                asked = {d.endpoint for d in t.deliveries if d.packet.arp_op != 2}
+                assert asked <= ({e.id for e in same} if vlan[a.network] else set()), (a.id,
+                                                                                       asked)
                 t = sim.send(h, ipv4(a, p, b.mac, b.ip))
                 # only an endpoint of a's own network that happens to share the MAC may get it
                 assert all(d.endpoint in {e.id for e in same if e.mac == b.mac}

@@ -54,12 +54,15 @@ def test_cost_formula_on_100_hosts_5000_endpoints():
     idx = IntentIndex(intent)
     for name in ("h0", "h37", "h99"):
         state = compute_host(intent, ports[name], idx)
-        flows, groups = 6, 0  # 5 table misses + multicast->BUM
+        flows, groups = 8, 0  # 6 table misses + multicast->BUM + unrouted gateway frames
         for n in intent.networks:
             eps = [e for e in intent.endpoints if e.network == n.name]
             local = sum(1 for e in eps if e.host == name)
             if local:
-                flows += 4 * local + 2 * (len(eps) - local) + 3
+                # classify 2 per local + ingress, ARP + L2 per endpoint, 2 BUM, gateway ARP+ICMP
+                flows += 4 * local + 2 * (len(eps) - local) + 3 + 2
+                if n.net_type == "vlan" and ports[name].uplink_port is not None:
+                    flows += local + 4  # uplink ARP answers, hand-off
                 groups += 1
         assert (len(state.flows), len(state.groups)) == (flows, groups)
         assert len(state.flows) < 1000  # grows with what the host sees, not the cluster
