@@ -127,7 +127,8 @@ class Snooper:
 
     def packet_in(self, host: str | None, in_port: int, frame: bytes) -> list[tuple[str, str]]:
         """Handle one packet-in; returns the (join|leave, key) store changes made."""
-        if host is None:
+        reports = parse_igmp(frame)
+        if host is None or not reports:
             return []
         found = self.locate(host, in_port)
         if found is None:
@@ -136,7 +137,7 @@ class Snooper:
         if not snooping(net):
             return []
         done = []
-        for what, group in parse_igmp(frame):
+        for what, group in reports:
             if address_problem(group):
                 continue  # link-local groups flood; nothing to learn
             self.reports += 1

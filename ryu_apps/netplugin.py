@@ -176,7 +176,7 @@ class NetPluginApp(RyuApp):
         return (ep, net) if net else None
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
-    def _packet_in(self, ev) -> None:
+    def _igmp_packet_in(self, ev) -> None:
         msg = ev.msg
         host = self.controller.cache.host_for_dpid(msg.datapath.id)
         in_port = msg.match.get("in_port") if msg.match else None
