@@ -26,6 +26,7 @@ from intent.model import (
     HostConfig,
     NetworkConfig,
     PolicyConfig,
+    QosProfileConfig,
     RouterConfig,
     TenantConfig,
     network_with_defaults,
@@ -45,6 +46,7 @@ class Delta:
     endpoints: dict[str, Pair] = field(default_factory=dict)
     groups: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
     policies: dict[tuple[str, str], Pair] = field(default_factory=dict)
+    qos_profiles: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (tenant, name)
     routers: dict[tuple[str, str], Pair] = field(default_factory=dict)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)  # networks whose endpoints are all here
@@ -64,12 +66,13 @@ class Stored:
     endpoints: dict[str, EndpointConfig]
     groups: dict[tuple[str, str], EndpointGroupConfig] = field(default_factory=dict)
     policies: dict[tuple[str, str], PolicyConfig] = field(default_factory=dict)
+    qos_profiles: dict[tuple[str, str], QosProfileConfig] = field(default_factory=dict)
     routers: dict[tuple[str, str], RouterConfig] = field(default_factory=dict)
 
 
 def overlay(old: Any, new: Any,
             keep: Iterable[str] = ("networks", "endpoints", "endpoint_groups", "policies",
-                                   "routers")
+                                   "routers", "qos_profiles")
             ) -> Any:
     """``old`` with every field ``new`` gives (not None) taken from ``new``."""
     if old is None:
@@ -82,7 +85,8 @@ def overlay(old: Any, new: Any,
 def strip(obj: Any) -> Any:
     """An object without its children (children are stored under their own keys)."""
     if isinstance(obj, TenantConfig):
-        return replace(obj, networks=(), endpoint_groups=(), policies=(), routers=())
+        return replace(obj, networks=(), endpoint_groups=(), policies=(), routers=(),
+                       qos_profiles=())
     if isinstance(obj, NetworkConfig):
         return replace(obj, endpoints=())
     return obj
@@ -100,6 +104,9 @@ def doc_labels(doc: Config) -> dict[tuple[str, str], str]:
                               f"Tenants[{ti}].EndpointGroups[{gi}]")
         for pi, p in enumerate(t.policies):
             labels.setdefault(("policy", f"{t.name}/{p.name}"), f"Tenants[{ti}].Policies[{pi}]")
+        for qi, q in enumerate(t.qos_profiles):
+            labels.setdefault(("QoS profile", f"{t.name}/{q.name}"),
+                              f"Tenants[{ti}].QosProfiles[{qi}]")
         for ri, r in enumerate(t.routers):
             labels.setdefault(("router", f"{t.name}/{r.name}"), f"Tenants[{ti}].Routers[{ri}]")
         for ni, n in enumerate(t.networks):
@@ -132,6 +139,10 @@ def merge_add(doc: Config, stored: Stored, create_only: frozenset[tuple[str, str
             old_p = stored.policies.get((t.name, p.name))
             _exists(create_only, "policy", f"{t.name}/{p.name}", old_p)
             delta.policies[(t.name, p.name)] = (old_p, merge_rules(old_p, p))
+        for q in t.qos_profiles:
+            old_q = stored.qos_profiles.get((t.name, q.name))
+            _exists(create_only, "QoS profile", f"{t.name}/{q.name}", old_q)
+            delta.qos_profiles[(t.name, q.name)] = (old_q, q)  # a profile is replaced whole
         for r in t.routers:
             old_r = stored.routers.get((t.name, r.name))
             _exists(create_only, "router", f"{t.name}/{r.name}", old_r)
@@ -180,7 +191,8 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
         if old_t is None:
             missing.append(f'tenant "{t.name}" does not exist')
             continue
-        if not (t.networks or t.endpoint_groups or t.policies or t.routers):
+        if not (t.networks or t.endpoint_groups or t.policies or t.routers or
+                t.qos_profiles):
             delta.tenants[t.name] = (old_t, None)
             whole_tenants.append(t.name)
             continue
@@ -190,6 +202,12 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
                 missing.append(f'endpoint group "{g.name}" does not exist in tenant "{t.name}"')
             else:
                 delta.groups[(t.name, g.name)] = (old_g, None)
+        for q in t.qos_profiles:
+            old_q = stored.qos_profiles.get((t.name, q.name))
+            if old_q is None:
+                missing.append(f'QoS profile "{q.name}" does not exist in tenant "{t.name}"')
+            else:
+                delta.qos_profiles[(t.name, q.name)] = (old_q, None)
         for r in t.routers:
             old_r = stored.routers.get((t.name, r.name))
             if old_r is None:
@@ -254,6 +272,8 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
         for p in t.policies:
             delta.policies[(t.name, p.name)] = (stored.policies.get((t.name, p.name)),
                                                 replace(p, rules=p.rules or ()))
+        for q in t.qos_profiles:
+            delta.qos_profiles[(t.name, q.name)] = (stored.qos_profiles.get((t.name, q.name)), q)
         for r in t.routers:
             delta.routers[(t.name, r.name)] = (stored.routers.get((t.name, r.name)),
                                                replace(r, networks=r.networks or ()))
@@ -274,6 +294,7 @@ def merge_desired(doc: Config, stored: Stored) -> Delta:
         if eid not in named_e:
             delta.endpoints[eid] = (old, None)
     for part, have in ((delta.groups, stored.groups), (delta.policies, stored.policies),
+                       (delta.qos_profiles, stored.qos_profiles),
                        (delta.routers, stored.routers)):
         for key, old in have.items():
             if key not in part:

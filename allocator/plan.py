@@ -18,6 +18,7 @@ import json
 
 from allocator.merge import Delta, strip
 from allocator.plan_groups import GroupPlanning
+from allocator.plan_qos import QosPlanning
 from allocator.plan_routers import RouterPlanning
 from allocator.pools import (
     default_gateway,
@@ -73,7 +74,7 @@ def tag_key(net_type: str, tag: int) -> str:
     return keys.alloc_vni(tag) if net_type == VXLAN else keys.alloc_vlan(tag)
 
 
-class Planner(GroupPlanning, RouterPlanning):
+class Planner(GroupPlanning, RouterPlanning, QosPlanning):
     """One planning pass; :meth:`run` returns a :class:`Plan` or a :class:`Need`."""
 
     def __init__(self, delta: Delta, reads: Reads) -> None:
@@ -155,9 +156,11 @@ class Planner(GroupPlanning, RouterPlanning):
         self._tenants()
         self._networks()
         self.plan_routers()
+        self.plan_qos_profiles()
         self.plan_groups_and_policies()
         self._endpoints()
         self.finish_members()
+        self.finish_qos()
         self._finish_pools()
         for t, idx in self.tenant_idx.items():
             if t in self.d.tenants and self.d.tenants[t][1] is None:
@@ -282,7 +285,8 @@ class Planner(GroupPlanning, RouterPlanning):
         if zone is None:
             return
         spec = NetworkSpec(name=name, tenant=tenant.name, net_type=new.pkt_tag_type or "vlan",
-                           tag=tag, subnet=subnet, gateway=gateway, zone=zone)
+                           tag=tag, subnet=subnet, gateway=gateway, zone=zone,
+                           qos_profile=new.qos_profile or None, multicast=new.multicast)
         self.specs[name] = spec
         if old_spec is not None and (old_spec.subnet, old_spec.gateway) != (subnet, gateway) \
                 and name not in self.d.expanded:
@@ -432,7 +436,8 @@ class Planner(GroupPlanning, RouterPlanning):
         new, old = item[0], item[1]
         state = EndpointSpec(id=new.id, network=new.network, container=new.container,
                              host=new.host, ip=ip_str(ip), mac=mac_for_int(ip),
-                             attach_uuid=new.attach_uuid, group=new.endpoint_group or None)
+                             attach_uuid=new.attach_uuid, group=new.endpoint_group or None,
+                             qos_profile=new.qos_profile or None)
         tenant = item[3].tenant
         old_group = old.group if old is not None and old.network == new.network else None
         if old is not None and old.network != new.network:

@@ -165,7 +165,8 @@ class GroupPlanning:
         if gid is None:
             return
         spec = EndpointGroupSpec(tenant=tenant, name=name, id=gid,
-                                 policies=tuple(new.policies or ()))
+                                 policies=tuple(new.policies or ()),
+                                 qos_profile=new.qos_profile or None)
         self._put(keys.group(tenant, name), codec.dumps(new))
         self._put(keys.state_group(tenant, name), codec.dumps(spec))
         idx.setdefault("groups", {})[name] = {"id": gid, "policies": list(spec.policies)}

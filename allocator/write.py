@@ -42,6 +42,7 @@ from intent.model import (
     HostConfig,
     NetworkConfig,
     PolicyConfig,
+    QosProfileConfig,
     RouterConfig,
     TenantConfig,
 )
@@ -115,7 +116,8 @@ def _stored(reads: Reads) -> Stored:
                   endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig),
                   groups=scoped(keys.CONFIG_GROUPS, EndpointGroupConfig),
                   policies=scoped(keys.CONFIG_POLICIES, PolicyConfig),
-                  routers=scoped(keys.CONFIG_ROUTERS, RouterConfig))
+                  routers=scoped(keys.CONFIG_ROUTERS, RouterConfig),
+                  qos_profiles=scoped(keys.CONFIG_QOS, QosProfileConfig))
 
 
 def first_keys(change: Change) -> tuple[list[str], list[str]]:
@@ -136,6 +138,8 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
                       keys.members(t.name, g.name)]
         for p in t.policies:
             names.append(keys.policy(t.name, p.name))
+        for q in t.qos_profiles:
+            names += [keys.qos_profile(t.name, q.name), keys.qos_users(t.name, q.name)]
         for r in t.routers:
             names += [keys.router(t.name, r.name), keys.state_router(t.name, r.name)]
         for n in t.networks:
@@ -219,6 +223,7 @@ class Writer:
             idx = json.loads(reads.value(keys.tenant_index(t)) or "{}")
             nets = sorted(idx.get("networks", {}))
             groups, policies = sorted(idx.get("groups", {})), sorted(idx.get("policies", {}))
+            profiles = sorted(idx.get("qosprofiles", {}))
             routers = sorted(idx.get("routers", {}))
             self._read(reads, [k for n in nets for k in (keys.network(n), keys.state_network(n),
                                                           keys.ip_pool(n))]
@@ -226,7 +231,9 @@ class Writer:
                                                        keys.members(t, g))]
                        + [keys.policy(t, p) for p in policies]
                        + [k for r in routers for k in (keys.router(t, r),
-                                                       keys.state_router(t, r))])
+                                                       keys.state_router(t, r))]
+                       + [k for q in profiles for k in (keys.qos_profile(t, q),
+                                                         keys.qos_users(t, q))])
             for n in nets:
                 old = _decode(reads.items.get(keys.network(n)), NetworkConfig)
                 if old is not None:
@@ -239,6 +246,10 @@ class Writer:
                 old = _decode(reads.items.get(keys.policy(t, p)), PolicyConfig)
                 if old is not None:
                     delta.policies[(t, p)] = (old, None)
+            for q in profiles:
+                old = _decode(reads.items.get(keys.qos_profile(t, q)), QosProfileConfig)
+                if old is not None:
+                    delta.qos_profiles[(t, q)] = (old, None)
             for r in routers:
                 old = _decode(reads.items.get(keys.router(t, r)), RouterConfig)
                 if old is not None:

@@ -13,6 +13,8 @@ from intent.model import (
     EndpointSpec,
     HostConfig,
     HostSpec,
+    McastGroupConfig,
+    MulticastConfig,
     NetworkConfig,
     NetworkSpec,
     PolicyConfig,
@@ -41,7 +43,7 @@ def dumps(obj: Any) -> str:
 
 
 CHILDREN: dict[type, tuple[str, ...]] = {
-    TenantConfig: ("networks", "endpoint_groups", "policies", "routers"),
+    TenantConfig: ("networks", "endpoint_groups", "policies", "routers", "qos_profiles"),
     NetworkConfig: ("endpoints",),
 }
 
@@ -66,9 +68,18 @@ def loads(cls: type[T], text: str) -> T:
         kwargs["rules"] = tuple(RuleConfig(**r) for r in kwargs["rules"])
     if cls in (EndpointGroupConfig, EndpointGroupSpec) and kwargs.get("policies") is not None:
         kwargs["policies"] = tuple(kwargs["policies"])
+    if cls in (NetworkConfig, NetworkSpec) and isinstance(kwargs.get("multicast"), dict):
+        kwargs["multicast"] = multicast_from(kwargs["multicast"])
     if cls in (RouterConfig, RouterSpec) and kwargs.get("networks") is not None:
         kwargs["networks"] = tuple(kwargs["networks"])
     return cls(**kwargs)
+
+
+def multicast_from(data: dict) -> MulticastConfig:
+    """A stored ``MulticastConfig``."""
+    return MulticastConfig(snooping=bool(data.get("snooping")), groups=tuple(
+        McastGroupConfig(g["address"], tuple(g.get("receivers") or ()))
+        for g in data.get("groups") or ()))
 
 
 STORED_TYPES = (HostConfig, TenantConfig, NetworkConfig, EndpointConfig,

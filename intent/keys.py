@@ -24,6 +24,9 @@
     /netplugin/alloc/zone/<zone>                  owner network (conntrack zone)
     /netplugin/alloc/next/<pool>                  lowest maybe-free id of a global pool
     /netplugin/alloc/members/<tenant>/<group>     how many endpoints the group has
+    /netplugin/config/qosprofiles/<tenant>/<name> QosProfileConfig
+    /netplugin/alloc/qosusers/<tenant>/<name>     how many endpoints, networks and groups use it
+    /netplugin/oper/mcast/<network>/<group>/<ep>  a membership learned by IGMP (under a lease)
     /netplugin/state/networks/<network>           NetworkSpec (resolved: tag, subnet, gateway)
     /netplugin/state/endpoints/<endpoint-id>      EndpointSpec (resolved: ip, mac, host)
     /netplugin/state/groups/<tenant>/<group>      EndpointGroupSpec (resolved: id)
@@ -53,6 +56,7 @@ CONFIG_ENDPOINTS = CONFIG + "endpoints/"
 CONFIG_TXN = CONFIG + "txn"
 CONFIG_GROUPS = CONFIG + "groups/"
 CONFIG_POLICIES = CONFIG + "policies/"
+CONFIG_QOS = CONFIG + "qosprofiles/"
 CONFIG_ROUTERS = CONFIG + "routers/"
 ALLOC = ROOT + "alloc/"
 ALLOC_VLAN = ALLOC + "vlan/"
@@ -66,6 +70,7 @@ ALLOC_GROUPID = ALLOC + "groupid/"
 ALLOC_ZONE = ALLOC + "zone/"
 ALLOC_NEXT = ALLOC + "next/"
 ALLOC_MEMBERS = ALLOC + "members/"
+ALLOC_QOS_USERS = ALLOC + "qosusers/"
 STATE = ROOT + "state/"
 STATE_NETWORKS = STATE + "networks/"
 STATE_ENDPOINTS = STATE + "endpoints/"
@@ -76,6 +81,7 @@ OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
 OPER_REALIZED = OPER + "realized/"
 OPER_APPLIED = OPER + "applied"
+OPER_MCAST = OPER + "mcast/"
 OPER_GATEWAYS = OPER + "gateways/"
 RUNTIME = ROOT + "runtime/"
 LOCKS = ROOT + "locks/"
@@ -129,6 +135,22 @@ def policy(tenant_name: str, name: str) -> str:
     return f"{CONFIG_POLICIES}{tenant_name}/{name}"
 
 
+def qos_profile(tenant_name: str, name: str) -> str:
+    return f"{CONFIG_QOS}{tenant_name}/{name}"
+
+
+def qos_users(tenant_name: str, name: str) -> str:
+    return f"{ALLOC_QOS_USERS}{tenant_name}/{name}"
+
+
+def mcast_member(network_name: str, address: str, ep_id: str) -> str:
+    return f"{OPER_MCAST}{network_name}/{address}/{ep_id}"
+
+
+def mcast_member_parts(key: str) -> tuple[str, str, str]:
+    """(network, address, endpoint id) of a learned-membership key."""
+    network_name, address, ep_id = key[len(OPER_MCAST):].split("/", 2)
+    return network_name, address, ep_id
 def router(tenant_name: str, name: str) -> str:
     return f"{CONFIG_ROUTERS}{tenant_name}/{name}"
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from intent.errors import ValidationError
 from intent.jsontext import parse_json
+from intent.mcast_doc import parse_multicast
 from intent.model import (
     VXLAN,
     Config,
@@ -21,6 +22,7 @@ from intent.model import (
     with_defaults,
 )
 from intent.policy_doc import parse_groups, parse_policies
+from intent.qos_doc import parse_profiles, parse_ref
 from intent.reader import DIGITS, SCHEMA, VLAN_LIMITS, VNI_LIMITS, Reader  # noqa: F401
 from intent.router_doc import parse_routers
 from intent.validate import validate_config
@@ -60,14 +62,17 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
                     attach_uuid=r.string(ef, "AttachUUID", epath),
                     ip_address=r.string(ef, "IpAddress", epath),
                     endpoint_group=(r.string(ef, "EndpointGroup", epath) or ""
-                                    if "EndpointGroup" in ef else None)))
+                                    if "EndpointGroup" in ef else None),
+                    qos_profile=parse_ref(r, ef, epath)))
             networks.append(NetworkConfig(
                 name=net_name, tenant=name,
                 pkt_tag_type=r.net_type(nf, "PktTagType", npath, None),
                 pkt_tag=r.integer(nf, "PktTag", npath),
                 subnet_cidr=r.string(nf, "SubnetCIDR", npath),
                 default_gw=r.string(nf, "DefaultGw", npath),
-                endpoints=tuple(endpoints)))
+                endpoints=tuple(endpoints),
+                qos_profile=parse_ref(r, nf, npath),
+                multicast=parse_multicast(r, nf, npath)))
         tenants.append(TenantConfig(
             name=name, default_net_type=default_type,
             subnet_pool=r.string(f, "SubnetPool", path),
@@ -77,7 +82,8 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
             networks=tuple(networks),
             endpoint_groups=parse_groups(r, f, name, path),
             policies=parse_policies(r, f, name, path),
-            routers=parse_routers(r, f, name, path)))
+            routers=parse_routers(r, f, name, path),
+            qos_profiles=parse_profiles(r, f, name, path)))
     return Config(hosts=tuple(hosts), tenants=tuple(tenants)), r.problems
 
 

@@ -43,6 +43,7 @@ class EndpointConfig:
     attach_uuid: str | None = None  # container whose netns is used (pod infra container)
     ip_address: str | None = None  # static IP; allocated when None
     endpoint_group: str | None = None  # None: not given; "": explicitly in no group
+    qos_profile: str | None = None  # None: not given; "": explicitly none
 
     @property
     def id(self) -> str:
@@ -61,6 +62,8 @@ class NetworkConfig:
     subnet_cidr: str | None = None
     default_gw: str | None = None
     endpoints: tuple[EndpointConfig, ...] = ()
+    qos_profile: str | None = None  # None: not given; "": explicitly none
+    multicast: MulticastConfig | None = None  # None: not given
 
 
 IN, OUT = "in", "out"
@@ -100,6 +103,49 @@ class EndpointGroupConfig:
     name: str
     tenant: str
     policies: tuple[str, ...] | None = None  # None: not given
+    qos_profile: str | None = None  # None: not given; "": explicitly none
+
+
+# ---- QoS and multicast (issue 13)
+
+
+@dataclass(frozen=True)
+class QosProfileConfig:
+    """A tenant's QoS profile: rate limit (kbit/s, burst kbit) and DSCP of what members send."""
+
+    name: str
+    tenant: str
+    bandwidth: int | None = None  # kbit/s
+    burst: int | None = None  # kbit
+    dscp: int | None = None  # 0-63
+
+
+@dataclass(frozen=True)
+class McastGroupConfig:
+    """A multicast group of a network and its declared receivers (container names)."""
+
+    address: str
+    receivers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MulticastConfig:
+    """A network's multicast: snooping on (replicate to receivers only) or off (flood)."""
+
+    snooping: bool = False
+    groups: tuple[McastGroupConfig, ...] = ()
+
+
+@dataclass(frozen=True, order=True)
+class Membership:
+    """A receiver learned by IGMP snooping: endpoint ``endpoint`` joined ``address``."""
+
+    network: str
+    address: str
+    endpoint: str
+
+
+# ---- end QoS and multicast
 
 
 @dataclass(frozen=True)
@@ -130,6 +176,7 @@ class TenantConfig:
     networks: tuple[NetworkConfig, ...] = ()
     endpoint_groups: tuple[EndpointGroupConfig, ...] = ()
     policies: tuple[PolicyConfig, ...] = ()
+    qos_profiles: tuple[QosProfileConfig, ...] = ()
     routers: tuple[RouterConfig, ...] = ()
 
 
@@ -154,6 +201,8 @@ class Config:
     def policies(self) -> list[PolicyConfig]:
         return [p for t in self.tenants for p in t.policies]
 
+    def qos_profiles(self) -> list[QosProfileConfig]:
+        return [p for t in self.tenants for p in t.qos_profiles]
     def routers(self) -> list[RouterConfig]:
         return [r for t in self.tenants for r in t.routers]
 
@@ -200,6 +249,8 @@ class NetworkSpec:
     subnet: str  # CIDR, e.g. "10.1.0.0/24"
     gateway: str | None = None
     zone: int = 0  # conntrack zone (allocated; 0: none yet)
+    qos_profile: str | None = None
+    multicast: MulticastConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +265,7 @@ class EndpointSpec:
     mac: str
     attach_uuid: str | None = None
     group: str | None = None  # endpoint group (of the network's tenant)
+    qos_profile: str | None = None
 
     @property
     def netns_owner(self) -> str:
@@ -229,6 +281,7 @@ class EndpointGroupSpec:
     name: str
     id: int
     policies: tuple[str, ...] = ()
+    qos_profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,4 +318,6 @@ class ResolvedIntent:
     tenants: tuple[str, ...] = field(default=())
     groups: tuple[EndpointGroupSpec, ...] = ()
     policies: tuple[PolicyConfig, ...] = ()
+    qos_profiles: tuple[QosProfileConfig, ...] = ()
+    learned: tuple[Membership, ...] = ()
     routers: tuple[RouterSpec, ...] = ()

@@ -44,8 +44,11 @@ def parse_groups(r: Reader, fields: dict[str, Any], tenant: str,
         policies = None
         if "Policies" in f:
             policies = tuple(_names(r, f.get("Policies"), f"{gpath}.Policies"))
+        from intent.qos_doc import parse_ref
+
         out.append(EndpointGroupConfig(name=r.string(f, "Name", gpath, required=True) or "",
-                                       tenant=tenant, policies=policies))
+                                       tenant=tenant, policies=policies,
+                                       qos_profile=parse_ref(r, f, gpath)))
     return tuple(out)
 
 

@@ -13,15 +13,19 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "top": ("Hosts", "Tenants"),
     "host": ("Name", "Intf", "VtepIp", "NetId"),
     "tenant": ("Name", "DefaultNetType", "SubnetPool", "AllocSubnetLen", "Vlans", "Vxlans",
-               "Networks", "EndpointGroups", "Policies", "Routers"),
-    "network": ("Name", "PktTagType", "PktTag", "SubnetCIDR", "DefaultGw", "Endpoints"),
-    "endpoint": ("Container", "Host", "AttachUUID", "IpAddress", "EndpointGroup"),
+               "Networks", "EndpointGroups", "Policies", "Routers", "QosProfiles"),
+    "network": ("Name", "PktTagType", "PktTag", "SubnetCIDR", "DefaultGw", "Endpoints",
+                "QosProfile", "Multicast"),
+    "endpoint": ("Container", "Host", "AttachUUID", "IpAddress", "EndpointGroup", "QosProfile"),
     "binding": ("Container", "Host", "AttachUUID"),
-    "group": ("Name", "Policies"),
+    "group": ("Name", "Policies", "QosProfile"),
     "router": ("Name", "Networks", "ExternalNetwork", "ExternalIp", "GatewayHost"),
     "policy": ("Name", "Rules"),
     "rule": ("Id", "Priority", "Direction", "Action", "FromEndpointGroup", "FromNetwork",
              "FromIpAddress", "ToEndpointGroup", "ToNetwork", "ToIpAddress", "Protocol", "Port"),
+    "qosprofile": ("Name", "Bandwidth", "Burst", "Dscp"),
+    "multicast": ("Snooping", "Groups"),
+    "mcastgroup": ("Address", "Receivers"),
 }
 
 DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only ("²".isdigit() is True)

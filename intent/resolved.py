@@ -13,9 +13,11 @@ from intent.model import (
     EndpointSpec,
     HostConfig,
     HostSpec,
+    Membership,
     NetworkConfig,
     NetworkSpec,
     PolicyConfig,
+    QosProfileConfig,
     ResolvedIntent,
     RouterSpec,
     TenantConfig,
@@ -77,7 +79,13 @@ def resolved_from_snapshot(snap: Snapshot) -> ResolvedIntent:
                           hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
                           revision=snap.revision, tenants=tuple(tenants),
                           groups=tuple(groups), policies=tuple(policies),
-                          routers=tuple(routers))
+                          routers=tuple(routers),
+                          qos_profiles=tuple(codec.loads(QosProfileConfig, kv.value)
+                                             for k, kv in sorted(snap.items.items())
+                                             if k.startswith(keys.CONFIG_QOS)),
+                          learned=tuple(Membership(*keys.mcast_member_parts(k))
+                                        for k in sorted(snap.items)
+                                        if k.startswith(keys.OPER_MCAST)))
 
 
 def read_config(store: Store) -> Config:

@@ -252,6 +252,7 @@ def validate_config(config: Config, with_paths: bool = True, complete: bool = Tr
                     elif ip is not None:
                         used_ips[ip] = ep_
         _check_policies(tenant, tp, add, with_paths, complete)
+        _check_qos_and_multicast(tenant, tp, add, with_paths, complete)
         _check_routers(tenant, tp, add, with_paths, complete)
     _check_range_overlaps(config, add, with_paths)
     return problems
@@ -295,6 +296,32 @@ def _check_policies(tenant: TenantConfig, tp: str, add: Add, with_paths: bool,
             else:
                 check_policy(obj, label, add, groups if complete else None,
                              networks if complete else None)
+
+
+def _check_qos_and_multicast(tenant: TenantConfig, tp: str, add: Add, with_paths: bool,
+                             complete: bool) -> None:
+    from intent.mcast_doc import check_multicast
+    from intent.qos_doc import check_profile, check_ref
+
+    names: set[str] = set()
+    for i, p in enumerate(tenant.qos_profiles):
+        label = f"{tp}.QosProfiles[{i}]" if with_paths else f'QoS profile "{p.name}"'
+        if p.name in names:
+            add(f'{label}.Name "{p.name}": duplicate name in tenant "{tenant.name}"')
+        names.add(p.name)
+        check_profile(p, label, add, complete)
+    known = names if complete else None
+    for i, g in enumerate(tenant.endpoint_groups):
+        label = f"{tp}.EndpointGroups[{i}]" if with_paths else f'endpoint group "{g.name}"'
+        check_ref(g.qos_profile, label, tenant.name, known, add)
+    for ni, net in enumerate(tenant.networks):
+        np_ = f"{tp}.Networks[{ni}]" if with_paths else f'network "{net.name}"'
+        check_ref(net.qos_profile, np_, tenant.name, known, add)
+        for ei, ep in enumerate(net.endpoints):
+            ep_ = f"{np_}.Endpoints[{ei}]" if with_paths else f'endpoint "{ep.id}"'
+            check_ref(ep.qos_profile, ep_, tenant.name, known, add)
+        check_multicast(net.multicast, np_, add,
+                        {e.container for e in net.endpoints} if complete else None)
 
 
 def endpoint_collision(ep: EndpointConfig, other_network: str, other_container: str,

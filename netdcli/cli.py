@@ -35,8 +35,8 @@ from netdcli.show import (
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 DEFAULT_REST = "http://127.0.0.1:9999"
 CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup",
-              "router")
-SCOPED = ("policy", "endpointgroup", "router")  # named TENANT/NAME
+              "router", "qosprofile")
+SCOPED = ("policy", "endpointgroup", "router", "qosprofile")  # named TENANT/NAME
 EXIT_TIMEOUT = 5
 EXIT_INCONSISTENT = 6
 REST_TOKEN_ENV = "NETPLUGIN_REST_TOKEN"
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  netdcli -etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 "
                "\\\n      -etcd-ca ca.pem -etcd-cert me.pem -etcd-key me.key -cfg net.json\n"
                "  netdcli -audit -rest http://127.0.0.1:9999   # exit 0 only when all is "
-               "consistent",
+               "consistent\n"
+               "  netdcli -oper get -construct qosprofile tenant-one/gold",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("-cfg", "--cfg", metavar="FILE",
@@ -274,6 +275,15 @@ def _show_scoped(store: Store, construct: str, name: str) -> dict:
             raise NotFoundError(f'router "{obj}" does not exist in tenant "{tenant}"')
         return router_view(loads(RouterConfig, value), json.loads(spec) if spec else None,
                            json.loads(gateway) if gateway else None)
+    if construct == "qosprofile":
+        from intent.model import QosProfileConfig
+        from netdcli.show import profile_view
+
+        value = read_consistent(store, keys=[keys.qos_profile(tenant, obj)]).value(
+            keys.qos_profile(tenant, obj))
+        if value is None:
+            raise NotFoundError(f'QoS profile "{obj}" does not exist in tenant "{tenant}"')
+        return profile_view(loads(QosProfileConfig, value))
     if construct == "policy":
         snap = read_consistent(store, keys=[keys.policy(tenant, obj)])
         value = snap.value(keys.policy(tenant, obj))
@@ -292,11 +302,19 @@ def _show_scoped(store: Store, construct: str, name: str) -> dict:
 
 
 def _delete_scoped(store: Store, construct: str, name: str):
-    from intent.model import Config, EndpointGroupConfig, PolicyConfig, RouterConfig, TenantConfig
+    from intent.model import (
+        Config,
+        EndpointGroupConfig,
+        PolicyConfig,
+        QosProfileConfig,
+        RouterConfig,
+        TenantConfig,
+    )
 
     tenant, obj = _scoped_name(construct, name)
     t = {"policy": TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)),
          "router": TenantConfig(tenant, routers=(RouterConfig(obj, tenant),)),
+         "qosprofile": TenantConfig(tenant, qos_profiles=(QosProfileConfig(obj, tenant),)),
          "endpointgroup": TenantConfig(tenant, endpoint_groups=(
              EndpointGroupConfig(obj, tenant),))}[construct]
     return apply.apply_config(store, Config(tenants=(t,)), "delete", paths=False)

@@ -162,3 +162,12 @@ def router_view(r: RouterConfig, spec: dict | None, gateway: dict | None) -> dic
                      "GatewayHost": r.gateway_host,
                      "GatewayMac": gateway.get("mac") if gateway else None})
     return view
+
+
+def profile_view(p) -> dict:
+    """A profile in the intent document's style (unset values left out)."""
+    out: dict = {"Name": p.name}
+    for key, value in (("Bandwidth", p.bandwidth), ("Burst", p.burst), ("Dscp", p.dscp)):
+        if value is not None:
+            out[key] = value
+    return out

@@ -31,12 +31,13 @@ from ofctl.fragments import (
     static_fragment,
 )
 from ofctl.model import SwitchState
+from ofctl.oracle_features import FeatureIndex
 from ofctl.pipeline import check_flow
 from ofctl.policy import rule_flows, rule_owner
 from ofctl.topology import HostPorts
 
 
-class IntentIndex:
+class IntentIndex(FeatureIndex):
     """Lookups over a ResolvedIntent, built once per intent revision (a :class:`World`)."""
 
     def __init__(self, intent: ResolvedIntent,
@@ -70,6 +71,7 @@ class IntentIndex:
         self._external = {r.external_network: r for r in intent.routers if r.external_network}
         self._by_id = {r.id: r for r in intent.routers}
         self._gateway_macs = dict(gateway_macs or {})
+        self._init_features(intent)  # QoS and multicast (issue 13)
 
     def with_ports(self, ports: HostPorts) -> IntentIndex:
         """This index, answering :meth:`ports` for ``ports.host``."""
@@ -169,6 +171,7 @@ def host_fragments(idx: IntentIndex, ports: HostPorts) -> Iterable[tuple[Owner, 
             for rule in p.rules or ():
                 yield ("rule", rule_owner(t, p.name, rule.id)), Fragment(
                     rule_flows(idx, t, p, rule))
+    yield from idx.feature_fragments(ports.host, present)
 
 
 def assemble(fragments: Iterable[tuple[Owner, Fragment]], check: bool = True) -> SwitchState:

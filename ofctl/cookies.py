@@ -22,9 +22,12 @@ HOST = 0x02
 NETWORK = 0x03
 ENDPOINT = 0x04
 RULE = 0x05  # "tenant/policy/rule-id"
+QOS = 0x06  # endpoint id: its meter and DSCP entries
+MCAST = 0x07  # "<network>" (snooping entries) or "<network>/<group address>"
 ROUTER = 0x08  # "tenant/router"
 KIND_NAMES = {PIPELINE: "pipeline", HOST: "host", NETWORK: "network", ENDPOINT: "endpoint",
-              RULE: "policy rule", ROUTER: "router"}
+              RULE: "policy rule", ROUTER: "router", QOS: "QoS of endpoint",
+              MCAST: "multicast"}
 
 _seen: dict[int, str] = {}
 _cache: dict[tuple[int, str], int] = {}

@@ -14,6 +14,7 @@ from typing import Any
 from ofctl.model import (
     Action,
     ApplyActions,
+    ApplyMeter,
     Bucket,
     ClearActions,
     Ct,
@@ -101,6 +102,8 @@ def decode_instruction(i: Any) -> Instruction | None:
         return WriteMetadata(i.metadata, i.metadata_mask)
     if t == OFPIT_CLEAR_ACTIONS:
         return ClearActions()
+    if type(i).__name__ == "OFPInstructionMeter":
+        return ApplyMeter(i.meter_id)
     acts = tuple(decode_action(a) for a in i.actions)
     if t == OFPIT_APPLY_ACTIONS:
         return ApplyActions(acts)

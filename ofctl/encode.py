@@ -15,6 +15,7 @@ from ofctl.model import (
     OFPP_CONTROLLER,
     Action,
     ApplyActions,
+    ApplyMeter,
     ClearActions,
     Ct,
     DecTtl,
@@ -87,6 +88,8 @@ def encode_instruction(i: Instruction, parser: Any, ofproto: Any) -> Any:
         return parser.OFPInstructionWriteMetadata(i.value, i.mask)
     if isinstance(i, GotoTable):
         return parser.OFPInstructionGotoTable(i.table)
+    if isinstance(i, ApplyMeter):
+        return parser.OFPInstructionMeter(i.meter_id, ofproto.OFPIT_METER)
     raise TypeError(f"cannot encode instruction {i!r}")
 
 

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from intent.model import EndpointSpec, HostSpec, NetworkSpec
+from ofctl.engine_mcast import McastIndex
 from ofctl.engine_policy import PolicyIndex
+from ofctl.engine_qos import QosIndex
 from ofctl.engine_router import RouterIndex, router_owner
 from ofctl.fragments import (
     EMPTY,
@@ -43,6 +45,7 @@ from ofctl.pipeline import check_flow
 from ofctl.topology import HostPorts
 
 MASK64 = (1 << 64) - 1
+FEATURE_KINDS = frozenset({"qos", "mcastnet", "mcast"})
 
 
 def h64(*parts: object) -> int:
@@ -215,7 +218,7 @@ class HostTable:
                            frozenset(self.meters.values()))
 
 
-class Engine(PolicyIndex, RouterIndex):
+class BaseEngine(PolicyIndex, RouterIndex):
     """Indexes + per-host tables; see the module docstring.  Implements ``fragments.World``."""
 
     def __init__(self, check: bool = True) -> None:
@@ -475,6 +478,8 @@ class Engine(PolicyIndex, RouterIndex):
                 t.set(router_owner(r), self.router_fragment_of(router_owner(r)[1], host))
             for kind, name in self.policy_owners(host):
                 t.set((kind, name), self.policy_fragment(kind, name, host))
+            for kind, name in self.feature_owners(host):
+                t.set((kind, name), self.feature_fragment(kind, name, host))
             if self._dirty.get(host):
                 self.refresh(host)
         return t
@@ -496,6 +501,8 @@ class Engine(PolicyIndex, RouterIndex):
                 frag = network_fragment(self, name, host)
             elif kind == "rule" or name == "policy":
                 frag = self.policy_fragment(kind, name, host)
+            elif kind in FEATURE_KINDS:
+                frag = self.feature_fragment(kind, name, host)
             elif kind == "router":
                 frag = self.router_fragment_of(name, host)
             else:
@@ -520,11 +527,42 @@ class Engine(PolicyIndex, RouterIndex):
         for r in self.visible_routers(host):
             if r.external_network:
                 total += h64("external", self.networks.get(r.external_network))
-        return (total + self.policy_digest(host) + self.router_digest(host)) & MASK64
+        return (total + self.policy_digest(host) + self.router_digest(host)
+                + self.feature_digest(host)) & MASK64
+
+
+    # ------------------------------------------------------------------ QoS and multicast
+    def feature_owners(self, host: str) -> list[Owner]:
+        """Every QoS and multicast owner that may have entries on ``host`` (a full build)."""
+        out: list[Owner] = []
+        for n in sorted(self.present_networks(host)):
+            out += [("qos", e) for e in sorted(self._local[n][host])]
+            out += self.mcast_owners(n)
+        return out
+
+    def feature_fragment(self, kind: str, name: str, host: str) -> Fragment:
+        if kind == "qos":
+            return self.qos_owner_fragment(name, host)
+        return self.mcast_owner_fragment(kind, name, host)
+
+    def feature_digest(self, host: str) -> int:
+        nets = self.present_networks(host)
+        tenants = {self.networks[n].tenant for n in nets if n in self.networks}
+        return self.qos_digest(tenants) + self.mcast_digest(nets)
+
+
+class Engine(McastIndex, QosIndex, BaseEngine):
+    """The engine with its feature mixins (multicast, QoS: issue 13), which wrap the change
+    methods to mark their own owners as well."""
+
+    def __init__(self, check: bool = True) -> None:
+        super().__init__(check)
+        self._init_qos()
+        self._init_mcast()
 
 
 def _ep_hash(ep: EndpointSpec) -> int:
-    return h64("ep", ep.id, ep.network, ep.host, ep.ip, ep.mac, ep.group)
+    return h64("ep", ep.id, ep.network, ep.host, ep.ip, ep.mac, ep.group, ep.qos_profile)
 
 
 def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engine:
@@ -544,6 +582,10 @@ def engine_from(intent, ports: dict[str, HostPorts], check: bool = True) -> Engi
         e.set_group(g.tenant, g.name, g)
     for p in intent.policies:
         e.set_policy(p.tenant, p.name, p)
+    for q in intent.qos_profiles:
+        e.set_qos_profile(q.tenant, q.name, q)
+    for m in intent.learned:
+        e.set_learned(m.network, m.address, m.endpoint, True)
     for r in intent.routers:
         e.set_router(r.tenant, r.name, r)
     return e

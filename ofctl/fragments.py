@@ -53,6 +53,7 @@ from ofctl.pipeline import (
     L3,
     META_MASK,
     NET_MASK,
+    QOS,
     REMOTE,
     SRC_GROUP,
     miss_flows,
@@ -138,6 +139,10 @@ class World(Protocol):
     def gateway_mac(self, tenant: str, router: str) -> str | None:
         """The physical gateway's MAC of a router with an external network (once learnt)."""
 
+    # issue 13 (QoS, multicast): see ofctl.qos.QosWorld and ofctl.mcast.McastWorld
+    def qos_of(self, ep: EndpointSpec):
+        """The QoS profile in force for ``ep`` (None: none)."""
+
 
 def static_fragment() -> Fragment:
     """Entries every br-int holds: explicit misses, multicast -> BUM, and frames to the
@@ -214,16 +219,18 @@ def endpoint_fragment(w: World, ep: EndpointSpec, host: str) -> Fragment:
     if ep.host == host:
         port = w.port(host, ep.id)
         if port is not None:
+            qos = w.qos_of(ep) is not None  # through the QoS table first (ofctl.qos)
             meta = WriteMetadata(nid | dom, dom_mask)
             deliver = local_delivery(port, gid) if policed else (
                 ApplyActions((Output(port),)),)
             flows += [
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_IPV4,
                                            ipv4_src=ep.ip),
-                     instructions(meta, GotoTable(SRC_GROUP if policed else L3)), ce),
+                     instructions(meta, GotoTable(QOS if qos else SRC_GROUP if policed
+                                                  else L3)), ce),
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_ARP,
                                            arp_spa=ep.ip, arp_sha=ep.mac),
-                     instructions(meta, GotoTable(ARP)), ce),
+                     instructions(meta, GotoTable(QOS if qos else ARP)), ce),
                 Flow(L2, PRIO, match(metadata=(nid, NET_MASK), eth_dst=ep.mac), deliver, ce)]
             if net.net_type == VLAN and ports.uplink_port is not None:
                 flows.append(uplink_answer(ep, net, nid, ce))

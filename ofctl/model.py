@@ -220,8 +220,16 @@ class GotoTable:
     table: int
 
 
-Instruction = ApplyActions | WriteActions | ClearActions | WriteMetadata | GotoTable
-_INSTR_ORDER = {ClearActions: 0, ApplyActions: 1, WriteActions: 2, WriteMetadata: 3, GotoTable: 4}
+@dataclass(frozen=True)
+class ApplyMeter:
+    """The meter instruction: the packet passes meter ``meter_id`` first (may be dropped)."""
+
+    meter_id: int
+
+
+Instruction = ApplyActions | WriteActions | ClearActions | WriteMetadata | GotoTable | ApplyMeter
+_INSTR_ORDER = {ApplyMeter: -1, ClearActions: 0, ApplyActions: 1, WriteActions: 2,
+                WriteMetadata: 3, GotoTable: 4}
 
 
 def instructions(*items: Instruction) -> tuple[Instruction, ...]:

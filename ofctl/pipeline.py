@@ -3,11 +3,13 @@
 ::
 
     0 CLASSIFY  port -> network (+ port security), tun_id -> network, uplink VLAN -> network
+    5 QOS       meter and DSCP of what a local endpoint with a QoS profile sends
     10 ARP      ARP requests for endpoints and gateways answered in flows; VLAN networks hand
                 other ARP to the uplink; anything else dropped
     15-21       policy networks only (see :mod:`ofctl.policy`)
     25 L3       gateway ICMP echo; routing between a router's networks (:mod:`ofctl.router`)
     30 L2       known unicast to a local port, a tunnel or the uplink; multicast -> BUM
+    35 MCAST    snooping networks: IGMP -> controller, a group -> its receivers, else drop
     40 BUM      one group per network (local origin); local ports only (remote origin)
     250 MARKER  one inert entry whose cookie is the digest of the inputs the tables were
                 computed from (a restarted controller checks it first)
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 from ofctl.model import (
     ApplyActions,
+    ApplyMeter,
     ClearActions,
     Ct,
     DecTtl,
@@ -51,6 +54,7 @@ EGRESS_POLICY, INGRESS_CT, INGRESS = 21, 50, 51
 L3 = 25  # gateways answer, routers route; everything else goes on to L2
 DOMAIN_SHIFT = 40
 DOMAIN_MASK = 0xFFFF << DOMAIN_SHIFT  # metadata bits 40-55: the routing domain (router id)
+QOS, MCAST = 5, 35  # issue 13: QoS and multicast
 MARKER = 250  # one entry, never reached: its cookie is the input digest of the switch's tables
 
 DROP = "drop"
@@ -79,7 +83,11 @@ def _t(id_: int, name: str, purpose: str, matches: str, actions: tuple[type, ...
 TABLES: dict[int, Table] = {t.id: t for t in (
     _t(CLASSIFY, "classify", "port/tunnel/VLAN -> network; port security",
        "in_port eth_src eth_dst eth_type ipv4_src arp_spa arp_sha tunnel_id vlan_vid",
-       (PopVlan,), (ARP, SRC_GROUP, EGRESS, L3, L2), DROP, writes_metadata=True),
+       (PopVlan,), (ARP, SRC_GROUP, EGRESS, L3, L2, QOS), DROP, writes_metadata=True),
+    _t(QOS, "qos", "meter and DSCP of what a local endpoint with a QoS profile sends",
+       "in_port eth_type", (SetField,), (ARP, SRC_GROUP, L3), DROP),
+    _t(MCAST, "mcast", "snooping networks: IGMP to the controller, groups to their receivers",
+       "metadata eth_type ip_proto ipv4_dst", (Output, GroupAction), (BUM,), DROP),
     _t(ARP, "arp", "answer ARP requests for endpoints and gateways; hand the rest to the uplink",
        "metadata eth_type arp_op arp_tpa", (Move, SetField, Output, PushVlan), (L2,), DROP),
     _t(SRC_GROUP, "src_group", "policy networks: source address -> reg5 = source group",
@@ -95,7 +103,7 @@ TABLES: dict[int, Table] = {t.id: t for t in (
        "metadata eth_src eth_dst eth_type ip_proto ipv4_dst icmpv4_type",
        (Move, SetField, DecTtl, Output, PushVlan), (L2,), L2, writes_metadata=True),
     _t(L2, "l2", "known unicast; multicast to BUM",
-       "metadata eth_dst", (Output, SetField, PushVlan), (BUM, INGRESS_CT), DROP),
+       "metadata eth_dst", (Output, SetField, PushVlan), (BUM, INGRESS_CT, MCAST), DROP),
     _t(BUM, "bum", "flood within the network", "metadata", (Output, GroupAction), (), DROP),
     _t(INGRESS_CT, "ingress_ct", "conntrack of IPv4 to a local endpoint of a policy network",
        "metadata eth_type", (SetField, Ct, OutputReg), (), DROP),
@@ -108,7 +116,8 @@ POLICY_TABLES = (SRC_GROUP, DST_GROUP, EGRESS_POLICY, INGRESS_CT, INGRESS)
 
 SET_FIELDS = frozenset({"eth_src", "eth_dst", "arp_op", "arp_sha", "arp_spa", "tunnel_id",
                         "tun_ipv4_dst", "vlan_vid", "ipv4_src", "icmpv4_type", "reg3", "reg5",
-                        "reg6", "reg7", "reg8", "reg9"})
+                        "reg6", "reg7", "reg8", "reg9", "ip_dscp"})
+METER_TABLES = frozenset({QOS, MCAST})  # the tables whose entries may pass a meter
 
 
 class PipelineError(ValueError):
@@ -152,6 +161,9 @@ def check_flow(flow: Flow) -> None:
                     raise PipelineError(f"table {t.name} may not {type(a).__name__}: {flow}")
                 if isinstance(a, SetField) and a.name not in SET_FIELDS:
                     raise PipelineError(f"set_field {a.name} not allowed: {flow}")
+        elif isinstance(i, ApplyMeter):
+            if t.id not in METER_TABLES:
+                raise PipelineError(f"table {t.name} may not use a meter: {flow}")
         elif not isinstance(i, ClearActions):
             raise PipelineError(f"unknown instruction {i!r}")
 
@@ -161,15 +173,19 @@ def miss_instr(t: Table) -> tuple:
 
 
 def check_state(state: SwitchState) -> None:
-    """Check every flow, unique flow keys, and that every group a flow uses exists."""
+    """Check every flow, unique flow keys, and that every group and meter a flow uses
+    exists."""
     keys: set = set()
     group_ids = {g.group_id for g in state.groups}
+    meter_ids = {m.meter_id for m in state.meters}
     for f in state.flows:
         check_flow(f)
         if f.key in keys:
             raise PipelineError(f"two flows with one key: {f.key}")
         keys.add(f.key)
         for i in f.instructions:
+            if isinstance(i, ApplyMeter) and i.meter_id not in meter_ids:
+                raise PipelineError(f"flow uses missing meter {i.meter_id}: {f}")
             for a in getattr(i, "actions", ()):
                 if isinstance(a, GroupAction) and a.group_id not in group_ids:
                     raise PipelineError(f"flow uses missing group {a.group_id}: {f}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ofctl.model import (
+    OFPP_CONTROLLER,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
     ApplyActions,
+    ApplyMeter,
     ClearActions,
     Ct,
     DecTtl,
@@ -68,6 +70,7 @@ class Packet:
     udp_src: int | None = None
     udp_dst: int | None = None
     icmpv4_type: int | None = None
+    ip_dscp: int = 0
     ct_state: int = 0
     nw_ttl: int = 64
     reg3: int = 0
@@ -116,6 +119,12 @@ class Trace:
     outputs: list[Emitted] = field(default_factory=list)
     hits: list[Flow] = field(default_factory=list)
     recirculate: int | None = None
+    meters: list[int] = field(default_factory=list)  # meters the packet passed, in order
+
+    @property
+    def to_controller(self) -> list[Packet]:
+        """Packets sent to the controller (packet-in)."""
+        return [e.packet for e in self.outputs if e.port == OFPP_CONTROLLER]
     dropped: str | None = None  # why processing stopped early ("ttl")
 
 
@@ -145,6 +154,7 @@ class Switch:
         for flows in self.tables.values():
             flows.sort(key=lambda f: -f.priority)
         self.groups = {g.group_id: g for g in state.groups}
+        self.meters = {m.meter_id: m for m in state.meters}
         self.conntrack: dict[tuple, tuple] = {}  # (zone, tuple) -> original-direction tuple
 
     def ct_lookup(self, zone: int, packet: Packet) -> int:
@@ -192,6 +202,10 @@ class Switch:
                     if trace.recirculate is not None:  # ct(table=...): continue there
                         next_table, trace.recirculate = trace.recirculate, None
                         break
+                elif isinstance(ins, ApplyMeter):
+                    if ins.meter_id not in self.meters:
+                        raise SimError(f"meter {ins.meter_id} does not exist")
+                    trace.meters.append(ins.meter_id)
                 elif isinstance(ins, ClearActions):
                     action_set.clear()
                 elif isinstance(ins, WriteActions):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ofctl.model import (
+    OFPP_CONTROLLER,
     OFPP_IN_PORT,
     Action,
     ApplyActions,
+    ApplyMeter,
     ClearActions,
     Ct,
     DecTtl,
@@ -48,6 +50,8 @@ def _field(f: MatchField) -> str:
 
 def action_text(a: Action) -> str:
     if isinstance(a, Output):
+        if a.port == OFPP_CONTROLLER:
+            return "controller"
         return "in_port" if a.port == OFPP_IN_PORT else f"output:{a.port}"
     if isinstance(a, SetField):
         return f"set_field:{_val(a.name, a.value)}->{_name(a.name)}"
@@ -83,6 +87,8 @@ def _instruction(i: Instruction) -> str:
         return f"write_metadata:{i.value:#x}/{i.mask:#x}"
     if isinstance(i, GotoTable):
         return f"goto_table:{i.table}"
+    if isinstance(i, ApplyMeter):
+        return f"meter:{i.meter_id}"
     raise TypeError(f"no text form for {i!r}")
 
 

@@ -19,6 +19,7 @@ from ofctl.model import (
     OFPP_CONTROLLER,
     Action,
     ApplyActions,
+    ApplyMeter,
     Bucket,
     ClearActions,
     Ct,
@@ -52,7 +53,7 @@ OFPGC_ADD, OFPGC_MODIFY, OFPGC_DELETE = 0, 1, 2
 OFPMC_ADD, OFPMC_MODIFY, OFPMC_DELETE = 0, 1, 2
 OFPMP_FLOW, OFPMP_GROUP_DESC, OFPMP_METER_CONFIG = 1, 7, 10
 OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_WRITE_ACTIONS = 1, 2, 3
-OFPIT_APPLY_ACTIONS, OFPIT_CLEAR_ACTIONS = 4, 5
+OFPIT_APPLY_ACTIONS, OFPIT_CLEAR_ACTIONS, OFPIT_METER = 4, 5, 6
 OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN = 0, 17, 18
 OFPAT_GROUP, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 22, 25, 0xFFFF
 OFPAT_DEC_NW_TTL = 24
@@ -172,6 +173,8 @@ def pack_action(a: Action) -> bytes:
 def pack_instruction(i: Instruction) -> bytes:
     if isinstance(i, GotoTable):
         return struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, i.table)
+    if isinstance(i, ApplyMeter):
+        return struct.pack("!HHI", OFPIT_METER, 8, i.meter_id)
     if isinstance(i, WriteMetadata):
         return struct.pack("!HH4xQQ", OFPIT_WRITE_METADATA, 24, i.value, i.mask)
     if isinstance(i, (ApplyActions, WriteActions, ClearActions)):
@@ -404,6 +407,8 @@ def parse_instructions(buf: bytes, off: int, end: int) -> tuple[Instruction, ...
             out.append(WriteActions(parse_actions(buf, off + 8, off + length)))
         elif itype == OFPIT_CLEAR_ACTIONS:
             out.append(ClearActions())
+        elif itype == OFPIT_METER:
+            out.append(ApplyMeter(_U32.unpack_from(buf, off + 4)[0]))
         else:
             raise Unknown(f"instruction type {itype}")
         off += length

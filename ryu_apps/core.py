@@ -39,7 +39,7 @@ RETRY = 1.0
 SLICE_BITS = 4  # audits read 2**SLICE_BITS slices of flows, by the cookie's low bits
 # what the tables are computed from (config endpoints and allocations are not needed)
 WATCHED = (keys.STATE, keys.CONFIG_HOSTS, keys.CONFIG_POLICIES, keys.OPER_HOSTS,
-           keys.OPER_ENDPOINTS, keys.OPER_GATEWAYS)
+           keys.OPER_ENDPOINTS, keys.OPER_GATEWAYS, keys.CONFIG_QOS, keys.OPER_MCAST)
 
 
 def _pause() -> None:

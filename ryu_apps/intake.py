@@ -27,6 +27,7 @@ from intent.model import (
     HostSpec,
     NetworkSpec,
     PolicyConfig,
+    QosProfileConfig,
     RouterSpec,
 )
 from intent.resolved import host_spec
@@ -121,8 +122,10 @@ def decode_endpoint(eid: str, value: str) -> EndpointSpec:
         raise BadValue(f"mac {e.mac!r} is not a MAC address")
     if e.group is not None and not isinstance(e.group, str):
         raise BadValue(f"group {e.group!r} is not a name")
+    if e.qos_profile is not None and not isinstance(e.qos_profile, str):
+        raise BadValue(f"qos_profile {e.qos_profile!r} is not a name")
     return EndpointSpec(e.id, e.network, e.container, e.host, _ip(e.ip, "ip"), mac,
-                        e.attach_uuid, e.group)
+                        e.attach_uuid, e.group, e.qos_profile)
 
 
 def decode_group(tenant: str, name: str, value: str) -> EndpointGroupSpec:
@@ -151,6 +154,21 @@ def decode_policy(tenant: str, name: str, value: str) -> PolicyConfig:
                 not isinstance(r.priority, int) or not isinstance(r.id, int):
             raise BadValue(f"rule {r.id!r} is not a rule")
     return p
+
+
+def decode_qos(tenant: str, name: str, value: str) -> QosProfileConfig:
+    _object(value)
+    try:
+        q = codec.loads(QosProfileConfig, value)
+    except TypeError as exc:
+        raise BadValue(str(exc)) from None
+    if (q.tenant, q.name) != (tenant, name):
+        raise BadValue(f"names QoS profile {q.tenant}/{q.name}, not {tenant}/{name}")
+    for what, v, hi in (("bandwidth", q.bandwidth, 100_000_000), ("burst", q.burst, 100_000_000),
+                        ("dscp", q.dscp, 63)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi):
+            raise BadValue(f"{what} {v!r} is out of range")
+    return q
 
 
 def decode_router(tenant: str, name: str, value: str) -> RouterSpec:
@@ -268,6 +286,12 @@ class Intake:
             elif key.startswith(keys.CONFIG_POLICIES):
                 t, p = keys.tenant_and_name(key, keys.CONFIG_POLICIES)
                 self.engine.set_policy(t, p, value and decode_policy(t, p, value))
+            elif key.startswith(keys.CONFIG_QOS):
+                t, q = keys.tenant_and_name(key, keys.CONFIG_QOS)
+                self.engine.set_qos_profile(t, q, value and decode_qos(t, q, value))
+            elif key.startswith(keys.OPER_MCAST):
+                net, address, eid = keys.mcast_member_parts(key)
+                self.engine.set_learned(net, address, eid, value is not None)
             else:
                 return
         except (BadValue, ValueError, TypeError, KeyError, AttributeError) as exc:

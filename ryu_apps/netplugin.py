@@ -24,6 +24,7 @@ from ryu_apps.framework import (
     DEAD_DISPATCHER,
     MAIN_DISPATCHER,
     RyuApp,
+    blocking,
     cfg,
     hub,
     install_raw_stats,
@@ -31,6 +32,7 @@ from ryu_apps.framework import (
     ofproto_v1_3,
     set_ev_cls,
 )
+from ryu_apps.igmp import Snooper, queries
 from ryu_apps.rest_input import MAX_BODY
 
 LOG = logging.getLogger(__name__)
@@ -65,6 +67,10 @@ OPTS = [
     cfg.FloatOpt("audit-interval", default=60.0,
                  help="seconds between re-reads of every switch (0: only on connect)"),
     cfg.FloatOpt("switch-timeout", default=60.0, help="seconds to wait for a switch's answer"),
+    cfg.FloatOpt("igmp-query-interval", min=1.0,
+                 default=float(os.environ.get("NETPLUGIN_IGMP_QUERY_INTERVAL") or 60.0),
+                 help="seconds between IGMP general queries in snooping networks (Q; a "
+                      "learned membership expires after 2Q + 10 s without a report)"),
 ]
 
 
@@ -190,10 +196,12 @@ class NetPluginApp(RyuApp):
                                      timeout=conf.switch_timeout)
         self.rest_port = conf.rest_port
         self._rest_server = None
+        self.snooper = Snooper(self.store, self._locate, conf.igmp_query_interval)
 
     def start(self):
         thread = super().start()
         self.controller.start()
+        self._querier_thread = hub.spawn(self._querier)
         conf = self.CONF
         if getattr(conf, "ctl_privkey", None) and getattr(conf, "ctl_cert", None):
             LOG.info("OpenFlow over TLS on %s:%s (switch certificates %s)",
@@ -222,8 +230,41 @@ class NetPluginApp(RyuApp):
         return thread
 
     def stop(self) -> None:
+        if getattr(self, "_querier_thread", None) is not None:
+            hub.kill(self._querier_thread)
         self.controller.stop()
         super().stop()
+
+    # ------------------------------------------------------------------ IGMP (ryu_apps.igmp)
+    def _locate(self, host: str, ofport: int):
+        engine = self.controller.engine
+        ep = engine.endpoint_at(host, ofport)
+        net = ep and engine.networks.get(ep.network)
+        return (ep, net) if net else None
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _igmp_packet_in(self, ev) -> None:
+        msg = ev.msg
+        host = self.controller.cache.host_for_dpid(msg.datapath.id)
+        in_port = msg.match.get("in_port") if msg.match else None
+        if in_port is not None:
+            blocking(self.snooper.packet_in, host, in_port, bytes(msg.data))
+
+    def _querier(self) -> None:
+        interval = self.snooper.query_interval
+        while True:
+            hub.sleep(interval)
+            try:
+                sessions = {s.host: s for s in list(self.controller.sessions.values())
+                            if s.host and s.alive}
+                for q in queries(sessions, self.controller.engine, min(10.0, interval / 2)):
+                    dp = sessions[q.host].dp
+                    parser, ofp = dp.ofproto_parser, dp.ofproto
+                    dp.send_msg(parser.OFPPacketOut(
+                        datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                        actions=[parser.OFPActionOutput(p, 0) for p in q.ports], data=q.frame))
+            except Exception:  # noqa: BLE001 - the querier must keep running
+                LOG.exception("IGMP querier round failed")
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def _state_change(self, ev) -> None:

@@ -49,14 +49,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "ExternalNetwork": _STR, "ExternalIp": _STR, "GatewayHost": _STR}},
     "EndpointPatch": {"type": "object", "required": ["EndpointGroup"], "properties": {
         "EndpointGroup": _STR}},
+    "QosProfile": {"type": "object", "required": ["Name"], "properties": {
+        "Name": _REQUIRED, "Bandwidth": {"anyOf": [{"type": "string", "nullable": True},
+                                                   {"type": "integer"}]},
+        "Burst": _INT, "Dscp": _INT}},
+    "Multicast": {"type": "object", "nullable": True, "properties": {
+        "Snooping": {"type": "boolean"}, "Groups": {"type": "array", "items": {
+            "type": "object", "required": ["Address"], "properties": {
+                "Address": _REQUIRED, "Receivers": {"type": "array",
+                                                    "items": {"type": "string"}}}}}}},
     "Network": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "PktTagType": _NET_TYPE, "PktTag": _INT, "SubnetCIDR": _STR,
-        "DefaultGw": _STR, "Endpoints": _list("Endpoint")}},
+        "DefaultGw": _STR, "Endpoints": _list("Endpoint"), "QosProfile": _STR,
+        "Multicast": {"$ref": "#/components/schemas/Multicast"}}},
     "Tenant": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "DefaultNetType": _NET_TYPE, "SubnetPool": _STR,
         "AllocSubnetLen": _INT, "Vlans": _RANGES, "Vxlans": _RANGES,
         "Networks": _list("Network"), "EndpointGroups": _list("EndpointGroup"),
-        "Policies": _list("Policy"), "Routers": _list("Router")}},
+        "Policies": _list("Policy"), "Routers": _list("Router"),
+        "QosProfiles": _list("QosProfile")}},
     "Host": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
     "Config": {"type": "object", "properties": {"Hosts": _list("Host"),

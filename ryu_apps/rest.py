@@ -42,6 +42,7 @@ from ryu_apps.rest_input import (
     show,
 )
 from ryu_apps.rest_policy import PolicyRoutes
+from ryu_apps.rest_qos import QosRoutes
 from ryu_apps.rest_router import RouterRoutes
 
 LOG = logging.getLogger(__name__)
@@ -130,6 +131,21 @@ ROUTES: tuple[Route, ...] = (
           errors=(400, 404)),
     Route("DELETE", "/tenants/{tenant}/routers/{router}", "delete_router", "Delete a router "
           "(its networks stop routing to each other)", errors=W, query=WAIT),
+    # QoS profiles and multicast (issue 13)
+    Route("GET", "/tenants/{tenant}/qosprofiles", "list_qos_profiles",
+          "List a tenant's QoS profiles", errors=(400, 404)),
+    Route("POST", "/tenants/{tenant}/qosprofiles", "create_qos_profile", "Create a QoS "
+          "profile", "QosProfile", 201, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}/qosprofiles/{qosprofile}", "get_qos_profile",
+          "Get a QoS profile", errors=(400, 404)),
+    Route("PUT", "/tenants/{tenant}/qosprofiles/{qosprofile}", "put_qos_profile",
+          "Replace a QoS profile (its users' meters change in place)", "QosProfile", 200,
+          BODY_WRITE, WAIT),
+    Route("DELETE", "/tenants/{tenant}/qosprofiles/{qosprofile}", "delete_qos_profile",
+          "Delete a QoS profile (nothing may still use it)", errors=W, query=WAIT),
+    Route("GET", "/networks/{network}/multicast", "get_multicast",
+          "A network's multicast: snooping, declared and learned receivers per group and host",
+          errors=(400, 404)),
     Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
@@ -190,7 +206,7 @@ def _plain(obj: Any) -> dict:
     return d
 
 
-class RestApi(PolicyRoutes, RouterRoutes):
+class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,

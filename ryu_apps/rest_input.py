@@ -43,6 +43,7 @@ PATH_PARAMS: dict[str, PathParam] = {
     "router": PathParam(NAME_PATTERN, NAME_MAX, "a router name"),
     "group": PathParam(NAME_PATTERN, NAME_MAX, "an endpoint group name"),
     "rule": PathParam("[0-9]{1,9}", 9, "a rule id (a number)"),
+    "qosprofile": PathParam(NAME_PATTERN, NAME_MAX, "a QoS profile name"),
 }
 _PATH_RE = {name: re.compile(p.pattern) for name, p in PATH_PARAMS.items()}
 _SECONDS_RE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,9})?")

@@ -59,3 +59,34 @@ def test_what_the_packer_installs_parses_back_identically(tmp_path: Path) -> Non
         c.close()
     finally:
         ovs.stop()
+
+
+def test_qos_and_multicast_entries_install_and_parse_back(tmp_path: Path) -> None:
+    """Meters (kbps with and without burst, pktps), the meter instruction, set_field ip_dscp,
+    output to the controller and the multicast groups: what OVS reports back is what we sent."""
+    from tests.unit.qos_mcast_fixtures import qos_mcast_states
+
+    work = Path("/tmp/np-wire") / tmp_path.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ovs = Ovs(work).start()
+    try:
+        c = OfClient(f"{work}/{BRIDGE}.mgmt")
+        state = qos_mcast_states()["host0"]
+        assert state.meters and any(m.flags == ("kbps",) for m in state.meters)
+        for m in state.meters:
+            c.send(wire.meter_mod(m, wire.OFPMC_ADD, c.xid()))
+        for g in state.groups:
+            c.send(wire.group_mod(g, wire.OFPGC_ADD, c.xid()))
+        for f in state.flows:
+            c.send(wire.flow_add(f, c.xid()))
+        assert c.barrier() == []
+        got = wire.parse_flow_stats(c.multipart(wire.flow_stats_request(c.xid())))
+        assert set(got) == set(state.flows)
+        assert set(wire.parse_group_desc(c.multipart(wire.group_desc_request(c.xid())))) == \
+            set(state.groups)
+        meters = wire.parse_meter_config(c.multipart(wire.meter_config_request(c.xid())))
+        assert set(meters) == set(state.meters)
+        c.close()
+    finally:
+        ovs.stop()

@@ -12,8 +12,12 @@ from intent.model import (
     EndpointGroupSpec,
     EndpointSpec,
     HostSpec,
+    McastGroupConfig,
+    Membership,
+    MulticastConfig,
     NetworkSpec,
     PolicyConfig,
+    QosProfileConfig,
     ResolvedIntent,
     RouterSpec,
     RuleConfig,
@@ -27,6 +31,7 @@ HOSTS = ["h0", "h1", "h2"]
 NETS = {"vx1": ("vxlan", 5001, "10.1.0.0/24"), "vx2": ("vxlan", 5002, "10.1.0.0/24"),
         "vl1": ("vlan", 11, "10.2.0.0/24")}
 CONTAINERS = ["a", "b", "c", "d"]
+ADDRESSES = ["239.1.1.1", "239.2.2.2", "239.3.3.3"]
 
 
 class Model:
@@ -40,6 +45,8 @@ class Model:
         self.hosts: dict[str, HostSpec] = {}
         self.ports: dict[str, tuple[int | None, int | None]] = {}
         self.plugged: dict[str, dict[str, int]] = {h: {} for h in HOSTS}
+        self.qos: dict[str, QosProfileConfig] = {}
+        self.learned: set[Membership] = set()
         self.routers: dict[str, RouterSpec] = {}
         self.gateway_macs: dict[tuple[str, str], str] = {}
 
@@ -49,7 +56,9 @@ class Model:
                               hosts=tuple(self.hosts.values()),
                               groups=tuple(self.groups.values()),
                               policies=tuple(self.policies.values()),
-                              routers=tuple(self.routers.values()))
+                              routers=tuple(self.routers.values()),
+                              qos_profiles=tuple(self.qos.values()),
+                              learned=tuple(sorted(self.learned)))
 
     def host_ports(self, h: str) -> HostPorts:
         vx, up = self.ports.get(h, (None, None))
@@ -92,6 +101,18 @@ events = st.one_of(
               st.sampled_from([None, "192.168.0.1", "192.168.0.2"])),
     st.tuples(st.just("ports"), st.sampled_from(HOSTS), st.sampled_from([None, 100, 101]),
               st.sampled_from([None, 200])),
+    # QoS and multicast (issue 13)
+    st.tuples(st.just("qosprof"), st.sampled_from(["gold", "bronze"]),
+              st.sampled_from([None, (10000, None, 46), (20000, 500, 46), (None, None, 10),
+                               (5000, None, None)])),
+    st.tuples(st.just("refqos"), st.sampled_from(["net", "group", "ep"]),
+              st.sampled_from(sorted(NETS) + ["g1", "g2"]), st.sampled_from(CONTAINERS),
+              st.sampled_from([None, "gold", "bronze"])),
+    st.tuples(st.just("mcast"), st.sampled_from(sorted(NETS)), st.booleans(),
+              st.dictionaries(st.sampled_from(ADDRESSES),
+                              st.frozensets(st.sampled_from(CONTAINERS)), max_size=2)),
+    st.tuples(st.just("learn"), st.sampled_from(sorted(NETS)), st.sampled_from(ADDRESSES),
+              st.sampled_from(CONTAINERS), st.booleans()),
     # which router (0: none) each network of sorted(NETS) is on; r1 external via vl1 or not
     st.tuples(st.just("routers"), st.tuples(*[st.sampled_from([0, 1, 2]) for _ in NETS]),
               st.booleans(), st.sampled_from(HOSTS)),
@@ -124,6 +145,9 @@ def apply(engine: Engine, model: Model, ev: tuple) -> None:
     elif kind == "net":
         _, name, shift = ev
         spec = None if shift is None else network(name, shift)
+        old = model.networks.get(name)
+        if spec is not None and old is not None:
+            spec = replace(spec, qos_profile=old.qos_profile, multicast=old.multicast)
         model.networks.pop(name, None) if spec is None else model.networks.__setitem__(name,
                                                                                          spec)
         engine.set_network(name, spec)
@@ -164,10 +188,49 @@ def apply(engine: Engine, model: Model, ev: tuple) -> None:
         model.gateway_macs.pop(("t", "r1"), None) if mac is None else \
             model.gateway_macs.__setitem__(("t", "r1"), mac)
         engine.set_gateway_mac("t", "r1", mac)
-    else:
+    elif kind == "ports":
         _, name, vx, up = ev
         model.ports[name] = (vx, up)
         engine.set_host_ports(name, vx, up)
+    else:
+        apply_feature(engine, model, ev)
+
+
+def apply_feature(engine: Engine, model: Model, ev: tuple) -> None:
+    """QoS and multicast events."""
+    kind = ev[0]
+    if kind == "qosprof":
+        _, name, values = ev
+        spec = None if values is None else QosProfileConfig(name, "t", *values)
+        model.qos.pop(name, None) if spec is None else model.qos.__setitem__(name, spec)
+        engine.set_qos_profile("t", name, spec)
+    elif kind == "refqos":
+        _, level, name, c, profile = ev
+        if level == "net" and name in model.networks:
+            spec = replace(model.networks[name], qos_profile=profile)
+            model.networks[name] = spec
+            engine.set_network(name, spec)
+        elif level == "group" and name in model.groups:
+            spec = replace(model.groups[name], qos_profile=profile)
+            model.groups[name] = spec
+            engine.set_group("t", name, spec)
+        elif level == "ep" and f"{name}-{c}" in model.endpoints:
+            spec = replace(model.endpoints[f"{name}-{c}"], qos_profile=profile)
+            model.endpoints[spec.id] = spec
+            engine.set_endpoint(spec.id, spec)
+    elif kind == "mcast":
+        _, name, snoop, groups = ev
+        if name in model.networks:
+            mc = MulticastConfig(snoop, tuple(McastGroupConfig(a, tuple(sorted(r)))
+                                              for a, r in sorted(groups.items())))
+            spec = replace(model.networks[name], multicast=mc)
+            model.networks[name] = spec
+            engine.set_network(name, spec)
+    else:
+        _, net, address, c, joined = ev
+        m = Membership(net, address, f"{net}-{c}")
+        (model.learned.add if joined else model.learned.discard)(m)
+        engine.set_learned(net, address, m.endpoint, joined)
 
 
 def replay(installed: dict, delta: EntryDelta) -> None:

@@ -105,6 +105,11 @@ CONTRACT = {
     ("GET", "/tenants/{tenant}/routers"), ("POST", "/tenants/{tenant}/routers"),
     ("GET", "/tenants/{tenant}/routers/{router}"),
     ("DELETE", "/tenants/{tenant}/routers/{router}"),
+    ("GET", "/tenants/{tenant}/qosprofiles"), ("POST", "/tenants/{tenant}/qosprofiles"),
+    ("GET", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
+    ("PUT", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
+    ("DELETE", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
+    ("GET", "/networks/{network}/multicast"),
 }
 
 
