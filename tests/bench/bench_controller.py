@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shutil
 import statistics
@@ -38,6 +39,7 @@ from intent.store_etcd import EtcdStore
 from tests.bench import workload as W
 from tests.bench.testbed import Bed, BenchError, Host, cpu_seconds, port_pair
 from tests.etcd_server import EtcdServer
+from topologies import proc
 
 FULL = {"endpoints": "0,1000,5000", "hosts": "20,100", "span": 10, "per_host": 50, "adds": 100,
         "resync": "10000,50000", "restart": 100000, "bulk": 5000}
@@ -228,12 +230,13 @@ def restart(bed: Bed, n_flows: int) -> Result:
     bed.wait_in_sync([host.name], rev, timeout=3600)
     before = _dump(host)
     events = bed.workdir / "logs" / "monitor.txt"
-    with open(events, "w") as out:
-        monitor = subprocess.Popen(["ovs-ofctl", "monitor", host.mgmt, "watch:!initial"],
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   env=dict(host.paths.env(), PATH="/usr/bin:/bin:/usr/sbin"))
+    with open(events, "w") as out:  # flow changes from here on (groups: the dumps compare them)
+        monitor = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "monitor", host.mgmt,
+                                    "watch:!initial"], stdout=out, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, **host.paths.env()))
     try:
-        time.sleep(0.5)  # the monitor's request is in before the controller goes
+        proc.wait_for(lambda: "FLOW_MONITOR reply" in events.read_text(), 10,
+                      "ovs-ofctl monitor's first reply")
         bed.controller.kill9()
         offset = bed.controller.log_size()
         t_start = bed.controller.start()
@@ -242,6 +245,7 @@ def restart(bed: Bed, n_flows: int) -> Result:
         bed.wait_in_sync([host.name], rev)
         changes = bed.host_rows()[host.name]["changes_sent"]
         after = _dump(host)
+        watching = monitor.poll() is None
     finally:
         monitor.terminate()
         monitor.wait(10)
@@ -250,9 +254,10 @@ def restart(bed: Bed, n_flows: int) -> Result:
     line = f"restart {n_flows} flows: changes {changes}, realized after {took:.2f} s"
     say(line)
     connected = f"{t_conn - t_start:.2f} s" if t_conn else "?"
+    monitored = seen if watching else "? (the monitor died)"
     say(f"  {len(before[0])} flows and {len(before[1])} groups; switch connected {connected} "
-        f"after the process started; ovs-ofctl monitor saw {seen} flow changes; flows and "
-        f"groups after == before: {'yes' if after == before else 'NO'}")
+        f"after the process started; ovs-ofctl monitor saw {monitored} flow changes; flows "
+        f"and groups after == before: {'yes' if after == before else 'NO'}")
     return Result("restart", line, {"flows": n_flows, "changes": changes, "seconds": took,
                                     "monitor": seen, "same": after == before})
 
