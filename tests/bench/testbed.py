@@ -309,7 +309,7 @@ class Bed:
             sock = host.paths.controller_sock
             self.spawn(f"bench-ofp-relay:{host.name}",
                        ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
-                        f"TCP:127.0.0.1:{self.ofp_port}"],
+                        f"TCP:127.0.0.1:{self.ofp_port},nodelay"],
                        self.workdir / "logs" / f"ofp-relay-{host.name}.log")
             self.store.put(keys.oper_host(host.name), json.dumps(host.registration()))
         for host in self.hosts.values():
