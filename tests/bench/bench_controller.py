@@ -37,7 +37,7 @@ from pathlib import Path
 from intent import keys
 from intent.store_etcd import EtcdStore
 from tests.bench import workload as W
-from tests.bench.testbed import Bed, BenchError, Host, cpu_seconds, port_pair
+from tests.bench.testbed import Bed, BenchError, Host, cpu_seconds, etcd_requests, port_pair
 from tests.etcd_server import EtcdServer
 from topologies import proc
 
@@ -85,9 +85,11 @@ def measure_adds(bed: Bed, ports: W.Ports, network: str, hosts: list[str], n: in
     vswitchd = bed.ovs_pids(bed.attached)
     samples, missed = [], 0
     cpu0 = ovs0 = 0.0
+    calls0: dict[str, int] = {}
     for i, (c, h) in enumerate(adds):
         if i == WARM_UP:
             cpu0, ovs0 = bed.controller.cpu(), sum(cpu_seconds(p) for p in vswitchd)
+            calls0 = etcd_requests(bed.etcd_url)
         t0 = time.perf_counter()
         out = bed.rest.post(f"/networks/{network}/endpoints?wait=30", {"Container": c, "Host": h})
         took = time.perf_counter() - t0
@@ -96,12 +98,31 @@ def measure_adds(bed: Bed, ports: W.Ports, network: str, hosts: list[str], n: in
             missed += not out.get("realized")
     cpu = bed.controller.cpu() - cpu0
     ovs_cpu = sum(cpu_seconds(p) for p in vswitchd) - ovs0
-    return {"p50": statistics.median(samples) * 1e3, "p99": percentile(samples, 0.99) * 1e3,
-            "max": max(samples) * 1e3, "cpu": cpu * 1e3 / n, "ovs_cpu": ovs_cpu * 1e3 / n,
+    calls = {k: (v - calls0.get(k, 0)) / n for k, v in etcd_requests(bed.etcd_url).items()
+             if v > calls0.get(k, 0)}
+    return {"etcd": calls, "p50": statistics.median(samples) * 1e3,
+            "p99": percentile(samples, 0.99) * 1e3, "max": max(samples) * 1e3,
+            "cpu": cpu * 1e3 / n, "ovs_cpu": ovs_cpu * 1e3 / n,
             "missed": missed, "n": n}
 
 
-def _latency_result(hosts: int, endpoints: int, m: dict, span: int | None = None) -> Result:
+def measure_quiet(bed: Bed, hosts: list[str], n: int) -> dict:
+    """``n`` adds (no ``?wait``) to network ``quiet``, which is on no switch: what the write
+    path and the controller's intake cost when no table changes."""
+    samples = []
+    cpu0 = bed.controller.cpu()
+    for i in range(n):
+        t0 = time.perf_counter()
+        bed.rest.post("/networks/quiet/endpoints", {"Container": f"q{i}",
+                                                    "Host": hosts[i % len(hosts)]})
+        samples.append(time.perf_counter() - t0)
+    bed.wait_applied(W.tick(bed.store))
+    return {"p50": statistics.median(samples) * 1e3, "cpu": (bed.controller.cpu() - cpu0)
+            * 1e3 / n, "n": n}
+
+
+def _latency_result(hosts: int, endpoints: int, m: dict, span: int | None = None,
+                    quiet: dict | None = None) -> Result:
     line = (f"latency hosts={hosts} endpoints={endpoints}: p50 {m['p50']:.1f} ms "
             f"p99 {m['p99']:.1f} ms cpu {m['cpu']:.2f} ms/change")
     if span is not None:
@@ -109,6 +130,11 @@ def _latency_result(hosts: int, endpoints: int, m: dict, span: int | None = None
     say(line)
     say(f"  {m['n']} adds, max {m['max']:.1f} ms, answered before realized: {m['missed']}; "
         f"ovs-vswitchd cpu {m['ovs_cpu']:.2f} ms/change (all hosts); agents: none")
+    say("  etcd requests per change (all from the controller: REST write path, realized and "
+        "applied revisions): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(m["etcd"].items())))
+    if quiet:
+        say(f"  an add no switch needs (its network is on none), {quiet['n']} without ?wait: "
+            f"p50 {quiet['p50']:.1f} ms, controller cpu {quiet['cpu']:.2f} ms/change")
     return Result("latency", line, dict(m, hosts=hosts, endpoints=endpoints, span=span))
 
 
@@ -126,10 +152,12 @@ def latency(bed: Bed, endpoints: list[int], adds: int) -> list[Result]:
         fresh(bed)
         ports = W.Ports()
         layout = W.split("n", W.on_hosts(e, hosts)) or {"n0": []}
+        layout["quiet"] = []
         rev = W.load(bed.store, bed.etcd_url, layout, ports, bed.workdir / "latency.json")
         bed.attach(hosts)
         bed.wait_in_sync(hosts, rev)
-        out.append(_latency_result(2, e, measure_adds(bed, ports, "n0", hosts, adds)))
+        m = measure_adds(bed, ports, "n0", hosts, adds)
+        out.append(_latency_result(2, e, m, quiet=measure_quiet(bed, hosts, max(5, adds // 5))))
     return out
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,18 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def etcd_requests(url: str) -> dict[str, int]:
+    """Requests etcd completed so far, by method (its ``/metrics``: gRPC, which the HTTP gateway
+    goes through)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, int] = {}
+    for m in re.finditer(r'^grpc_server_handled_total\{[^}]*grpc_method="(\w+)"[^}]*\} (\d+)',
+                         text, re.M):
+        out[m[1]] = out.get(m[1], 0) + int(m[2])
+    return out
 
 
 @dataclass(frozen=True)
