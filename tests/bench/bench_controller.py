@@ -23,20 +23,20 @@ br-int and registers each host itself (see :mod:`tests.bench.testbed`).  Run as 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from intent import keys
 from intent.store_etcd import EtcdStore
 from tests.bench import workload as W
+from tests.bench.bench_agents import agents
+from tests.bench.report import Result, percentile, say
 from tests.bench.testbed import Bed, BenchError, Host, cpu_seconds, etcd_requests, port_pair
 from tests.etcd_server import EtcdServer
 from topologies import proc
@@ -45,32 +45,13 @@ FULL = {"endpoints": "0,1000,5000", "hosts": "20,100", "span": 10, "per_host": 5
         "resync": "10000,50000", "restart": 100000, "bulk": 5000}
 QUICK = {"endpoints": "0,200", "hosts": "4", "span": 2, "per_host": 6, "adds": 10,
          "resync": "2000", "restart": 4000, "bulk": 500}
-SCENARIOS = ("bulk", "resync", "restart", "latency", "spread")
+SCENARIOS = ("bulk", "resync", "restart", "latency", "spread", "agents")
 WARM_UP = 3
 LOG_TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 
 
-@dataclass
-class Result:
-    """One printed line and the numbers the summary compares with the targets."""
-
-    kind: str
-    line: str
-    values: dict = field(default_factory=dict)
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
 def _log_time(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    s = sorted(samples)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
 
 
 # ---------------------------------------------------------------------------------- latency
@@ -371,6 +352,8 @@ def run(argv: list[str] | None = None) -> tuple[list[Result], list[str]]:
     if "bulk" in only:
         shutil.rmtree(work / "bulk-etcd", ignore_errors=True)
         attempt("bulk", lambda: [bulk(work, int(opt["bulk"]))])
+    if "agents" in only:
+        attempt("agents", lambda: agents(work, _ints(opt["endpoints"]), int(opt["adds"])))
     if not only & {"resync", "restart", "latency", "spread"}:
         return results, failures
     n_hosts = max([2] + (_ints(opt["hosts"]) if "spread" in only else []))

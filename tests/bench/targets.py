@@ -3,7 +3,7 @@ target is reported, it does not fail the run)."""
 
 from __future__ import annotations
 
-from tests.bench.bench_controller import Result
+from tests.bench.report import Result
 
 P50_MS, P99_MS, FLAT, CPU_MS, CPU_AT = 10.0, 30.0, 1.5, 2.0, 5000
 RATIO = 2.0
@@ -53,6 +53,7 @@ def summary(results: list[Result], quick: bool = False) -> list[str]:
         elif r.kind == "bulk":
             checks = [(f"time <= {BULK_S:g} s", v["seconds"] <= BULK_S)]
         else:
+            out.append(f"{r.line}  | no target")
             continue
         size = v.get("flows", v.get("endpoints"))
         note = "" if r.kind not in SIZES or size in SIZES[r.kind] else \
