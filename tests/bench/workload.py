@@ -97,11 +97,17 @@ def tick(store: EtcdStore) -> int:
 
 
 def wipe(store: EtcdStore) -> int:
-    """Delete every intent object and plug (host registrations and realized keys stay);
-    returns a revision the controller will apply."""
-    store.txn([], [Delete(p, prefix=True) for p in (
-        keys.CONFIG, keys.ALLOC, keys.STATE, keys.OPER_ENDPOINTS, keys.WRITES)])
-    return tick(store)  # etcd refuses a put inside a range the same transaction deletes
+    """Delete every intent object and plug (host registrations and realized keys stay), at most
+    128 keys per transaction; returns a revision the controller will apply.
+
+    Never one prefix delete: a revision with ~50k events is more than etcd's JSON gateway
+    delivers to a watch (the watchers resume at it forever), and etcd 3.4.23 once panicked in
+    its watch send loop right after such a delete (etcd-io/etcd#12672)."""
+    names = [k for p in (keys.CONFIG, keys.ALLOC, keys.STATE, keys.OPER_ENDPOINTS, keys.WRITES)
+             for k in store.key_names(p)[1]]
+    for i in range(0, len(names), TXN_OPS):
+        store.txn([], [Delete(k) for k in names[i:i + TXN_OPS]])
+    return tick(store)
 
 
 def load(store: EtcdStore, etcd_url: str, layout: Layout, ports: Ports, path: Path) -> int:
