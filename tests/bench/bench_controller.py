@@ -259,14 +259,18 @@ def restart(bed: Bed, n_flows: int) -> Result:
         monitor.terminate()
         monitor.wait(10)
     seen = sum(1 for ln in events.read_text(errors="replace").splitlines() if "event=" in ln)
-    t_conn, _, _ = _sync_times(bed.controller.log_since(offset), host)
+    log = bed.controller.log_since(offset)
+    t_conn, _, _ = _sync_times(log, host)
+    listen = re.search(LOG_TIME + r" \S+ \S+: OpenFlow on ", log)
     line = f"restart {n_flows} flows: changes {changes}, realized after {took:.2f} s"
     say(line)
-    connected = f"{t_conn - t_start:.2f} s" if t_conn else "?"
+    since = lambda t: f"{t - t_start:.2f} s" if t else "?"  # noqa: E731
     monitored = seen if watching else "? (the monitor died)"
-    say(f"  {len(before[0])} flows and {len(before[1])} groups; switch connected {connected} "
-        f"after the process started; ovs-ofctl monitor saw {monitored} flow changes; flows "
-        f"and groups after == before: {'yes' if after == before else 'NO'}")
+    say(f"  {len(before[0])} flows and {len(before[1])} groups; after the process started: "
+        f"OpenFlow listening {since(listen and _log_time(listen[1]))}, switch connected "
+        f"{since(t_conn)} (OVS retries after 1, 2, 4 … s), realized key written "
+        f"{since(t_realized)}; ovs-ofctl monitor saw {monitored} flow changes; flows and "
+        f"groups after == before: {'yes' if after == before else 'NO'}")
     return Result("restart", line, {"flows": n_flows, "changes": changes, "seconds": took,
                                     "monitor": seen, "same": after == before})
 

@@ -6,8 +6,7 @@ what an agent would, without one (an agent deletes the oper keys of ports it did
 simulated plugs need agent-less hosts):
 
 * ``br-int`` created with the controller target in the same ``ovs-vsctl`` call as ``add-br``
-  (``fail_mode=secure``, a fixed datapath id, the vxlan port and the uplink on ofports 1 and 2,
-  ``max_backoff`` 1 s so a restarted controller is found within a second);
+  (``fail_mode=secure``, a fixed datapath id, the vxlan port and the uplink on ofports 1 and 2);
 * the host's registration ``/netplugin/oper/hosts/<h>``;
 * a unix-socket relay per host to the controller on loopback (OVS accepts unix targets only in
   its run dir).
@@ -366,9 +365,7 @@ class Bed:
                       "--", "set", "bridge", BR_INT, "datapath_type=netdev", "fail_mode=secure",
                       "protocols=OpenFlow13", f"other_config:datapath-id={host.dpid:016x}",
                       "other_config:disable-in-band=true",
-                      "--", "--id=@c", "create", "controller", f'target="unix:{sock}"',
-                      "max_backoff=1000",
-                      "--", "set", "bridge", BR_INT, "controller=@c",
+                      "--", "set-controller", BR_INT, f"unix:{sock}",
                       "--", "add-port", BR_INT, "vxlan0",
                       "--", "set", "interface", "vxlan0", "type=vxlan",
                       "options:remote_ip=flow", "options:key=flow",
