@@ -186,14 +186,17 @@ def _fill_one(bed: Bed, n_flows: int, name: str) -> int:
     return rev
 
 
-def _sync_times(log: str, host: Host) -> tuple[float | None, float | None, int | None]:
-    """(connect time, barrier-acked time of the first sync after it, its changes) from the log."""
+def _sync_times(log: str, host: Host) -> tuple[float | None, float | None, int | None, float]:
+    """From the controller's log: the switch's connect time, the barrier-acked time of the first
+    sync after it, its changes and the seconds it spent sending them."""
     conn = re.search(LOG_TIME + rf" \S+ \S+: switch {host.dpid:016x} connected", log)
     if conn is None:
-        return None, None, None
+        return None, None, None, 0.0
     done = re.compile(LOG_TIME + rf" \S+ \S+: switch {host.name}: (\d+) changes in ([\d.]+) ms")
     m = done.search(log, conn.end())
-    return _log_time(conn[1]), m and _log_time(m[1]), m and int(m[2])
+    if m is None:
+        return _log_time(conn[1]), None, None, 0.0
+    return _log_time(conn[1]), _log_time(m[1]), int(m[2]), float(m[3]) / 1e3
 
 
 def resync(bed: Bed, n_flows: int) -> Result:
@@ -203,7 +206,7 @@ def resync(bed: Bed, n_flows: int) -> Result:
     bed.attach([host.name])
     t_realized = bed.realized.first_after(host.name, t_attach, 1800)
     bed.wait_in_sync([host.name], rev)
-    t_conn, t_done, changes = _sync_times(bed.controller.log_since(offset), host)
+    t_conn, t_done, changes, sending = _sync_times(bed.controller.log_since(offset), host)
     if t_conn is None or t_done is None:
         say("  (no connect/changes lines in the controller log: timing from add-br to the "
             "realized key instead)")
@@ -222,9 +225,10 @@ def resync(bed: Bed, n_flows: int) -> Result:
     line = (f"resync {n_flows} flows: controller {ctl_s:.2f} s, ovs-ofctl --bundle "
             f"{ofctl_s:.2f} s, ratio {ctl_s / ofctl_s:.2f}")
     say(line)
-    say(f"  {len(flows)} flows and {len(groups)} groups installed in {changes} changes; "
-        f"connect to realized key written {t_realized - t_conn:.2f} s; ovs-ofctl bundle of "
-        f"the same file left the same entries: {'yes' if same else 'NO'}")
+    say(f"  {len(flows)} flows and {len(groups)} groups installed in {changes} changes: "
+        f"read-back + compute + diff {ctl_s - sending:.2f} s, pack + send + barrier "
+        f"{sending:.2f} s; connect to realized key written {t_realized - t_conn:.2f} s; "
+        f"ovs-ofctl bundle of the same file left the same entries: {'yes' if same else 'NO'}")
     return Result("resync", line, {"flows": n_flows, "controller": ctl_s, "ofctl": ofctl_s,
                                    "ratio": ctl_s / ofctl_s, "same": same})
 
@@ -260,7 +264,7 @@ def restart(bed: Bed, n_flows: int) -> Result:
         monitor.wait(10)
     seen = sum(1 for ln in events.read_text(errors="replace").splitlines() if "event=" in ln)
     log = bed.controller.log_since(offset)
-    t_conn, _, _ = _sync_times(log, host)
+    t_conn = _sync_times(log, host)[0]
     listen = re.search(LOG_TIME + r" \S+ \S+: OpenFlow on ", log)
     line = f"restart {n_flows} flows: changes {changes}, realized after {took:.2f} s"
     say(line)
