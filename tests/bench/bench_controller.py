@@ -69,6 +69,7 @@ def measure_adds(bed: Bed, ports: W.Ports, network: str, hosts: list[str], n: in
     calls0: dict[str, int] = {}
     for i, (c, h) in enumerate(adds):
         if i == WARM_UP:
+            bed.controller.profile_part(f"the set-up before {n} adds to {network}")
             cpu0, ovs0 = bed.controller.cpu(), sum(cpu_seconds(p) for p in vswitchd)
             calls0 = etcd_requests(bed.etcd_url)
         t0 = time.perf_counter()
@@ -79,6 +80,7 @@ def measure_adds(bed: Bed, ports: W.Ports, network: str, hosts: list[str], n: in
             missed += not out.get("realized")
     cpu = bed.controller.cpu() - cpu0
     ovs_cpu = sum(cpu_seconds(p) for p in vswitchd) - ovs0
+    bed.controller.profile_part(f"{n} adds to {network} on {len(bed.attached)} switches")
     calls = {k: (v - calls0.get(k, 0)) / n for k, v in etcd_requests(bed.etcd_url).items()
              if v > calls0.get(k, 0)}
     return {"etcd": calls, "p50": statistics.median(samples) * 1e3,
@@ -111,8 +113,8 @@ def _latency_result(hosts: int, endpoints: int, m: dict, span: int | None = None
     say(line)
     say(f"  {m['n']} adds, max {m['max']:.1f} ms, answered before realized: {m['missed']}; "
         f"ovs-vswitchd cpu {m['ovs_cpu']:.2f} ms/change (all hosts); agents: none")
-    say("  etcd requests per change (all from the controller: REST write path, realized and "
-        "applied revisions): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(m["etcd"].items())))
+    say("  etcd per change (all from the controller: REST write path, realized and applied "
+        "revisions): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(m["etcd"].items())))
     if quiet:
         say(f"  an add no switch needs (its network is on none), {quiet['n']} without ?wait: "
             f"p50 {quiet['p50']:.1f} ms, controller cpu {quiet['cpu']:.2f} ms/change")

@@ -2,6 +2,9 @@
 
     python -m tests.bench.profiled OUT.prof -- [python -m ryu_apps flags]
 
+SIGUSR2 writes what was profiled since the start (or the previous SIGUSR2) to
+``OUT.part<k>.prof`` and starts afresh: the bench marks each measured window that way.
+
 (``python -m cProfile -m ryu_apps`` writes nothing: the controller never returns from its hub,
 and dies on SIGTERM without running ``atexit``.)  ``OUT.txt`` gets the top functions by own
 and by cumulative time.  Eventlet switches greenthreads under one profiler, so cumulative times
@@ -36,15 +39,23 @@ def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[1] != "--":
         sys.exit("usage: python -m tests.bench.profiled OUT.prof -- [ryu_apps flags]")
     out = Path(argv[0])
-    prof = cProfile.Profile()
+    current = [cProfile.Profile()]
+    parts = [0]
 
     def stop(_sig: int, _frame: object) -> None:
-        _write(prof, out)
+        _write(current[0], out)
         os._exit(0)
 
+    def part(_sig: int, _frame: object) -> None:
+        parts[0] += 1
+        _write(current[0], out.with_suffix(f".part{parts[0]}.prof"))
+        current[0] = cProfile.Profile()
+        current[0].enable()
+
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR2, part)
     sys.argv = ["ryu_apps", *argv[2:]]
-    prof.enable()
+    current[0].enable()
     runpy.run_module("ryu_apps", run_name="__main__", alter_sys=True)
 
 

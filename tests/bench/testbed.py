@@ -78,14 +78,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def etcd_requests(url: str) -> dict[str, int]:
-    """Requests etcd completed so far, by method (its ``/metrics``: gRPC, which the HTTP gateway
-    goes through)."""
+    """Requests etcd completed so far, by method, and ``keys written`` (from its ``/metrics``:
+    gRPC, which the HTTP gateway goes through, and mvcc puts)."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
     out: dict[str, int] = {}
     for m in re.finditer(r'^grpc_server_handled_total\{[^}]*grpc_method="(\w+)"[^}]*\} (\d+)',
                          text, re.M):
         out[m[1]] = out.get(m[1], 0) + int(m[2])
+    puts = re.search(r"^etcd_mvcc_put_total (\d+)", text, re.M)
+    if puts:
+        out["keys written"] = int(puts[1])
     return out
 
 
@@ -219,6 +222,7 @@ class Controller:
         self.started = 0.0  # time.time() just before the process was spawned
         self.log = bed.workdir / "logs" / "bench-controller.log"
         self._runs = 0
+        self._parts = 0
 
     def command(self) -> list[str]:
         args = ["--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", str(self.bed.ofp_port),
@@ -227,6 +231,7 @@ class Controller:
         if self.profile_dir is None:
             return [sys.executable, "-m", "ryu_apps", *args]
         self._runs += 1
+        self._parts = 0
         out = self.profile_dir / f"controller-{self._runs}.prof"
         return [sys.executable, "-m", "tests.bench.profiled", str(out), "--", *args]
 
@@ -243,6 +248,16 @@ class Controller:
                 raise BenchError(f"the controller's REST API did not answer in {timeout:.0f} s")
             time.sleep(0.05)
         return self.started
+
+    def profile_part(self, what: str) -> None:
+        """Close the profile's current part (when profiled) and say what it holds."""
+        if self.profile_dir is None or self.pid is None:
+            return
+        self._parts += 1
+        out = self.profile_dir / f"controller-{self._runs}.part{self._parts}.prof"
+        os.kill(self.pid, signal.SIGUSR2)
+        proc.wait_for(out.with_suffix(".txt").exists, 120, f"the profile {out}")  # CPU it spends
+        self.bed.say(f"  (profile of {what}: {out})")
 
     def cpu(self) -> float:
         assert self.pid is not None
