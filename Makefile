@@ -58,7 +58,7 @@ system: setup
 	$(PY) -m pytest -q tests/system
 
 bench: setup
-	$(PY) -m pytest -q -s tests/bench
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 demo: setup
 	$(PY) -m topologies.tour
