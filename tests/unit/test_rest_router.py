@@ -8,6 +8,8 @@ import json
 import pytest
 
 from intent import keys
+from intent.model import RouterConfig
+from intent.router_doc import check_router
 from intent.store_memory import MemoryStore
 from ryu_apps.rest import RestApi
 from tests.unit.test_netdcli import netdcli
@@ -75,11 +77,15 @@ def test_one_network_on_one_router_and_no_overlapping_subnets(app):
     status, out = call(app, "POST", "/tenants/t1/routers",
                        {"Name": "r2", "Networks": ["green", "orange"]})
     assert status == 400 and 'already on router "r1"' in out["errors"][0]
-    assert call(app, "POST", "/tenants/t1/networks",
-                {"Name": "twin", "SubnetCIDR": "11.1.0.0/16"})[0] == 201
-    status, out = call(app, "POST", "/tenants/t1/routers",
-                       {"Name": "r3", "Networks": ["green", "twin"]})
-    assert status == 400 and "overlap" in out["errors"][0]
+    # overlapping subnets never meet on one router: a tenant's subnets do not overlap at all
+    status, out = call(app, "POST", "/tenants/t1/networks",
+                       {"Name": "twin", "SubnetCIDR": "11.1.0.0/16"})
+    assert status == 400 and "overlaps" in out["errors"][0]
+    problems: list[str] = []
+    check_router(RouterConfig("r3", "t1", ("a", "b")), "router r3", problems.append,
+                 {"a": {"subnet": "10.0.0.0/16"}, "b": {"subnet": "10.0.1.0/24"}}, {})
+    assert problems == ['router r3.Networks: "a" (10.0.0.0/16) and "b" (10.0.1.0/24) overlap; '
+                        'a router cannot route between overlapping subnets']
 
 
 def test_a_network_on_a_router_is_not_deleted_from_under_it(app):
