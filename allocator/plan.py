@@ -349,12 +349,15 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             if allocate:
                 return None
             cidr = str(ipv4_net(net.subnet_cidr).cidr)  # type: ignore[union-attr]
-            clash = sorted(n for n, v in self.index(tenant.name)["networks"].items()
-                           if n != net.name and n not in self.d.networks
-                           and _overlap(cidr, v["subnet"]))
-            if clash:  # a stored network of the tenant has it (the document alone cannot tell)
-                self.problems.append(f'{label}.SubnetCIDR {cidr}: overlaps the subnet of network '
-                                     f'"{clash[0]}" of tenant "{tenant.name}"')
+            # overlapping subnets are fine; the very same one twice is not: its allocation key
+            # (alloc/subnet/<tenant>/<cidr>) can name one owner only
+            holder = next((n for n, v in sorted(self.index(tenant.name)["networks"].items())
+                           if n != net.name and n not in self.d.networks and v["subnet"] == cidr),
+                          None)
+            if holder is not None or claimed.count(cidr) > 1:
+                other = f'network "{holder}"' if holder else "another network of this write"
+                self.problems.append(f'{label}.SubnetCIDR {cidr}: {other} of tenant '
+                                     f'"{tenant.name}" has this subnet already')
                 return None
             return cidr
         others = [v["subnet"] for n, v in self.index(tenant.name)["networks"].items()

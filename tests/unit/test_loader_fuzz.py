@@ -202,8 +202,9 @@ def _write(doc: dict, mode: str) -> None:
     assert audit_store(snap) == [], "an accepted write left the store inconsistent"
 
 
-def test_a_subnet_another_stored_network_of_the_tenant_has_is_refused() -> None:
-    """Found by the fuzzing above: the write took the subnet allocation from ``orange``."""
+def test_a_subnet_another_network_of_the_tenant_has_is_refused() -> None:
+    """Found by the fuzzing above: the write took the subnet's allocation key from
+    ``orange`` (the key names one owner)."""
     store = _baseline()
     before = _dump(store)
     doc = {"Tenants": [{"Name": "tenant-one", "Networks": [
@@ -211,11 +212,20 @@ def test_a_subnet_another_stored_network_of_the_tenant_has_is_refused() -> None:
     try:
         apply_config(store, load_document(doc), "add")
     except ValidationError as exc:
-        assert exc.problems == ['Tenants[0].Networks[0].SubnetCIDR 10.1.1.0/24: overlaps the '
-                                'subnet of network "orange" of tenant "tenant-one"']
+        assert exc.problems == ['Tenants[0].Networks[0].SubnetCIDR 10.1.1.0/24: network '
+                                '"orange" of tenant "tenant-one" has this subnet already']
     else:
         raise AssertionError("accepted a subnet that network orange has")
     assert _dump(store) == before
-    doc["Tenants"][0]["Name"] = "tenant-two"  # blue has it there; another tenant's is fine
-    doc["Tenants"][0]["Networks"][0]["SubnetCIDR"] = "10.1.2.0/24"
+    doc["Tenants"][0]["Networks"][0]["SubnetCIDR"] = "10.1.0.0/16"  # overlapping is allowed
     assert apply_config(store, load_document(doc), "add").changed
+    twins = {"Tenants": [{"Name": "tenant-two", "Networks": [
+        {"Name": "n1", "SubnetCIDR": "10.9.0.0/24"}, {"Name": "n2", "SubnetCIDR": "10.9.0.0/24"}]}]}
+    before = _dump(store)
+    try:
+        apply_config(store, load_document(twins), "add")
+    except ValidationError as exc:
+        assert "another network of this write" in exc.problems[0]
+    else:
+        raise AssertionError("accepted two networks with one subnet")
+    assert _dump(store) == before
