@@ -64,10 +64,11 @@ def agents(workdir: Path, endpoints: list[int], adds: int) -> list[Result]:
         ctl = pids["controller"]
         rest = Rest(rest_port)
         loaded = 0
+        W.netdcli(url, "-add-cfg", W.tenant_doc({"n0": []}), bed / "agents.json")
         for e in endpoints:
-            layout = {"n0": W.on_hosts(e - loaded, HOSTS, tag=f"e{loaded}-")} if e > loaded \
-                else {"n0": []}
-            W.netdcli(url, "-add-cfg", W.tenant_doc(layout), bed / "agents.json")
+            more = W.split(f"p{loaded}n", W.on_hosts(e - loaded, HOSTS, tag=f"e{loaded}-"))
+            if more:
+                W.load_config(url, more, bed / "agents.json")
             loaded = max(loaded, e)
             _settle(agent_pids)
             samples = []

@@ -144,27 +144,24 @@ def latency(bed: Bed, endpoints: list[int], adds: int) -> list[Result]:
     return out
 
 
-def spread(bed: Bed, sizes: list[int], span: int, per_host: int, adds: int) -> list[Result]:
-    """H hosts with ``per_host`` endpoints each, in networks spanning ``span`` hosts (and one
-    network, ``wide``, spanning all): adds to a span-wide network, then to ``wide``."""
+def spread(bed: Bed, span: int, per_host: int, adds: int) -> list[Result]:
+    """Every host of the bed with ``per_host`` endpoints, in networks spanning ``span`` hosts
+    (and one network, ``wide``, spanning all): adds to a span-wide network, then to ``wide``."""
     out = []
-    for n_hosts in sizes:
-        if n_hosts > bed.n_hosts:
-            say(f"latency hosts={n_hosts}: skipped, the bed has {bed.n_hosts} hosts")
-            continue
-        fresh(bed)
-        hosts = bed.names(n_hosts)
-        ports = W.Ports()
-        layout = W.spanning(hosts, span, per_host, max(1, per_host // 10))
-        total = sum(len(v) for v in layout.values())
-        rev = W.load(bed.store, bed.etcd_url, layout, ports, bed.workdir / "spread.json")
-        bed.attach(hosts)
-        bed.wait_in_sync(hosts, rev)
-        m = measure_adds(bed, ports, "b0n0", hosts[:span], adds)
-        out.append(_latency_result(n_hosts, total, m, span=min(span, n_hosts)))
-        m = measure_adds(bed, ports, "wide", hosts, adds)
-        out.append(_latency_result(n_hosts, total, m, span=n_hosts))
-        say(f"  (measured after the {adds} adds above; networks: {len(layout)})")
+    n_hosts = bed.n_hosts
+    fresh(bed)
+    hosts = bed.names(n_hosts)
+    ports = W.Ports()
+    layout = W.spanning(hosts, span, per_host, max(1, per_host // 10))
+    total = sum(len(v) for v in layout.values())
+    rev = W.load(bed.store, bed.etcd_url, layout, ports, bed.workdir / "spread.json")
+    bed.attach(hosts)
+    bed.wait_in_sync(hosts, rev)
+    m = measure_adds(bed, ports, "b0n0", hosts[:span], adds)
+    out.append(_latency_result(n_hosts, total, m, span=min(span, n_hosts)))
+    m = measure_adds(bed, ports, "wide", hosts, adds)
+    out.append(_latency_result(n_hosts, total, m, span=n_hosts))
+    say(f"  (measured after the {adds} adds above; networks: {len(layout)})")
     return out
 
 
@@ -366,29 +363,37 @@ def run(argv: list[str] | None = None) -> tuple[list[Result], list[str]]:
         attempt("agents", lambda: agents(work, _ints(opt["endpoints"]), int(opt["adds"])))
     if not only & {"resync", "restart", "latency", "spread"}:
         return results, failures
-    n_hosts = max([2] + (_ints(opt["hosts"]) if "spread" in only else []))
-    bed = Bed(work / "bed", n_hosts, say=say, profile_dir=args.profile)
-    t0 = time.perf_counter()
-    try:
-        try:
-            bed.up()
-        except (BenchError, RuntimeError, OSError, TimeoutError) as exc:
-            say(f"!! the test bed of {n_hosts} hosts did not come up: {exc}")
-            return results, failures + ["bed"]
-        say(f"  (test bed: {n_hosts} hosts up in {time.perf_counter() - t0:.0f} s, "
-            f"{bed.workdir})")
+    beds = []  # one bed per phase: idle hosts of a bigger bed would eat the CPU of the others
+    if only & {"resync", "restart", "latency"}:
+        beds.append((2, []))
         if "resync" in only:
-            for n in _ints(opt["resync"]):
-                attempt(f"resync {n}", lambda n=n: [resync(bed, n)])
+            beds[0][1].extend((f"resync {n}", lambda bed, n=n: [resync(bed, n)])
+                              for n in _ints(opt["resync"]))
         if "restart" in only:
-            attempt("restart", lambda: [restart(bed, int(opt["restart"]))])
+            beds[0][1].append(("restart", lambda bed: [restart(bed, int(opt["restart"]))]))
         if "latency" in only:
-            attempt("latency", lambda: latency(bed, _ints(opt["endpoints"]), int(opt["adds"])))
-        if "spread" in only:
-            attempt("spread", lambda: spread(bed, _ints(opt["hosts"]), int(opt["span"]),
-                                             int(opt["per_host"]), int(opt["adds"])))
-    finally:
-        bed.down()
+            beds[0][1].append(("latency", lambda bed: latency(bed, _ints(opt["endpoints"]),
+                                                              int(opt["adds"]))))
+    if "spread" in only:
+        beds += [(n, [(f"spread {n}", lambda bed: spread(bed, int(opt["span"]),
+                                                          int(opt["per_host"]), int(opt["adds"])))])
+                 for n in _ints(opt["hosts"])]
+    for n_hosts, steps in beds:
+        bed = Bed(work / "bed", n_hosts, say=say, profile_dir=args.profile)
+        t0 = time.perf_counter()
+        try:
+            try:
+                bed.up()
+            except (BenchError, RuntimeError, OSError, TimeoutError) as exc:
+                say(f"!! the test bed of {n_hosts} hosts did not come up: {exc}")
+                failures.extend(name for name, _step in steps)
+                continue
+            say(f"  (test bed: {n_hosts} hosts up in {time.perf_counter() - t0:.0f} s, "
+                f"{bed.workdir})")
+            for name, step in steps:
+                attempt(name, lambda step=step, bed=bed: step(bed))
+        finally:
+            bed.down()
     return results, failures
 
 

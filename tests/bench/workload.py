@@ -117,12 +117,17 @@ def load(store: EtcdStore, etcd_url: str, layout: Layout, ports: Ports, path: Pa
 
     (One ``-add-cfg`` that creates more than 30 networks fails today with "planning did not
     settle": allocator.write plans in at most 32 read rounds, one per new network.)"""
+    load_config(etcd_url, layout, path)
+    plug(store, [(f"{net}-{c}", h, ports.take(h)) for net, eps in layout.items() for c, h in eps])
+    return tick(store)
+
+
+def load_config(etcd_url: str, layout: Layout, path: Path) -> None:
+    """``netdcli -add-cfg`` of ``layout``, at most NETS_PER_WRITE networks per call."""
     nets = list(layout)
     for i in range(0, len(nets), NETS_PER_WRITE):
         part = {n: layout[n] for n in nets[i:i + NETS_PER_WRITE]}
         netdcli(etcd_url, "-add-cfg", tenant_doc(part), path)
-    plug(store, [(f"{net}-{c}", h, ports.take(h)) for net, eps in layout.items() for c, h in eps])
-    return tick(store)
 
 
 def split(prefix: str, members: list[tuple[str, str]]) -> Layout:
