@@ -564,12 +564,14 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
     def _summary(self) -> list[str]:
         lines = []
         for prefix, what in ((keys.CONFIG_TENANTS, "tenant"), (keys.CONFIG_NETWORKS, "network"),
-                             (keys.CONFIG_ENDPOINTS, "endpoint"), (keys.CONFIG_HOSTS, "host")):
+                             (keys.CONFIG_ENDPOINTS, "endpoint"), (keys.CONFIG_HOSTS, "host"),
+                             (keys.CONFIG_GROUPS, "endpoint group"),
+                             (keys.CONFIG_POLICIES, "policy"), (keys.CONFIG_ROUTERS, "router")):
             for k in sorted(k for k in self.puts if k.startswith(prefix)):
                 verb = "updated" if self.r.value(k) is not None else "created"
-                lines.append(f"{verb} {what} {keys.last_segment(k)}")
+                lines.append(f"{verb} {what} {k[len(prefix):]}")
             for k in sorted(k for k in self.deletes if k.startswith(prefix)):
-                lines.append(f"deleted {what} {keys.last_segment(k)}")
+                lines.append(f"deleted {what} {k[len(prefix):]}")
         touched = {keys.last_segment(k) for k in self.puts if k.startswith(keys.CONFIG_ENDPOINTS)}
         lines += [f"re-resolved endpoint {keys.last_segment(k)}"
                   for k in sorted(self.puts) if k.startswith(keys.STATE_ENDPOINTS)

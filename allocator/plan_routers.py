@@ -46,7 +46,8 @@ class RouterPlanning:
             taken = {n: name for name, v in sorted(routers.items()) for n in v["networks"]}
             for (tt, name), (_old, new) in sorted(self.d.routers.items()):
                 if tt == t and new is not None:
-                    others = {n: r for n, r in taken.items() if r != name}
+                    others = {n: other for other, v in sorted(routers.items())
+                              if other != name for n in v["networks"]}
                     for other, v in routers.items():
                         ext = v.get("external_network")
                         if other != name and ext and ext in (new.networks or ()):

@@ -31,8 +31,8 @@ from netdcli.show import (
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 CONSTRUCTS = ("global", "tenant", "network", "endpoint", "host", "policy", "endpointgroup",
-              "qosprofile")
-SCOPED = ("policy", "endpointgroup", "qosprofile")  # named TENANT/NAME
+              "router", "qosprofile")
+SCOPED = ("policy", "endpointgroup", "router", "qosprofile")  # named TENANT/NAME
 EXIT_TIMEOUT = 5
 
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  netdcli -oper delete -construct network orange\n"
                "  netdcli -oper get -construct policy tenant-one/web-in\n"
                "  netdcli -oper get -construct endpointgroup tenant-one/web\n"
+               "  netdcli -oper get -construct router tenant-one/r1\n"
                "  netdcli -oper get -construct qosprofile tenant-one/gold",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
@@ -201,8 +202,8 @@ def _scoped_name(construct: str, name: str) -> tuple[str, str]:
 
 def _show_scoped(store: Store, construct: str, name: str) -> dict:
     from intent.codec import loads
-    from intent.model import EndpointGroupConfig, PolicyConfig
-    from ryu_apps.rest_policy import group_view, policy_view
+    from intent.model import EndpointGroupConfig, PolicyConfig, RouterConfig
+    from netdcli.show import group_view, policy_view, router_view
 
     tenant, obj = _scoped_name(construct, name)
     if construct == "qosprofile":
@@ -214,6 +215,15 @@ def _show_scoped(store: Store, construct: str, name: str) -> dict:
         if value is None:
             raise NotFoundError(f'QoS profile "{obj}" does not exist in tenant "{tenant}"')
         return profile_view(loads(QosProfileConfig, value))
+    if construct == "router":
+        names = [keys.router(tenant, obj), keys.state_router(tenant, obj),
+                 keys.oper_gateway(tenant, obj)]
+        snap = read_consistent(store, keys=names)
+        value, spec, gateway = (snap.value(k) for k in names)
+        if value is None:
+            raise NotFoundError(f'router "{obj}" does not exist in tenant "{tenant}"')
+        return router_view(loads(RouterConfig, value), json.loads(spec) if spec else None,
+                           json.loads(gateway) if gateway else None)
     if construct == "policy":
         snap = read_consistent(store, keys=[keys.policy(tenant, obj)])
         value = snap.value(keys.policy(tenant, obj))
@@ -237,14 +247,16 @@ def _delete_scoped(store: Store, construct: str, name: str):
         EndpointGroupConfig,
         PolicyConfig,
         QosProfileConfig,
+        RouterConfig,
         TenantConfig,
     )
 
     tenant, obj = _scoped_name(construct, name)
-    t = (TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)) if construct == "policy"
-         else TenantConfig(tenant, qos_profiles=(QosProfileConfig(obj, tenant),))
-         if construct == "qosprofile"
-         else TenantConfig(tenant, endpoint_groups=(EndpointGroupConfig(obj, tenant),)))
+    t = {"policy": TenantConfig(tenant, policies=(PolicyConfig(obj, tenant),)),
+         "router": TenantConfig(tenant, routers=(RouterConfig(obj, tenant),)),
+         "qosprofile": TenantConfig(tenant, qos_profiles=(QosProfileConfig(obj, tenant),)),
+         "endpointgroup": TenantConfig(tenant, endpoint_groups=(
+             EndpointGroupConfig(obj, tenant),))}[construct]
     return apply.apply_config(store, Config(tenants=(t,)), "delete", paths=False)
 
 

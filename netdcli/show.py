@@ -18,6 +18,7 @@ from intent.model import (
     EndpointSpec,
     NetworkSpec,
     PolicyConfig,
+    RouterConfig,
     RuleConfig,
     TenantConfig,
 )
@@ -98,7 +99,8 @@ def show_tenant(store: Store, name: str) -> dict:
         nets.append(network_view(net, [endpoint_view(snap, e, net) for e in eps]))
     return {"Name": t.name, "DefaultNetType": t.default_net_type,
             "SubnetPool": t.subnet_pool, "AllocSubnetLen": t.alloc_subnet_len,
-            "Vlans": _ranges(t.vlans), "Vxlans": _ranges(t.vxlans), "Networks": nets}
+            "Vlans": _ranges(t.vlans), "Vxlans": _ranges(t.vxlans), "Networks": nets,
+            "Routers": sorted(idx.get("routers", {}))}
 
 
 def show_global(store: Store) -> dict:
@@ -148,6 +150,18 @@ def group_view(g: EndpointGroupConfig, spec: dict | None, members: dict | None) 
     return {"Name": g.name, "Tenant": g.tenant, "Policies": list(g.policies or ()),
             "Id": spec.get("id") if spec else None,
             "Members": members.get("count", 0) if members else 0}
+
+
+def router_view(r: RouterConfig, spec: dict | None, gateway: dict | None) -> dict:
+    """A router as the document writes it, with its id (routing domain) and, for an external
+    router, the physical gateway's MAC once the controller learnt it."""
+    view: dict[str, Any] = {"Name": r.name, "Tenant": r.tenant, "Networks": list(r.networks or ()),
+                            "Id": spec.get("id") if spec else None}
+    if r.external_network:
+        view.update({"ExternalNetwork": r.external_network, "ExternalIp": r.external_ip,
+                     "GatewayHost": r.gateway_host,
+                     "GatewayMac": gateway.get("mac") if gateway else None})
+    return view
 
 
 def profile_view(p) -> dict:

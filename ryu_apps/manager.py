@@ -19,6 +19,7 @@ is the same manager with ``ryu_apps.netplugin`` as its default app; it always ru
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -71,8 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(args, prog="ryu-manager")
 
 
+GC_THRESHOLD = (50_000, 20, 20)  # young-generation collections every 50k allocations
+
+
+def tune_gc() -> None:
+    """Fewer collector passes while the engine builds tables of 100k entries (immutable flow
+    objects: nothing to collect, yet the default thresholds scan them ~2.5x the build time)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def controller_main(argv: Sequence[str] | None = None) -> int:
     """``netplugin-controller``: ``ryu_apps.netplugin`` (and any MODULE given) on os-ken."""
+    tune_gc()
     return run(list(sys.argv[1:] if argv is None else argv), prog="netplugin-controller",
                default_apps=("ryu_apps.netplugin",))
 

@@ -43,6 +43,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "EndpointGroup": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "Policies": {"type": "array", "nullable": True,
                                         "items": {"type": "string"}}}},
+    "Router": {"type": "object", "required": ["Name"], "properties": {
+        "Name": _REQUIRED, "Networks": {"type": "array", "nullable": True,
+                                        "items": {"type": "string"}},
+        "ExternalNetwork": _STR, "ExternalIp": _STR, "GatewayHost": _STR}},
     "EndpointPatch": {"type": "object", "required": ["EndpointGroup"], "properties": {
         "EndpointGroup": _STR}},
     "QosProfile": {"type": "object", "required": ["Name"], "properties": {
@@ -62,7 +66,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "Name": _REQUIRED, "DefaultNetType": _NET_TYPE, "SubnetPool": _STR,
         "AllocSubnetLen": _INT, "Vlans": _RANGES, "Vxlans": _RANGES,
         "Networks": _list("Network"), "EndpointGroups": _list("EndpointGroup"),
-        "Policies": _list("Policy"), "QosProfiles": _list("QosProfile")}},
+        "Policies": _list("Policy"), "Routers": _list("Router"),
+        "QosProfiles": _list("QosProfile")}},
     "Host": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "Intf": _STR, "VtepIp": _STR, "NetId": _STR}},
     "Config": {"type": "object", "properties": {"Hosts": _list("Host"),

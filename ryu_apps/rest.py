@@ -43,6 +43,7 @@ from ryu_apps.rest_input import (
 )
 from ryu_apps.rest_policy import PolicyRoutes
 from ryu_apps.rest_qos import QosRoutes
+from ryu_apps.rest_router import RouterRoutes
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -136,6 +137,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/networks/{network}/multicast", "get_multicast",
           "A network's multicast: snooping, declared and learned receivers per group and host",
           errors=(400, 404)),
+    Route("GET", "/tenants/{tenant}/routers", "list_routers", "List a tenant's routers (with "
+          "their ids and learnt gateway MACs)", errors=(400, 404)),
+    Route("POST", "/tenants/{tenant}/routers", "create_router", "Create a router (its networks "
+          "route to each other; optionally an external network through a physical gateway)",
+          "Router", 201, BODY_WRITE, WAIT),
+    Route("GET", "/tenants/{tenant}/routers/{router}", "get_router", "Get a router",
+          errors=(400, 404)),
+    Route("DELETE", "/tenants/{tenant}/routers/{router}", "delete_router", "Delete a router "
+          "(its networks stop routing to each other)", errors=W, query=WAIT),
     Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
@@ -193,7 +203,7 @@ def _plain(obj: Any) -> dict:
     return d
 
 
-class RestApi(PolicyRoutes, QosRoutes):
+class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,

@@ -40,6 +40,7 @@ PATH_PARAMS: dict[str, PathParam] = {
     "host": PathParam(NAME_PATTERN, NAME_MAX, "a host name"),
     "id": PathParam(ENDPOINT_ID_PATTERN, ENDPOINT_ID_MAX, "an endpoint id <network>-<container>"),
     "policy": PathParam(NAME_PATTERN, NAME_MAX, "a policy name"),
+    "router": PathParam(NAME_PATTERN, NAME_MAX, "a router name"),
     "group": PathParam(NAME_PATTERN, NAME_MAX, "an endpoint group name"),
     "rule": PathParam("[0-9]{1,9}", 9, "a rule id (a number)"),
     "qosprofile": PathParam(NAME_PATTERN, NAME_MAX, "a QoS profile name"),

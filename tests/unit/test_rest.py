@@ -106,6 +106,9 @@ CONTRACT = {
     ("PUT", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
     ("DELETE", "/tenants/{tenant}/qosprofiles/{qosprofile}"),
     ("GET", "/networks/{network}/multicast"),
+    ("GET", "/tenants/{tenant}/routers"), ("POST", "/tenants/{tenant}/routers"),
+    ("GET", "/tenants/{tenant}/routers/{router}"),
+    ("DELETE", "/tenants/{tenant}/routers/{router}"),
 }
 
 
