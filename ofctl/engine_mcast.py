@@ -123,6 +123,7 @@ class McastIndex:
             self.networks[name] = spec  # only multicast or QoS changed
         else:
             super().set_network(name, spec)  # type: ignore[misc]
+            self._mark_mcast_network(name, self.present_hosts(name))  # its id may have moved
         if (old and old.qos_profile) != (spec and spec.qos_profile) or \
                 (old and old.tenant) != (spec and spec.tenant):
             self._qos_network_changed(name)  # type: ignore[attr-defined]

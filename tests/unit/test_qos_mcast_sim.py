@@ -166,3 +166,30 @@ def _stats_entry(f) -> bytes:
     body = wire.flow_add(f)[48:]
     return struct.pack("!HBxIIHHHH4xQQQ", 48 + len(body), f.table, 1, 2, f.priority, 0, 0, 0,
                        f.cookie, 3, 4) + body
+
+
+def _engine():
+    from ofctl.engine import engine_from
+
+    intent = qos_mcast_intent()
+    ports = qos_mcast_ports(intent)
+    e = engine_from(intent, ports)
+    for h in ports:
+        e.table(h).take()
+    return e, ports
+
+
+def test_a_join_changes_one_group_and_a_profile_change_only_meters() -> None:
+    from intent.model import QosProfileConfig
+
+    engine, ports = _engine()
+    engine.set_learned("orange", GROUP, "orange-c3", True)  # c3 is on host0, like c0
+    deltas = {h: engine.refresh(h).take() for h in ports}
+    assert deltas["host0"].groups and not deltas["host0"].meters
+    for h, d in deltas.items():
+        assert len(d.groups) <= 1, (h, d.groups)
+        assert all(k[0] == 35 for k in d.flows), (h, d.flows)  # the group's own entries
+    engine.set_qos_profile("t", "gold", QosProfileConfig("gold", "t", 20000, 1000, 46))
+    d = engine.refresh("host0").take()
+    assert not d.flows and not d.groups and [m for m, (b, a) in d.meters.items()
+                                             if b and a and a.bands[0].rate == 20000]
