@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.bench import bench_controller, bench_ofctl, targets
+from tests.bench import bench_controller, bench_ofctl, bench_policy, bench_router, targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     print("== bench_ofctl: pure compute (no switch, no store)", flush=True)
     bench_ofctl.main(["--quick"] if quick else [])
+    print("== bench_policy: policy entries and per-change cost (pure compute)", flush=True)
+    bench_policy.main(["--quick"] if quick else [])
+    print("== bench_router: entries per host for networks on one router (pure compute)",
+          flush=True)
+    bench_router.main(["--quick"] if quick else [])
     print("== bench_controller: real OVS hosts, stock etcd, the controller as a process",
           flush=True)
     results, failures = bench_controller.run(args)
