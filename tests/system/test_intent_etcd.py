@@ -104,3 +104,44 @@ def test_unreachable_etcd(tmp_path: Path) -> None:
     result = netdcli("http://127.0.0.1:9", "-cfg", str(EXAMPLES / "one_host_vlan.json"))
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "127.0.0.1:9" in result.stderr
+
+
+def test_the_originals_partial_document_adds_and_deletes_one_endpoint(etcd) -> None:
+    """The original's two files: -cfg of the full two-network file, then -add-cfg of the
+    partial one (tenant and network named, nothing else) adds orange-myContainer2 and changes
+    nothing else; -del-cfg of the same file deletes just that endpoint."""
+    full = str(EXAMPLES / "two_hosts_multiple_vxlan_nets.json")
+    partial = str(EXAMPLES / "two_hosts_multiple_vxlan_add_del_ep.json")
+    assert netdcli(etcd.url, "-cfg", full).returncode == 0
+
+    def state() -> dict[str, str]:
+        return {k: v for k, v, _c, _m in dump(etcd.url)  # (config/rev: the last write's id)
+                if k.startswith((keys.CONFIG, keys.STATE)) and "orange-myContainer2" not in k
+                and k != keys.CONFIG + "rev"}
+
+    before = state()
+    added = netdcli(etcd.url, "-add-cfg", partial)
+    assert added.returncode == 0, added.stderr
+    assert "created endpoint orange-myContainer2" in added.stdout
+    got = json.loads(netdcli(etcd.url, "-oper", "get", "-construct", "endpoint",
+                             "orange-myContainer2").stdout)
+    assert got["Host"] == "host1" and got["Vni"] == 10001 and got["IpAddress"].startswith("11.1.0.")
+    others = json.loads(netdcli(etcd.url, "-oper", "get", "-construct", "endpoint",
+                                "purple-myContainer2").stdout)
+    assert others["Host"] == "host1"
+    after_add = state()
+    changed = {k for k in before.keys() | after_add.keys() if before.get(k) != after_add.get(k)}
+    # only the network's endpoint index and allocation bookkeeping may move; no other object
+    assert not [k for k in changed if k.startswith((keys.CONFIG_TENANTS, keys.CONFIG_NETWORKS,
+                                                    keys.STATE_NETWORKS, keys.CONFIG_ENDPOINTS,
+                                                    keys.STATE_ENDPOINTS))], changed
+    deleted = netdcli(etcd.url, "-del-cfg", partial)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted endpoint orange-myContainer2" in deleted.stdout
+    gone = netdcli(etcd.url, "-oper", "get", "-construct", "endpoint", "orange-myContainer2")
+    assert gone.returncode == 3
+    after_del = state()
+    assert {k: v for k, v in after_del.items() if k.startswith((keys.CONFIG, keys.STATE_NETWORKS,
+                                                                 keys.STATE_ENDPOINTS))} == \
+        {k: v for k, v in before.items() if k.startswith((keys.CONFIG, keys.STATE_NETWORKS,
+                                                           keys.STATE_ENDPOINTS))}
