@@ -257,8 +257,12 @@ def _make_underlay(plan: BedPlan, state: BedState) -> None:
     proc.netns_add(ns)
     state.add_netns(ns)
     for br in ("vx", "vl"):
+        # the VLAN trunk does not learn (ageing 0: it floods like a hub): test beds reuse MACs
+        # (they follow the address) on other hosts, and a learnt entry left by an earlier test
+        # would send a frame to the wrong host until it aged out (300 s)
+        ageing = ["ageing_time", "0"] if br == "vl" else []
         proc.run(["ip", "-n", ns, "link", "add", "name", br, "mtu", str(UNDERLAY_MTU),
-                  "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+                  "type", "bridge", "stp_state", "0", "forward_delay", "0", *ageing])
         proc.run(["ip", "-n", ns, "link", "set", br, "up"])
 
 
