@@ -128,27 +128,31 @@ def decode_endpoint(eid: str, value: str) -> EndpointSpec:
                         e.attach_uuid, e.group, e.qos_profile)
 
 
-def decode_group(tenant: str, name: str, value: str) -> EndpointGroupSpec:
+def _scoped(cls: type, what: str, tenant: str, name: str, value: str) -> Any:
+    """A stored tenant-scoped object (group, policy, profile, router) that names itself."""
     _object(value)
     try:
-        g = codec.loads(EndpointGroupSpec, value)
+        obj = codec.loads(cls, value)
     except TypeError as exc:
         raise BadValue(str(exc)) from None
-    if (g.tenant, g.name) != (tenant, name):
-        raise BadValue(f"names group {g.tenant}/{g.name}, not {tenant}/{name}")
-    if isinstance(g.id, bool) or not isinstance(g.id, int) or not 0 < g.id <= 0xFFFF:
-        raise BadValue(f"id {g.id!r} is not a group id")
+    if (obj.tenant, obj.name) != (tenant, name):
+        raise BadValue(f"names {what} {obj.tenant}/{obj.name}, not {tenant}/{name}")
+    return obj
+
+
+def _small_id(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 0xFFFF:
+        raise BadValue(f"id {value!r} is not a {what} id")
+
+
+def decode_group(tenant: str, name: str, value: str) -> EndpointGroupSpec:
+    g = _scoped(EndpointGroupSpec, "group", tenant, name, value)
+    _small_id(g.id, "group")
     return g
 
 
 def decode_policy(tenant: str, name: str, value: str) -> PolicyConfig:
-    _object(value)
-    try:
-        p = codec.loads(PolicyConfig, value)
-    except TypeError as exc:
-        raise BadValue(str(exc)) from None
-    if (p.tenant, p.name) != (tenant, name):
-        raise BadValue(f"names policy {p.tenant}/{p.name}, not {tenant}/{name}")
+    p = _scoped(PolicyConfig, "policy", tenant, name, value)
     for r in p.rules or ():
         if r.direction not in ("in", "out") or r.action not in ("allow", "deny") or \
                 not isinstance(r.priority, int) or not isinstance(r.id, int):
@@ -157,13 +161,7 @@ def decode_policy(tenant: str, name: str, value: str) -> PolicyConfig:
 
 
 def decode_qos(tenant: str, name: str, value: str) -> QosProfileConfig:
-    _object(value)
-    try:
-        q = codec.loads(QosProfileConfig, value)
-    except TypeError as exc:
-        raise BadValue(str(exc)) from None
-    if (q.tenant, q.name) != (tenant, name):
-        raise BadValue(f"names QoS profile {q.tenant}/{q.name}, not {tenant}/{name}")
+    q = _scoped(QosProfileConfig, "QoS profile", tenant, name, value)
     for what, v, hi in (("bandwidth", q.bandwidth, 100_000_000), ("burst", q.burst, 100_000_000),
                         ("dscp", q.dscp, 63)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi):
@@ -174,14 +172,8 @@ def decode_qos(tenant: str, name: str, value: str) -> QosProfileConfig:
 def decode_router(tenant: str, name: str, value: str) -> RouterSpec:
     if not isinstance(_object(value).get("networks", []), list):
         raise BadValue("networks is not a list of names")
-    try:
-        r = codec.loads(RouterSpec, value)
-    except TypeError as exc:
-        raise BadValue(str(exc)) from None
-    if (r.tenant, r.name) != (tenant, name):
-        raise BadValue(f"names router {r.tenant}/{r.name}, not {tenant}/{name}")
-    if isinstance(r.id, bool) or not isinstance(r.id, int) or not 0 < r.id <= 0xFFFF:
-        raise BadValue(f"id {r.id!r} is not a router id")
+    r = _scoped(RouterSpec, "router", tenant, name, value)
+    _small_id(r.id, "router")
     if not isinstance(r.networks, tuple) or not all(isinstance(n, str) for n in r.networks):
         raise BadValue("networks is not a list of names")
     if r.external_network is not None:
