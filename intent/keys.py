@@ -37,6 +37,10 @@
     /netplugin/oper/applied                       revision the controller has applied
     /netplugin/oper/gateways/<tenant>/<router>    MAC of an external router's physical gateway
                                                   (learnt by the controller's ARP)
+    /netplugin/oper/controllers/<name>            a live controller (under its lease)
+    /netplugin/oper/masters/<host>                the controller that is master of the host's
+                                                  switch (under that controller's lease); its
+                                                  mod revision is the OpenFlow generation id
     /netplugin/runtime/<host>/<container>         running container -> netns path
     /netplugin/locks/<write-id>                   a large writer is alive (under its lease)
     /netplugin/writes/<slot>                      id of a recent write (a retry recognises it)
@@ -83,6 +87,8 @@ OPER_REALIZED = OPER + "realized/"
 OPER_APPLIED = OPER + "applied"
 OPER_MCAST = OPER + "mcast/"
 OPER_GATEWAYS = OPER + "gateways/"
+OPER_CONTROLLERS = OPER + "controllers/"
+OPER_MASTERS = OPER + "masters/"
 RUNTIME = ROOT + "runtime/"
 LOCKS = ROOT + "locks/"
 WRITES = ROOT + "writes/"
@@ -228,6 +234,14 @@ def oper_endpoint(ep_id: str) -> str:
 
 def realized(host: str) -> str:
     return OPER_REALIZED + host
+
+
+def controller(name: str) -> str:
+    return OPER_CONTROLLERS + name
+
+
+def master(host: str) -> str:
+    return OPER_MASTERS + host
 
 
 def runtime_prefix(host: str) -> str:

@@ -28,11 +28,13 @@ from ofctl import cookies, wire
 from ofctl.engine import Engine, EntryDelta, HostTable
 from ofctl.model import Flow, Group, Meter, SwitchState
 from ofctl.pipeline import MARKER, marker_flow
+from ryu_apps import roles
+from ryu_apps.election import Election
 from ryu_apps.framework import blocking, hub
 from ryu_apps.gateways import GatewayLearner
 from ryu_apps.intake import Intake
 from ryu_apps.realize import Realizer
-from ryu_apps.switch import Outgoing, Rejected, Session, SwitchError
+from ryu_apps.switch import EQUAL, MASTER, NotMaster, Outgoing, Rejected, Session, SwitchError
 
 LOG = logging.getLogger(__name__)
 RETRY = 1.0
@@ -50,8 +52,9 @@ class Controller:
     """Keeps every connected switch equal to the intent in the store."""
 
     def __init__(self, store: Store, audit_interval: float = 60.0, timeout: float = 60.0,
-                 audit_on_connect: bool = True) -> None:
+                 audit_on_connect: bool = True, election: Election | None = None) -> None:
         self.store = store
+        self.election = election  # None: the only controller (role EQUAL, always writes)
         self.audit_interval = audit_interval
         self.audit_on_connect = audit_on_connect
         self.timeout = timeout
@@ -59,7 +62,7 @@ class Controller:
         self.cache = Intake(self.engine)
         self.realizer = Realizer(store)
         self.sessions: dict[int, Session] = {}
-        self.gateways = GatewayLearner(store, lambda: self.engine, self.session_of)
+        self.gateways = GatewayLearner(store, lambda: self.engine, self.writer_of)
         self.running = False
         self.events_seen = 0
         self._threads: list[Any] = []
@@ -70,6 +73,9 @@ class Controller:
     def start(self) -> None:
         """Load the store, then start the watch, realize and audit greenthreads."""
         self.running = True
+        if self.election is not None:
+            self.election.on_change = partial(roles.on_change, self)
+            self.election.start()
         self._reload()
         self._threads = [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run),
                          hub.spawn(self.gateways.run)]
@@ -78,6 +84,8 @@ class Controller:
 
     def stop(self) -> None:
         self.running = False
+        if self.election is not None:
+            self.election.stop()
         if self._watcher is not None:
             self._watcher.close()
         for s in list(self.sessions.values()):
@@ -139,6 +147,9 @@ class Controller:
     def on_event(self, ev: Any) -> None:
         """Apply one store event and wake the switches it affects."""
         self.events_seen += 1
+        if self.election is not None and self.election.owns(ev.key):
+            self.election.apply(ev)
+            return
         if not self.cache.apply(ev):
             return
         if ev.key.startswith(keys.OPER_HOSTS):
@@ -181,6 +192,8 @@ class Controller:
             if s.host:
                 self.engine.drop_table(s.host)
                 self.realizer.forget(s.host)
+                if self.election is not None:
+                    hub.spawn(self.election.release, s.host)
             LOG.info("switch %016x (host %s) disconnected", dp.id, s.host)
 
     def switch_message(self, dp: Any, msg: Any) -> None:
@@ -194,6 +207,10 @@ class Controller:
             if s.host == host and s.alive:
                 return s
         return None
+
+    def writer_of(self, host: str) -> Session | None:
+        """The session of ``host``'s switch when this controller may send to it."""
+        return self.session_of(host) if self.is_master(host) else None
 
     def packet_in(self, dp: Any, data: bytes) -> None:
         """A frame a switch passed up (only gateway ARP replies are sent to the controller)."""
@@ -220,10 +237,13 @@ class Controller:
                 continue
             s.busy = True
             try:
+                if self.election is not None and not roles.settle(self, s):
+                    continue
                 while s.alive and s.host and (s.pending or s.need_check or s.need_full or
                                               s.checked is not None):
                     s.pending = False
                     self.sync(s)
+                roles.took_over(s)
                 if s.alive and s.audit_due and not s.audit_slices:
                     s.audit_due = False
                     s.audit_slices = list(range(1 << SLICE_BITS)) + [-1]
@@ -231,6 +251,8 @@ class Controller:
                     self._audit_slice(s, s.audit_slices.pop(0))
                     if s.audit_slices:
                         s.wake.set()
+            except NotMaster as exc:
+                roles.refused(self, s, str(exc))
             except Rejected as exc:
                 self._failed(s, str(exc), full=False)
             except SwitchError as exc:
@@ -276,6 +298,10 @@ class Controller:
         s.syncs += 1
         self.realizer.end(host, ok=True)
         return sent
+
+    def table_of(self, host: str) -> HostTable:
+        """``host``'s desired table, kept up to date."""
+        return self._table(host)
 
     def _table(self, host: str) -> HostTable:
         if host not in self.engine.tables:
@@ -433,13 +459,40 @@ class Controller:
                 "changes_sent": s.changes_sent if s else 0, "syncs": s.syncs if s else 0,
                 "last_error": s.last_error if s else None,
                 "rejected": [f"{o} ({why})" for o, why in s.rejected] if s else [],
+                **self.mastership(name, s),
             })
         return out
+
+    def mastership(self, host: str, s: Session | None = None) -> dict:
+        """Who is master of ``host``'s switch, and this controller's role there."""
+        if self.election is None:
+            return {"master": None, "role": EQUAL if s else None}
+        m = self.election.masters.get(host)
+        return {"master": m.controller if m else None, "master_rest": m.rest if m else None,
+                "generation": m.generation if m else None,
+                "role": s.role if s and s.role_known else None,
+                "master_since": s.master_since if s else None}
+
+    def is_master(self, host: str) -> bool:
+        """Whether this controller writes ``host``'s switch (the only controller always does)."""
+        s = self.session_of(host)
+        if s is None:
+            return False
+        return self.election is None or (s.role == MASTER and
+                                         self.election.is_mine(host) is not None)
+
+    def realized_of(self, host: str) -> int:
+        """The revision ``host``'s switch realized: ours when we are its master (or the only
+        controller), else what its master wrote in the store."""
+        if self.election is None or self.is_master(host):
+            return self.realizer.realized(host)
+        return self.election.realized.get(host, 0)
 
     def wait_realized(self, revision: int, timeout: float) -> bool:
         """Block (cooperatively) until every connected host realized ``revision``."""
         return self.realizer.wait(revision, lambda: [s.host for s in self.sessions.values()
-                                                     if s.host], timeout)
+                                                     if s.host], timeout,
+                                  realized=self.realized_of)
 
 
 def _owner(entry: Any) -> str:

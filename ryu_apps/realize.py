@@ -72,6 +72,7 @@ class Realizer:
     def forget(self, host: str) -> None:
         """``host``'s switch is gone: it realizes nothing until it syncs again."""
         self.synced.discard(host)
+        self.written.pop(host, None)
         self.pending.pop(host, None)
         self.inflight.pop(host, None)
         self._changed()
@@ -88,14 +89,20 @@ class Realizer:
             ev.set()
         self._kick.set()
 
-    def wait(self, revision: int, hosts, timeout: float) -> bool:
-        """Block (cooperatively) until every host of ``hosts()`` realized ``revision``."""
+    def notify(self) -> None:
+        """Something waiters depend on changed (e.g. another controller's realized revision)."""
+        self._changed()
+
+    def wait(self, revision: int, hosts, timeout: float, realized=None) -> bool:
+        """Block (cooperatively) until every host of ``hosts()`` realized ``revision``
+        (``realized(host)``: default :meth:`realized`)."""
+        realized = realized or self.realized
         deadline = time.monotonic() + timeout
         ev = hub.Event()
         self._waiters.add(ev)
         try:
             while True:
-                if self.applied >= revision and all(self.realized(h) >= revision
+                if self.applied >= revision and all(realized(h) >= revision
                                                     for h in hosts()):
                     return True
                 left = deadline - time.monotonic()
