@@ -29,6 +29,7 @@ from intent.store_etcd import open_store
 LOG = logging.getLogger("netplugin.agent")
 EXAMPLES = """examples:
   netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
+  netplugin-agent --host host1 --controller tcp:10.0.0.5:6653,tcp:10.0.0.6:6653,tcp:10.0.0.7:6653
   netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
   netplugin-agent --host host1 --controller ssl:10.0.0.1:6653 \\
       --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \\
@@ -50,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--etcd-cert", help=f"client certificate for etcd (or ${ENV_CERT})")
     p.add_argument("--etcd-key", help=f"private key of --etcd-cert (or ${ENV_KEY})")
     p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
-    p.add_argument("--controller", default=None, help="OpenFlow controller target of br-int")
+    p.add_argument("--controller", default=None, metavar="TARGET[,TARGET...]",
+                   help="OpenFlow controller target of br-int, or several controllers "
+                        "separated by commas (br-int connects to all; they elect its master)")
     p.add_argument("--datapath-type", default="netdev", help="br-int/br-phy datapath type")
     p.add_argument("--vtep-ip", default=None, help="VTEP IP (default: from br-phy / discovered)")
     p.add_argument("--underlay-if", default=None, help="underlay NIC to put in br-phy")

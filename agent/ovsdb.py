@@ -61,8 +61,13 @@ class BridgeSpec:
     datapath_type: str = "netdev"
     protocols: tuple[str, ...] = ("OpenFlow13",)
     fail_mode: str | None = "secure"
-    controller: str | None = None
+    controller: str | None = None  # one OpenFlow target, or several separated by commas
     other_config: tuple[tuple[str, str], ...] = ()
+
+
+def controller_targets(text: str | None) -> list[str]:
+    """The sorted OpenFlow targets of a ``--controller`` value (comma-separated)."""
+    return sorted({t.strip() for t in (text or "").split(",") if t.strip()})
 
 
 def _open(remote: str, timeout: float):
@@ -224,8 +229,8 @@ class Ovsdb:
         missing = {k: v for k, v in spec.other_config if have["other_config"].get(k) != v}
         if missing:
             cmds.append(api.db_set("Bridge", name, ("other_config", missing)))
-        want = [spec.controller] if spec.controller else []
-        if have["controller"] != want:
+        want = controller_targets(spec.controller)
+        if have["controller"] != want:  # every target in one transaction: never none between
             cmds.append(api.set_controller(name, want) if want else api.del_controller(name))
         self.transact(cmds, f"bridge {name}")
         self._wait(lambda: self.dpid(name) is not None, f"datapath id of {name}")
