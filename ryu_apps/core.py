@@ -455,7 +455,7 @@ class Controller:
             out.append({
                 "name": name, "dpid": reg.get("dpid"), "vtep_ip": reg.get("vtep_ip"),
                 "connected": s is not None, "in_sync": bool(s and s.in_sync),
-                "realized_revision": self.realizer.realized(name) if s else None,
+                "realized_revision": self.realized_of(name) if s else None,
                 "changes_sent": s.changes_sent if s else 0, "syncs": s.syncs if s else 0,
                 "last_error": s.last_error if s else None,
                 "rejected": [f"{o} ({why})" for o, why in s.rejected] if s else [],
