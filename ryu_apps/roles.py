@@ -43,17 +43,19 @@ def settle(ctl: Controller, s: Session) -> bool:
             s.need_check, s.need_full, s.pending, s.checked = False, True, True, None
             s.takeover = True
         return True
-    generation = m.generation if m is not None else 0
-    if s.role != SLAVE or (m is not None and s.generation != generation):
-        if s.role == MASTER:
-            LOG.info("switch %s: stepping down (master: %s)", s.host,
-                     m.controller if m else "none yet")
-        try:
-            s.request_role(SLAVE, generation)
-        except NotMaster:  # a generation we have not seen yet: stay silent, retry later
-            s.role, s.generation = SLAVE, generation
+    if s.role == MASTER:
+        LOG.info("switch %s: stepping down (master: %s)", s.host,
+                 m.controller if m else "none yet")
+        s.role = SLAVE  # writes nothing from here on, whatever the switch still thinks
         ctl.realizer.forget(s.host)
-    follow(ctl, s)
+    if m is not None and (not s.role_known or s.role != SLAVE or
+                          s.generation != m.generation):
+        try:
+            s.request_role(SLAVE, m.generation)
+        except NotMaster:  # a generation we have not seen yet: stay silent, retry later
+            s.role, s.generation = SLAVE, m.generation
+        ctl.realizer.forget(s.host)
+    follow(ctl, s)  # no master yet: silent (EQUAL) until the claim is decided
     return False
 
 
