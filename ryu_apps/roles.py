@@ -4,8 +4,9 @@ Runs in each switch's worker greenthread, before any sync, so that a role change
 change never overlap.  A new connection is EQUAL (it could write): nothing that changes a table
 goes out until a ROLE_REQUEST MASTER carrying our generation id has been answered.  A slave
 sends ROLE_REQUEST SLAVE (with the master's generation id, which the switch accepts) and keeps
-the host's desired table current, sending nothing, so that a takeover only has to read the
-switch back and compare: with unchanged intent it sends no change at all.
+the host's desired table current, sending nothing.  A takeover reads the switch back as a
+connect does (the marker entry, then a sliced audit of everything): with unchanged intent it
+sends no change at all.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def settle(ctl: Controller, s: Session) -> bool:
             LOG.info("switch %s: this controller is master (generation %d); reading it back",
                      s.host, mine.generation)
             ctl.realizer.forget(s.host)
-            s.need_check, s.need_full, s.pending, s.checked = False, True, True, None
+            # as on connect: the marker says whether the switch holds our desired state (then
+            # nothing is sent, and a sliced audit reads everything back and repairs)
+            s.need_check, s.pending, s.checked = True, True, None
             s.takeover = True
         return True
     if s.role == MASTER:

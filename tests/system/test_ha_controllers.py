@@ -150,6 +150,9 @@ def test_each_switch_has_one_master_and_the_switches_are_spread(bed: ScenarioBed
     masters = {h: settled_master(bed, h, live) for h in ("host1", "host2")}
     status = {h["name"]: h["master"] for h in bed.status()["hosts"]}
     assert status == masters  # `status` names each switch's master
+    for h in ("host1", "host2"):  # the agent gave br-int every controller
+        targets = bed.sh(h, "ovs-vsctl", "get-controller", "br-int", check=True).stdout.split()
+        assert len(targets) == 3 and all(t.startswith("unix:") for t in targets), targets
     for url in controllers(bed).values():  # every switch is connected to every controller
         assert all(row["connected"] for row in hosts(url).values())
     assert bed.reaches("myContainer1", bed.ip("myContainer2"))

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from agent.ovsdb import controller_targets
 from allocator.write import apply_config
 from intent import keys
 from intent.loader import load_config
@@ -19,6 +20,13 @@ from tests.fake_roles import RoleConnection, RoleSwitch
 from tests.unit.test_controller import DOC, plug, register, wait_for
 
 MASTER, SLAVE = OFP.OFPCR_ROLE_MASTER, OFP.OFPCR_ROLE_SLAVE
+
+
+def test_the_agent_takes_one_or_several_controller_targets():
+    assert controller_targets(None) == [] and controller_targets("") == []
+    assert controller_targets("tcp:10.0.0.5:6653") == ["tcp:10.0.0.5:6653"]
+    assert controller_targets("unix:/r/c2.sock, unix:/r/c.sock,,unix:/r/c2.sock") == [
+        "unix:/r/c.sock", "unix:/r/c2.sock"]
 
 
 # ------------------------------------------------------------------ the election alone
