@@ -210,6 +210,13 @@ class Election:
             return None
         return m
 
+    def claimable(self, host: str) -> bool:
+        """Whether ``host``'s switch has no master, or only our previous life (a restart under
+        the same name: take it over at once rather than wait for the old lease)."""
+        m = self.masters.get(host)
+        return m is None or (m.controller == self.name and self.lease is not None and
+                             m.lease != self.lease.id)
+
     def preferred(self, host: str) -> str | None:
         return preferred(host, set(self.controllers) | {self.name})
 

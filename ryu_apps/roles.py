@@ -28,7 +28,7 @@ def settle(ctl: Controller, s: Session) -> bool:
     """Bring ``s``'s role in line with the election; True when this controller may write."""
     el = ctl.election
     m = el.masters.get(s.host)
-    if m is None:
+    if el.claimable(s.host):
         schedule_claim(ctl, s)
     mine = el.is_mine(s.host)
     if mine is not None and mine.generation != s.refused:
@@ -106,7 +106,7 @@ def _claim(ctl: Controller, s: Session) -> None:
     s.claiming = False
     if not (s.alive and s.host and ctl.sessions.get(s.dpid) is s):
         return
-    if ctl.election.masters.get(s.host) is None:
+    if ctl.election.claimable(s.host):
         try:
             ctl.election.claim(s.host)
         except Exception as exc:  # noqa: BLE001 - the store: the next event retries

@@ -214,3 +214,20 @@ def test_a_stale_master_cannot_write(store, controllers):
     wait_for(lambda: late_session.refused == mine.generation)
     assert late.roles_asked[0] == (MASTER, mine.generation) and late.table_changes() == []
     assert sw.flows == want
+
+
+def test_a_controller_restarted_under_its_name_is_master_at_once_and_sends_nothing(
+        store, controllers):
+    first = controllers("only")
+    sw = RoleSwitch(1)
+    attach(first, sw)
+    in_charge([first], "host1")
+    before, generation = dict(sw.flows), sw.generation
+    kill(first, sw)  # its lease is expired by kill(): put the key back as a live old lease
+    old = store.lease(60)
+    store.put(keys.master("host1"), json.dumps({"controller": "only", "lease": old.id}),
+              lease=old.id)
+    again = controllers("only")
+    conn = attach(again, sw)
+    assert in_charge([again], "host1") is again  # without waiting for the old lease (60 s)
+    assert conn.table_changes() == [] and sw.flows == before and sw.generation > generation
