@@ -156,6 +156,10 @@ def test_each_switch_has_one_master_and_the_switches_are_spread(bed: ScenarioBed
     for url in controllers(bed).values():  # every switch is connected to every controller
         assert all(row["connected"] for row in hosts(url).values())
     assert bed.reaches("myContainer1", bed.ip("myContainer2"))
+    for name, url in controllers(bed).items():  # a slave's view is current: its audit is clean
+        for h in ("host1", "host2"):
+            audit = rest(url, f"/hosts/{h}/audit")
+            assert audit["differences"] == [], (name, h, audit)
 
 
 def test_kill_9_of_the_master_loses_no_ping_and_changes_no_table(bed: ScenarioBed) -> None:
