@@ -65,6 +65,8 @@ class Controller:
         self.gateways = GatewayLearner(store, lambda: self.engine, self.writer_of)
         self.running = False
         self.events_seen = 0
+        self.changed_at: dict[str, int] = {}  # host -> revision of the last change of its tables
+        self.changed_floor = 0
         self._threads: list[Any] = []
         self._watcher: Any = None
         self._snap = None
@@ -110,6 +112,8 @@ class Controller:
         intake = Intake(fresh)
         intake.load(snap)
         self.engine, self.cache, self._snap = fresh, intake, snap
+        # the newest change any host may still have to realize (for hosts another master has)
+        self.changed_floor = max((kv.mod_revision for kv in snap.items.values()), default=0)
         self.realizer.advance(intake.revision)
         for s in self.sessions.values():
             s.host = intake.host_for_dpid(s.dpid)
@@ -133,6 +137,7 @@ class Controller:
                     start = batch[-1].mod_revision + 1
                     if not gate.holding:  # every relevant event up to here is applied
                         self.realizer.advance(self.cache.revision)
+                        self.realizer.saw(batch[-1].mod_revision)
             except WatchCompacted:
                 LOG.warning("watch history compacted: re-reading the store")
                 self._reload()
@@ -157,6 +162,7 @@ class Controller:
         dirty = self.engine.dirty_hosts()
         for host in dirty:
             self.realizer.changed(host, ev.mod_revision)
+            self.changed_at[host] = ev.mod_revision
         for s in self.sessions.values():
             if s.host in dirty:
                 s.kick()
@@ -481,18 +487,18 @@ class Controller:
         return self.election is None or (s.role == MASTER and
                                          self.election.is_mine(host) is not None)
 
-    def realized_of(self, host: str) -> int:
+    def realized_of(self, host: str, live: bool = False) -> int:
         """The revision ``host``'s switch realized: ours when we are its master (or the only
-        controller), else what its master wrote in the store."""
+        controller), else as its master wrote it in the store (``live``: for waiters here)."""
         if self.election is None or self.is_master(host):
-            return self.realizer.realized(host)
-        return self.election.realized.get(host, 0)
+            return self.realizer.realized(host, live=live)
+        return roles.realized_elsewhere(self, host, live)
 
     def wait_realized(self, revision: int, timeout: float) -> bool:
         """Block (cooperatively) until every connected host realized ``revision``."""
         return self.realizer.wait(revision, lambda: [s.host for s in self.sessions.values()
                                                      if s.host], timeout,
-                                  realized=self.realized_of)
+                                  realized=partial(self.realized_of, live=True))
 
 
 def _owner(entry: Any) -> str:

@@ -115,6 +115,19 @@ def _claim(ctl: Controller, s: Session) -> None:
     s.wake.set()
 
 
+def realized_elsewhere(ctl: Controller, host: str, live: bool) -> int:
+    """The revision ``host`` realized, its switch being another controller's: what that
+    master wrote; once that covers the last change of ``host``'s tables this controller knows
+    of, everything this controller has applied (or, ``live``, seen) is realized there too."""
+    written = ctl.election.realized.get(host, 0)
+    if written and written >= max(ctl.changed_floor, ctl.changed_at.get(host, 0)):
+        position = ctl.realizer.applied
+        if live:
+            position = max(position, ctl.realizer.seen)
+        return max(written, position)
+    return written
+
+
 def on_change(ctl: Controller, hosts: set[str] | None) -> None:
     """Masterships (or the live controllers) changed: wake those switches' workers."""
     for s in list(ctl.sessions.values()):
