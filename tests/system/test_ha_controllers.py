@@ -144,6 +144,55 @@ def ping_result(p: subprocess.Popen) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ tests
+def test_ovs_refuses_a_stale_generation_and_a_slave_s_table_changes() -> None:
+    """What the roles logic relies on, asked of a real OVS with two raw connections."""
+    import shutil
+    from types import SimpleNamespace
+
+    from ofctl import wire
+    from ofctl.model import Flow
+    from ryu_apps.framework import ofproto_v1_3 as OFP
+    from ryu_apps.framework import ofproto_v1_3_parser as PARSER
+    from ryu_apps.switch import BUNDLE_FLAGS, _not_master, bundle_ctrl, serialize
+    from tests.ofclient import OfClient
+    from tests.system.test_controller import BRIDGE, Ovs
+
+    def role(c: OfClient, which: int, generation: int) -> tuple[int, bytes]:
+        x = c.xid()
+        c.send(serialize(PARSER.OFPRoleRequest(None, which, generation), x))
+        while True:
+            msg_type, xid, msg = c.recv()
+            if xid == x:
+                return msg_type, msg
+
+    def error(msg: bytes) -> SimpleNamespace:
+        return SimpleNamespace(type=int.from_bytes(msg[8:10], "big"),
+                               code=int.from_bytes(msg[10:12], "big"))
+
+    work = Path(f"{WORKDIR}-wire")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ovs = Ovs(work).start()
+    try:
+        a, b = OfClient(f"{work}/{BRIDGE}.mgmt"), OfClient(f"{work}/{BRIDGE}.mgmt")
+        assert role(a, OFP.OFPCR_ROLE_MASTER, 10)[0] == OFP.OFPT_ROLE_REPLY
+        msg_type, msg = role(b, OFP.OFPCR_ROLE_MASTER, 9)  # older generation: stale
+        assert msg_type == OFP.OFPT_ERROR and _not_master(error(msg))
+        assert (error(msg).type, error(msg).code) == (OFP.OFPET_ROLE_REQUEST_FAILED,
+                                                      OFP.OFPRRFC_STALE)
+        assert role(b, OFP.OFPCR_ROLE_MASTER, 11)[0] == OFP.OFPT_ROLE_REPLY  # a is slave now
+        a.send(wire.flow_add(Flow(table=0, priority=1, match=(), instructions=()), a.xid()))
+        a.send(bundle_ctrl(7, OFP.ONF_BCT_OPEN_REQUEST, a.xid(), BUNDLE_FLAGS))
+        refused = a.barrier()
+        assert len(refused) == 2 and all(_not_master(error(m)) for m in refused)
+        assert "priority=1 " not in ovs.ofctl("dump-flows")  # nothing of the slave applied
+        assert role(a, OFP.OFPCR_ROLE_SLAVE, 11)[0] == OFP.OFPT_ROLE_REPLY  # the master's id
+        assert role(a, OFP.OFPCR_ROLE_MASTER, 10)[0] == OFP.OFPT_ERROR  # a stale master
+        a.close(), b.close()
+    finally:
+        ovs.stop()
+
+
 def test_each_switch_has_one_master_and_the_switches_are_spread(bed: ScenarioBed) -> None:
     live = list(controllers(bed))
     assert live == ["controller", "controller2", "controller3"]

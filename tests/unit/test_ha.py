@@ -231,3 +231,18 @@ def test_a_controller_restarted_under_its_name_is_master_at_once_and_sends_nothi
     conn = attach(again, sw)
     assert in_charge([again], "host1") is again  # without waiting for the old lease (60 s)
     assert conn.table_changes() == [] and sw.flows == before and sw.generation > generation
+
+
+def test_a_slave_answers_wait_from_its_master_s_realized_revisions(store, controllers):
+    a, b = controllers("a"), controllers("b")
+    sw = RoleSwitch(1)
+    attach(a, sw), attach(b, sw)
+    master = in_charge([a, b], "host1")
+    slave = b if master is a else a
+    plug(store, "orange-c1", "host1", 8)  # changes host1's tables
+    rev = store.revision()
+    assert slave.wait_realized(rev, 5)
+    assert json.loads(store.get(keys.realized("host1")).value)["revision"] >= rev
+    assert master.desired("host1") == conn_of(master, sw).state()
+    store.put(keys.runtime_container("host9", "x"), "{}")  # touches no switch
+    assert slave.wait_realized(store.revision(), 5)
