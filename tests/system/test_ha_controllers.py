@@ -144,9 +144,9 @@ def ping_result(p: subprocess.Popen) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ tests
-def test_ovs_refuses_a_stale_generation_and_a_slave_s_table_changes() -> None:
-    """What the roles logic relies on, asked of a real OVS with two raw connections."""
-    import shutil
+def test_ovs_refuses_a_stale_generation_and_a_slave_s_table_changes(bed: ScenarioBed) -> None:
+    """What the roles logic relies on, asked of a real OVS (a spare bridge on host1) with two
+    raw connections."""
     from types import SimpleNamespace
 
     from ofctl import wire
@@ -155,7 +155,7 @@ def test_ovs_refuses_a_stale_generation_and_a_slave_s_table_changes() -> None:
     from ryu_apps.framework import ofproto_v1_3_parser as PARSER
     from ryu_apps.switch import BUNDLE_FLAGS, _not_master, bundle_ctrl, serialize
     from tests.ofclient import OfClient
-    from tests.system.test_controller import BRIDGE, Ovs
+    from topologies.ovs import host_paths
 
     def role(c: OfClient, which: int, generation: int) -> tuple[int, bytes]:
         x = c.xid()
@@ -169,12 +169,12 @@ def test_ovs_refuses_a_stale_generation_and_a_slave_s_table_changes() -> None:
         return SimpleNamespace(type=int.from_bytes(msg[8:10], "big"),
                                code=int.from_bytes(msg[10:12], "big"))
 
-    work = Path(f"{WORKDIR}-wire")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    ovs = Ovs(work).start()
+    bed.sh("host1", "ovs-vsctl", "add-br", "brroles", "--", "set", "bridge", "brroles",
+           "datapath_type=netdev", "fail_mode=secure", "protocols=OpenFlow13", check=True)
     try:
-        a, b = OfClient(f"{work}/{BRIDGE}.mgmt"), OfClient(f"{work}/{BRIDGE}.mgmt")
+        mgmt = host_paths(WORKDIR, "host1").run / "brroles.mgmt"
+        wait_until(mgmt.exists, 10, "the spare bridge's mgmt socket")
+        a, b = OfClient(str(mgmt)), OfClient(str(mgmt))
         assert role(a, OFP.OFPCR_ROLE_MASTER, 10)[0] == OFP.OFPT_ROLE_REPLY
         msg_type, msg = role(b, OFP.OFPCR_ROLE_MASTER, 9)  # older generation: stale
         assert msg_type == OFP.OFPT_ERROR and _not_master(error(msg))
@@ -185,12 +185,14 @@ def test_ovs_refuses_a_stale_generation_and_a_slave_s_table_changes() -> None:
         a.send(bundle_ctrl(7, OFP.ONF_BCT_OPEN_REQUEST, a.xid(), BUNDLE_FLAGS))
         refused = a.barrier()
         assert len(refused) == 2 and all(_not_master(error(m)) for m in refused)
-        assert "priority=1 " not in ovs.ofctl("dump-flows")  # nothing of the slave applied
+        dump = bed.sh("host1", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "brroles",
+                      check=True).stdout
+        assert "priority=1 " not in dump  # nothing of the slave's was applied
         assert role(a, OFP.OFPCR_ROLE_SLAVE, 11)[0] == OFP.OFPT_ROLE_REPLY  # the master's id
         assert role(a, OFP.OFPCR_ROLE_MASTER, 10)[0] == OFP.OFPT_ERROR  # a stale master
         a.close(), b.close()
     finally:
-        ovs.stop()
+        bed.sh("host1", "ovs-vsctl", "--if-exists", "del-br", "brroles")
 
 
 def test_each_switch_has_one_master_and_the_switches_are_spread(bed: ScenarioBed) -> None:
@@ -252,11 +254,48 @@ def test_kill_9_of_the_master_loses_no_ping_and_changes_no_table(bed: ScenarioBe
     assert bed.reaches("myContainer1", dst)
 
 
-def test_one_controller_alone_still_runs_everything(bed: ScenarioBed) -> None:
+def all_running(bed: ScenarioBed) -> list[str]:
+    """Every controller of the bed, restarted where an earlier test left one stopped."""
     live = list(controllers(bed))
-    for name in live:  # the previous test may have left one restarted: all three must run
+    for name in live:
         if not bed.status()["processes"].get(name):
             bed.cli("restart", name)
+    return live
+
+
+def test_a_paused_master_comes_back_as_slave_without_writing(bed: ScenarioBed) -> None:
+    live = all_running(bed)
+    old = settled_master(bed, "host1", live)
+    urls = controllers(bed)
+    monitor = FlowMonitor(bed, "host1")
+    try:
+        os.kill(pid_of(old), signal.SIGSTOP)  # frozen: no keepalive, its lease runs out
+        try:
+            new = settled_master(bed, "host1", [c for c in live if c != old])
+            out = rest(urls[new], "/networks/orange/endpoints?wait=20",
+                       {"Container": "while-paused", "Host": "host1"})
+            assert out["realized"] is True
+            want = flows(bed, "host1")
+        finally:
+            resumed_at = time.time()
+            os.kill(pid_of(old), signal.SIGCONT)
+        # it has caught up (the change made while it slept is realized in its view) ...
+        answer = rest(urls[old], f"/wait?revision={out['revision']}&timeout=20")
+        assert answer["realized"] is True
+        wait_until(lambda: hosts(urls[old])["host1"]["role"] == "slave", 20,
+                   f"{old} back as slave")
+        assert hosts(urls[old])["host1"]["master"] == new
+        # ... and not one table change came from it
+        late = [e for t, e in monitor.events if t >= resumed_at]
+        assert late == [], f"table changes after {old} resumed: {late}"
+        assert flows(bed, "host1") == want
+        assert settled_master(bed, "host1", live) == new
+    finally:
+        monitor.stop()
+
+
+def test_one_controller_alone_still_runs_everything(bed: ScenarioBed) -> None:
+    live = all_running(bed)
     keep = settled_master(bed, "host2", live)
     for name in live:
         if name != keep:
