@@ -198,8 +198,9 @@ class Controller:
             if s.host:
                 self.engine.drop_table(s.host)
                 self.realizer.forget(s.host)
-                if self.election is not None:
-                    hub.spawn(self.election.release, s.host)
+                mine = self.election and self.election.is_mine(s.host)
+                if mine:  # the others need not wait for our lease to take this switch
+                    hub.spawn(self.election.release, s.host, mine.generation)
             LOG.info("switch %016x (host %s) disconnected", dp.id, s.host)
 
     def switch_message(self, dp: Any, msg: Any) -> None:

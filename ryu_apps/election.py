@@ -243,13 +243,11 @@ class Election:
                  res.revision)
         return m
 
-    def release(self, host: str) -> None:
-        """Give up the mastership of ``host`` (its switch left us)."""
-        m = self.is_mine(host)
-        if m is None:
-            return
+    def release(self, host: str, generation: int) -> None:
+        """Give up the mastership of ``host`` taken at ``generation`` (its switch left us);
+        a later claim is left alone."""
         try:
-            blocking(self.store.txn, [Compare(keys.master(host), "mod", "=", m.generation)],
+            blocking(self.store.txn, [Compare(keys.master(host), "mod", "=", generation)],
                      [Delete(keys.master(host))])
         except StoreError as exc:
             LOG.warning("election: cannot release switch %s (%s)", host, exc)

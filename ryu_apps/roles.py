@@ -94,7 +94,7 @@ def took_over(s: Session) -> None:
 def schedule_claim(ctl: Controller, s: Session) -> None:
     """Claim ``s``'s switch (no master): at once if we are its preferred controller, else after
     the election's claim delay (in case the preferred one does not reach it)."""
-    if getattr(s, "claiming", False) or not s.host:
+    if s.claiming or not s.host:
         return
     s.claiming = True
     el = ctl.election

@@ -159,6 +159,7 @@ class Session:
         self.refused: int | None = None  # the generation the switch refused as stale
         self.takeover = False  # a barrier is due once the new master's first sync is done
         self.master_since: float | None = None  # wall clock of that barrier's answer
+        self.claiming = False  # a claim of the mastership is scheduled
         self._xids = itertools.count(0x80000000)
         self._waiters: dict[int, _Waiter] = {}
         self._ranges: list[tuple[int, int, _Waiter]] = []

@@ -246,3 +246,17 @@ def test_a_slave_answers_wait_from_its_master_s_realized_revisions(store, contro
     assert master.desired("host1") == conn_of(master, sw).state()
     store.put(keys.runtime_container("host9", "x"), "{}")  # touches no switch
     assert slave.wait_realized(store.revision(), 5)
+
+
+def test_a_master_whose_switch_left_hands_it_over_at_once(store, controllers):
+    a, b = controllers("a"), controllers("b")
+    sw = RoleSwitch(1)
+    attach(a, sw), attach(b, sw)
+    left = in_charge([a, b], "host1")
+    other = b if left is a else a
+    conn = conn_of(left, sw)
+    sw.connections.remove(conn)
+    left.switch_disconnected(conn)  # only its own connection broke; it stays alive
+    assert in_charge([other], "host1") is other
+    assert conn_of(other, sw).table_changes() == []
+    assert left.election.lease is not None and left.running
