@@ -146,7 +146,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/networks/{network}/multicast", "get_multicast",
           "A network's multicast: snooping, declared and learned receivers per group and host",
           errors=(400, 404)),
-    Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
+    Route("GET", "/hosts", "list_hosts", "Hosts with switch status, realized revision "
+          "and the master controller of each switch"),
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
           errors=(400, 404)),
@@ -436,7 +437,9 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
             name = keys.last_segment(kv.key)
             reg = json.loads(kv.value)
             rows.setdefault(name, {"name": name, "dpid": reg.get("dpid"),
-                                   "vtep_ip": reg.get("vtep_ip"), "connected": False})
+                                   "vtep_ip": reg.get("vtep_ip"), "connected": False,
+                                   **(self.controller.mastership(name) if self.controller
+                                      else {})})
         for kv in self.store.list(keys.OPER_REALIZED):
             row = rows.get(keys.last_segment(kv.key))
             if row is not None and row.get("realized_revision") is None:
