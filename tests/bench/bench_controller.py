@@ -191,7 +191,8 @@ def _sync_times(log: str, host: Host) -> tuple[float | None, float | None, int |
     conn = re.search(LOG_TIME + rf" \S+ \S+: switch {host.dpid:016x} connected", log)
     if conn is None:
         return None, None, None, 0.0
-    done = re.compile(LOG_TIME + rf" \S+ \S+: switch {host.name}: (\d+) changes in ([\d.]+) ms")
+    done = re.compile(LOG_TIME + rf" \S+ \S+: event=sync host={host.name} changes=(\d+) "
+                      r"ms=([\d.]+)")
     m = done.search(log, conn.end())
     if m is None:
         return _log_time(conn[1]), None, None, 0.0
