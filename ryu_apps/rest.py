@@ -47,6 +47,9 @@ from ryu_apps.rest_router import RouterRoutes
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+METRICS = "/metrics"  # Prometheus text format, outside the versioned API
+ROUTE_KEY = "netplugin.route"  # environ slot: the route template a request matched
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 RETRY_AFTER = 2  # seconds, in a 503's Retry-After
 
 
@@ -211,8 +214,9 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,
                  wait_default: float = 0.0, max_body: int = MAX_BODY,
-                 max_depth: int = MAX_DEPTH) -> None:
+                 max_depth: int = MAX_DEPTH, metrics: Any = None) -> None:
         self.store = store
+        self.metrics = metrics  # a ryu_apps.metrics.ControllerMetrics, or None
         self.controller = controller
         self._token = token
         self.wait_default = wait_default
@@ -225,7 +229,16 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
         return self.handle(Request(environ))(environ, start_response)
 
     def handle(self, req: Request) -> Response:
-        """Dispatch one request; every answer is JSON, every error ``{"errors": [...]}``."""
+        """Dispatch one request; every answer is JSON, every error ``{"errors": [...]}``
+        (``/metrics``: Prometheus text).  Counted by route template, method and status."""
+        resp = self._handle(req)
+        if self.metrics is not None:
+            self.metrics.rest_request(req.environ.get(ROUTE_KEY, "unmatched"),
+                                      req.method if req.method in METHODS else "other",
+                                      resp.status_code)
+        return resp
+
+    def _handle(self, req: Request) -> Response:
         try:
             return self._dispatch(req)
         except HttpError as exc:
@@ -253,6 +266,8 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
             raw_query = list(req.GET.items())
         except UnicodeDecodeError:
             raise HttpError(400, ["request URL: not UTF-8"]) from None
+        if full == METRICS and self.metrics is not None:
+            return self._metrics(req)
         if not full.startswith(PREFIX + "/"):
             raise HttpError(404, [f"no such resource: {show(full)}"])
         path = full[len(PREFIX):]
@@ -264,6 +279,7 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
             allowed.append(route.method)
             if route.method != req.method:
                 continue
+            req.environ[ROUTE_KEY] = PREFIX + route.path
             if route.handler != "openapi":
                 self._authorize(req)
             path_params(m.groupdict())
@@ -281,6 +297,17 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
                                   f"allowed: {', '.join(allowed)}"],
                             {"Allow": ", ".join(allowed)})
         raise HttpError(404, [f"no such resource: {show(full)}"])
+
+    def _metrics(self, req: Request) -> Response:
+        req.environ[ROUTE_KEY] = METRICS
+        if req.method != "GET":
+            raise HttpError(405, [f"{req.method} not allowed on {METRICS}; allowed: GET"],
+                            {"Allow": "GET"})
+        self._authorize(req)
+        body, content_type = self.metrics.render()
+        resp = Response(status=200, body=body)
+        resp.headers["Content-Type"] = content_type
+        return resp
 
     def _authorize(self, req: Request) -> None:
         if not self._token:
