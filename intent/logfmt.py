@@ -23,7 +23,7 @@ def _value(v: object) -> str:
     return text if _PLAIN.fullmatch(text) else json.dumps(text)
 
 
-def kv(event: str, **fields: object) -> str:
+def logline(event: str, **fields: object) -> str:
     """One structured line: ``event=<event>`` then the fields in the order given."""
     return " ".join([f"event={_value(event)}"] +
                     [f"{k}={_value(v)}" for k, v in fields.items()])

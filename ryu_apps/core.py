@@ -24,7 +24,7 @@ from typing import Any
 
 from intent import keys
 from intent.consistent import WatchGate, read_consistent, watch_start
-from intent.logfmt import kv
+from intent.logfmt import logline
 from intent.store import Store, StoreError, WatchCompacted
 from ofctl import cookies, wire
 from ofctl.engine import Engine, EntryDelta, HostTable
@@ -174,8 +174,8 @@ class Controller:
         s = Session(dp, self.cache.host_for_dpid(dp.id), timeout=self.timeout)
         s.realized_written = self.realizer.written.get
         self.sessions[dp.id] = s
-        LOG.info("%s", kv("switch-connected", dpid=f"{dp.id:016x}",
-                          host=s.host or "not-registered-yet"))
+        LOG.info("%s", logline("switch-connected", dpid=f"{dp.id:016x}",
+                               host=s.host or "not-registered-yet"))
         hub.spawn(self._worker, s)
         s.kick()
         return s
@@ -188,7 +188,7 @@ class Controller:
             if s.host:
                 self.engine.drop_table(s.host)
                 self.realizer.forget(s.host)
-            LOG.info("%s", kv("switch-disconnected", dpid=f"{dp.id:016x}", host=s.host))
+            LOG.info("%s", logline("switch-disconnected", dpid=f"{dp.id:016x}", host=s.host))
 
     def switch_message(self, dp: Any, msg: Any) -> None:
         s = self.sessions.get(dp.id)
@@ -249,7 +249,7 @@ class Controller:
                 s.busy = False
 
     def _failed(self, s: Session, why: str, full: bool = True) -> None:
-        LOG.warning("%s", kv("sync-error", host=s.host, error=why, retry="re-read"))
+        LOG.warning("%s", logline("sync-error", host=s.host, error=why, retry="re-read"))
         s.last_error, s.in_sync = why, False
         if s.host:
             self.sync_errors[s.host] += 1
@@ -303,8 +303,8 @@ class Controller:
         if s.marker == digest and not s.need_full:
             self.engine.drop_table(s.host)
             s.checked = digest
-            LOG.info("%s", kv("sync", host=s.host, mode="check", changes=0,
-                              result="marker matches, nothing to send"))
+            LOG.info("%s", logline("sync", host=s.host, mode="check", changes=0,
+                                   result="marker matches, nothing to send"))
             return 0
         return self._full(s)
 
@@ -331,7 +331,7 @@ class Controller:
         s.marker = None
         for f in flows:
             if isinstance(f, wire.Foreign):
-                LOG.info("%s", kv("foreign-entry", host=s.host, action="remove", why=f.why))
+                LOG.info("%s", logline("foreign-entry", host=s.host, action="remove", why=f.why))
                 foreign.append(f)
             elif f.table == MARKER and f.priority == 0 and not f.match:
                 s.marker = f.cookie
@@ -377,8 +377,8 @@ class Controller:
         s.marker = digest
         s.changes_sent += changes
         self.changes_total[s.host] += changes
-        LOG.info("%s", kv("sync", host=s.host, changes=changes,
-                          ms=f"{(time.perf_counter() - t0) * 1e3:.1f}"))
+        LOG.info("%s", logline("sync", host=s.host, changes=changes,
+                               ms=f"{(time.perf_counter() - t0) * 1e3:.1f}"))
         return changes
 
     def _audit_slice(self, s: Session, k: int) -> None:
@@ -408,7 +408,7 @@ class Controller:
                     changes[key] = (f, base.get(key))
             _delta_changes(out, EntryDelta(flows=changes), foreign)
         if len(out):
-            LOG.warning("%s", kv("audit-repair", host=s.host, changes=len(out)))
+            LOG.warning("%s", logline("audit-repair", host=s.host, changes=len(out)))
             s.send(out)
             s.changes_sent += len(out)
             self.changes_total[s.host] += len(out)

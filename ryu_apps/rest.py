@@ -44,6 +44,7 @@ from ryu_apps.rest_input import (
 from ryu_apps.rest_policy import PolicyRoutes
 from ryu_apps.rest_qos import QosRoutes
 from ryu_apps.rest_router import RouterRoutes
+from ryu_apps.rest_trace import TraceRoutes
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -156,6 +157,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/hosts/{host}/audit", "host_audit",
           "Read the host's switch and list every difference from what it should hold "
           "(read-only; used by netdcli -audit)", errors=(400, 404)),
+    Route("GET", "/trace", "trace", "Walk a packet from an endpoint (?from) to an address or "
+          "endpoint (?to) through the desired tables of every host it reaches: each entry it "
+          "matches with its owner, and where it is delivered or dropped (netdcli -trace)",
+          errors=(400, 404, 409), query=("from", "to", "proto", "dport", "sport", "host")),
     Route("GET", "/problems", "problems", "Store values the controller cannot use (each "
           "quarantines only its own object: its last good value stays in force)"),
     Route("GET", "/wait", "wait", "Wait until every connected switch realized ?revision=R "
@@ -209,7 +214,7 @@ def _plain(obj: Any) -> dict:
     return d
 
 
-class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
+class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,

@@ -8,7 +8,7 @@ from webob import Request
 
 from allocator.write import apply_config
 from intent.loader import load_document
-from intent.logfmt import kv, parse
+from intent.logfmt import logline, parse
 from ryu_apps.metrics import ControllerMetrics
 from ryu_apps.rest import RestApi
 from tests.unit.test_controller import connect, plug, wait_for, world  # noqa: F401 - fixture
@@ -82,7 +82,7 @@ def test_rest_requests_are_counted_by_route_template_and_status(world):  # noqa:
 @pytest.mark.parametrize("fields", [{"host": "host1", "n": 3},
                                     {"why": 'a "quoted" = value', "none": None}])
 def test_structured_lines_parse_back(fields):
-    line = kv("sync", **fields)
+    line = logline("sync", **fields)
     assert line.startswith("event=sync ")
     back = parse("2026-01-01 INFO x: " + line)
     assert back == {"event": "sync", **{k: "-" if v is None else str(v)
