@@ -28,7 +28,8 @@ class TraceRoutes:
         q = call.query
         ctl = self.controller
         if ctl is None:
-            raise HttpError(503, ["trace needs the controller (this REST API has none)"])
+            raise NotFoundError("trace: this REST API runs without a controller: no tables "
+                                "to trace")
         engine = ctl.engine
         if q.get("host") is not None and q["host"] not in engine.hosts:
             raise NotFoundError(f'host: "{q["host"]}" is not a host of the intent')

@@ -70,3 +70,18 @@ def test_bad_questions_get_clear_errors(api, query, status, message):
     got_status, got = get(app, query.format(o=prefix))
     assert got_status == status, got
     assert any(message.format(o=prefix) in e for e in got["errors"]), got["errors"]
+
+
+def test_netdcli_prints_every_switch_entry_and_the_verdict(api):
+    from netdcli.trace import text
+
+    app, ctl = api
+    dst = ctl.engine.endpoints["orange-c2"]
+    status, got = get(app, f"from=orange-c1&to={dst.ip}")
+    lines = text(got)
+    assert lines[0].startswith(f"trace orange-c1 ({ctl.engine.endpoints['orange-c1'].ip} ")
+    assert "host1: in_port 5 (endpoint orange-c1)" in lines
+    assert "host2: in_port 100 (vxlan)" in lines
+    assert any(ln.startswith("  table 0 (classify) priority") and
+               ln.endswith(": endpoint orange-c1") for ln in lines), lines
+    assert lines[-1] == "verdict: delivered to endpoint orange-c2 on host2 (port 5)"
