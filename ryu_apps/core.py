@@ -100,7 +100,7 @@ class Controller:
                 snap = blocking(read_consistent, self.store, (), WATCHED)
                 break
             except StoreError as exc:
-                LOG.warning("store unavailable (%s); retrying", exc)
+                LOG.warning("%s", logline("store-error", error=str(exc), retry=f"{RETRY}s"))
                 hub.sleep(RETRY)
         else:
             return
@@ -136,7 +136,7 @@ class Controller:
                 self._reload()
                 gate, start = WatchGate(self._snap), watch_start(self._snap)
             except StoreError as exc:
-                LOG.warning("watch failed (%s); resuming", exc)
+                LOG.warning("%s", logline("watch-error", error=str(exc), retry="resume"))
                 hub.sleep(RETRY)
             except Exception:  # noqa: BLE001 - keep the controller alive, log loudly
                 LOG.exception("watch loop error")
@@ -243,7 +243,7 @@ class Controller:
             except SwitchError as exc:
                 self._failed(s, str(exc))
             except Exception as exc:  # noqa: BLE001 - a bad entry must not kill the worker
-                LOG.exception("sync of %s failed", s.host)
+                LOG.exception("%s", logline("sync-exception", host=s.host, error=repr(exc)))
                 self._failed(s, repr(exc))
             finally:
                 s.busy = False
@@ -368,7 +368,9 @@ class Controller:
                     s.unsent = (out, digest, changes)
                     raise
                 s.rejected = [(_owner(o), why) for o, why in exc.rejected]
-                LOG.warning("%s", exc)
+                LOG.warning("%s", logline("rejected", host=s.host, entries=len(bad),
+                                          owners=",".join(o for o, _ in s.rejected),
+                                          error=str(exc)))
                 out = Outgoing(*[[m for m in part if id(m[1]) not in bad]
                                  for part in (out.before, out.bundle, out.after)])
                 changes -= len(bad)

@@ -31,6 +31,7 @@ from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
 from intent.jsontext import MAX_DEPTH
 from intent.loader import load_bindings, load_config, load_document
+from intent.logfmt import logline
 from intent.model import EndpointConfig, EndpointSpec, NetworkConfig, NetworkSpec, TenantConfig
 from intent.store import Store, StoreUnavailable
 from ryu_apps.rest_input import (
@@ -255,13 +256,15 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
         except IntentError as exc:
             return _json(exc.http_status, {"errors": exc.problems})
         except StoreUnavailable as exc:
-            LOG.warning("%s %s: %s", req.method, _raw_path(req), exc)
+            LOG.warning("%s", logline("rest-store-unavailable", method=req.method,
+                                      path=_raw_path(req), error=str(exc)))
             resp = _json(503, {"errors": [f"intent store unavailable: {exc}; try again later"]})
             resp.headers["Retry-After"] = str(RETRY_AFTER)
             return resp
         except Exception:  # noqa: BLE001 - answer, never drop the connection or leak a traceback
             ref = uuid.uuid4().hex[:12]
-            LOG.exception("%s %s failed (reference %s)", req.method, _raw_path(req), ref)
+            LOG.exception("%s", logline("rest-error", method=req.method, path=_raw_path(req),
+                                        reference=ref))
             return _json(500, {"errors": [f"internal error (reference {ref}); the details are "
                                           f"in the controller's log"]})
 

@@ -65,3 +65,14 @@ def test_agent_settings_parse_as_agent_flags():
     assert args.host == env["NETPLUGIN_HOST"] and args.etcd == env[ENV_URLS]
     assert args.metrics_port == 9101 and args.metrics_host == "127.0.0.1"
     assert {ENV_CA, ENV_CERT, ENV_KEY} <= set(env)  # read by the agent from its environment
+
+
+def test_every_console_script_prints_its_version():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    bindir = Path(sys.executable).parent
+    for name in scripts:
+        res = subprocess.run([str(bindir / name), "--version"], capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 0, (name, res.stderr)
+        assert re.match(rf"{re.escape(name)} \(netplugin \d", res.stdout + res.stderr), \
+            (name, res.stdout, res.stderr)
