@@ -64,6 +64,7 @@ class Controller:
         self.gateways = GatewayLearner(store, lambda: self.engine, self.session_of)
         self.running = False
         self.events_seen = 0
+        self.watch_revision = 0  # the newest revision the watch delivered and was applied
         # per-host totals that outlive a switch's session (metrics)
         self.syncs_total: Counter[str] = Counter()
         self.sync_errors: Counter[str] = Counter()
@@ -129,6 +130,7 @@ class Controller:
                         for e in gate.feed(ev):
                             self.on_event(e)
                     start = batch[-1].mod_revision + 1
+                    self.watch_revision = batch[-1].mod_revision
                     if not gate.holding:  # every relevant event up to here is applied
                         self.realizer.advance(self.cache.revision)
             except WatchCompacted:

@@ -127,7 +127,9 @@ class _StateCollector:
     def _revisions(ctl: Any) -> Iterator[Metric]:
         applied = ctl.realizer.applied
         yield GaugeMetricFamily(f"{NS}_applied_revision", "Store revision up to which the "
-                                "controller applied every event", value=applied)
+                                "controller applied every intent event", value=applied)
+        # the controller's own writes (realized revisions) move the store but not the intent
+        seen = max(applied, getattr(ctl, "watch_revision", 0))
         try:
             from ryu_apps.framework import blocking
 
@@ -137,9 +139,10 @@ class _StateCollector:
             return
         yield GaugeMetricFamily(f"{NS}_store_revision", "The intent store's current revision",
                                 value=store_rev)
-        yield GaugeMetricFamily(f"{NS}_watch_lag_revisions", "Store revision minus applied "
-                                "revision (0: the controller has seen every change)",
-                                value=max(0, store_rev - applied))
+        yield GaugeMetricFamily(f"{NS}_watch_lag_revisions", "Store revision minus the "
+                                "revision the controller has applied every event up to (0: it "
+                                "has seen every change; writes to the same etcd outside "
+                                "/netplugin/ count too)", value=max(0, store_rev - seen))
 
 
 def _per_host(family: CounterMetricFamily, tally: Tally) -> CounterMetricFamily:

@@ -230,6 +230,11 @@ def test_metrics_move_when_intent_changes(world):
             break
         time.sleep(0.2)
     assert still == [], f"did not move: {still}"
+    deadline = time.monotonic() + 10  # the controller's own realized writes come back too
+    while (lag := total(scrape(bed), "netplugin_watch_lag_revisions")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lag == 0, f"the controller stays {lag} revisions behind the store"
     assert total(after, "netplugin_rest_requests_total", route="/metrics", status="200") > \
         total(before, "netplugin_rest_requests_total", route="/metrics", status="200")
     assert total(after, "netplugin_sync_errors_total", host="host1") == \
