@@ -133,6 +133,7 @@ class Controller:
                     self.watch_revision = batch[-1].mod_revision
                     if not gate.holding:  # every relevant event up to here is applied
                         self.realizer.advance(self.cache.revision)
+                        self.realizer.saw(batch[-1].mod_revision)
             except WatchCompacted:
                 LOG.warning("watch history compacted: re-reading the store")
                 self._reload()
