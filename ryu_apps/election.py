@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from intent import keys
+from intent.logfmt import logline
 from intent.store import Compare, Delete, Event, LeaseExpired, Put, Store, StoreError
 from ryu_apps.framework import blocking, hub
 
@@ -89,7 +90,8 @@ class Election:
                 self._load()
                 break
             except StoreError as exc:
-                LOG.warning("election: store unavailable (%s); retrying", exc)
+                LOG.warning("%s", logline("election-store-error", error=str(exc),
+                                          retry=f"{RETRY}s"))
                 hub.sleep(RETRY)
         self._thread = hub.spawn(self._keepalive)
 
@@ -111,8 +113,8 @@ class Election:
                  json.dumps({"name": self.name, "rest": self.rest, "lease": lease.id}),
                  lease=lease.id)
         self.lease, self.valid_until = lease, t0 + self.ttl
-        LOG.info("election: controller %s registered (lease %x, ttl %ds)", self.name, lease.id,
-                 self.ttl)
+        LOG.info("%s", logline("controller-registered", controller=self.name,
+                               lease=f"{lease.id:x}", ttl=f"{self.ttl}s"))
 
     def _load(self) -> None:
         snap = blocking(self.store.read, (), [keys.OPER_MASTERS, keys.OPER_CONTROLLERS,
@@ -130,12 +132,14 @@ class Election:
                 blocking(self.lease.refresh)
                 self.valid_until = t0 + self.ttl
             except LeaseExpired:
-                LOG.warning("election: lease of %s expired: every mastership is lost", self.name)
+                LOG.warning("%s", logline("lease-expired", controller=self.name,
+                                          masterships="lost"))
                 self._lost()
                 self._reregister()
             except StoreError as exc:
                 if time.monotonic() > self.valid_until:
-                    LOG.warning("election: cannot refresh the lease (%s): stepping down", exc)
+                    LOG.warning("%s", logline("lease-unrefreshed", controller=self.name,
+                                              error=str(exc), masterships="lost"))
                     self._lost()
                     self._reregister()
 
@@ -146,7 +150,8 @@ class Election:
                 self.on_change(None)
                 return
             except StoreError as exc:
-                LOG.warning("election: cannot register (%s); retrying", exc)
+                LOG.warning("%s", logline("election-store-error", error=str(exc),
+                                          retry=f"{RETRY}s"))
                 hub.sleep(RETRY)
 
     def _lost(self) -> None:
@@ -171,7 +176,7 @@ class Election:
             m = self.masters.get(name)
             if m is not None and m.generation < ev.mod_revision:
                 del self.masters[name]
-                LOG.info("election: switch %s has no master (%s gone)", name, m.controller)
+                LOG.info("%s", logline("master-gone", host=name, controller=m.controller))
                 self.on_change({name})
         elif ev.key.startswith(keys.OPER_CONTROLLERS):
             if self.controllers.pop(name, None) is not None:
@@ -239,8 +244,8 @@ class Election:
         old = self.masters.get(host)
         if old is None or old.generation <= res.revision:
             self.masters[host] = m
-        LOG.info("election: %s is master of switch %s (generation %d)", self.name, host,
-                 res.revision)
+        LOG.info("%s", logline("master-claimed", host=host, controller=self.name,
+                               generation=res.revision))
         return m
 
     def release(self, host: str, generation: int) -> None:
@@ -250,4 +255,4 @@ class Election:
             blocking(self.store.txn, [Compare(keys.master(host), "mod", "=", generation)],
                      [Delete(keys.master(host))])
         except StoreError as exc:
-            LOG.warning("election: cannot release switch %s (%s)", host, exc)
+            LOG.warning("%s", logline("master-release-error", host=host, error=str(exc)))

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from intent.logfmt import logline
 from ryu_apps.framework import hub
 from ryu_apps.switch import MASTER, SLAVE, NotMaster, Session
 
@@ -38,8 +39,8 @@ def settle(ctl: Controller, s: Session) -> bool:
             except NotMaster as exc:
                 refused(ctl, s, str(exc))
                 return False
-            LOG.info("switch %s: this controller is master (generation %d); reading it back",
-                     s.host, mine.generation)
+            LOG.info("%s", logline("role-master", host=s.host, generation=mine.generation,
+                                   next="read back"))
             ctl.realizer.forget(s.host)
             # as on connect: the marker says whether the switch holds our desired state (then
             # nothing is sent, and a sliced audit reads everything back and repairs)
@@ -47,8 +48,8 @@ def settle(ctl: Controller, s: Session) -> bool:
             s.takeover = True
         return True
     if s.role == MASTER:
-        LOG.info("switch %s: stepping down (master: %s)", s.host,
-                 m.controller if m else "none yet")
+        LOG.info("%s", logline("role-step-down", host=s.host,
+                               master=m.controller if m else None))
         s.role = SLAVE  # writes nothing from here on, whatever the switch still thinks
         ctl.realizer.forget(s.host)
     if m is not None and (not s.role_known or s.role != SLAVE or
@@ -65,7 +66,7 @@ def settle(ctl: Controller, s: Session) -> bool:
 def refused(ctl: Controller, s: Session, why: str) -> None:
     """The switch refused us as master (a later master exists): never write with this
     generation again."""
-    LOG.warning("switch %s: %s; stepping down", s.host, why)
+    LOG.warning("%s", logline("role-refused", host=s.host, error=why, next="step down"))
     s.refused, s.role, s.in_sync = s.generation, SLAVE, False
     mine = ctl.election.is_mine(s.host)
     if mine is not None:
@@ -87,8 +88,8 @@ def took_over(s: Session) -> None:
     if s.takeover:
         s.barrier()
         s.takeover, s.master_since = False, time.time()
-        LOG.info("switch %s: master in charge (generation %d): %d changes sent", s.host,
-                 s.generation, s.changes_sent)
+        LOG.info("%s", logline("master-in-charge", host=s.host, generation=s.generation,
+                               changes=s.changes_sent))
 
 
 def schedule_claim(ctl: Controller, s: Session) -> None:
@@ -110,7 +111,7 @@ def _claim(ctl: Controller, s: Session) -> None:
         try:
             ctl.election.claim(s.host)
         except Exception as exc:  # noqa: BLE001 - the store: the next event retries
-            LOG.warning("switch %s: cannot claim mastership (%s); retrying", s.host, exc)
+            LOG.warning("%s", logline("claim-error", host=s.host, error=str(exc), retry="1s"))
             hub.spawn_after(1.0, schedule_claim, ctl, s)
     s.wake.set()
 
