@@ -73,6 +73,16 @@ def hosts(url: str) -> dict[str, dict]:
     return {h["name"]: h for h in rest(url, "/hosts", timeout=5)}
 
 
+def master_gauge(url: str) -> dict[str, float]:
+    """``netplugin_switch_master`` per host, scraped from a controller's ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {s.labels["host"]: s.value for fam in text_string_to_metric_families(text)
+            for s in fam.samples if s.name == "netplugin_switch_master"}
+
+
 def pid_of(name: str) -> int:
     state = json.loads((WORKDIR / "bed.json").read_text())
     return next(p["pid"] for p in state["pids"] if p["name"] == name)
@@ -207,6 +217,9 @@ def test_each_switch_has_one_master_and_the_switches_are_spread(bed: ScenarioBed
     for url in controllers(bed).values():  # every switch is connected to every controller
         assert all(row["connected"] for row in hosts(url).values())
     assert bed.reaches("myContainer1", bed.ip("myContainer2"))
+    for name, url in controllers(bed).items():  # the master gauge: 1 only at the master
+        gauge = master_gauge(url)
+        assert gauge == {h: float(masters[h] == name) for h in ("host1", "host2")}, (name, gauge)
     for name, url in controllers(bed).items():  # a slave's view is current: its audit is clean
         for h in ("host1", "host2"):
             audit = rest(url, f"/hosts/{h}/audit")
