@@ -58,7 +58,8 @@ def run(workdir: Path, name: str, vlans: list[int], cidrs: list[str],
         rec = {"seq": seq, "netns": ext.netns, "gateway": ext.gateway,
                "forwarding": ext.forwarding,
                "legs": [{"ifname": leg.ifname, "vlan": leg.vlan, "cidr": leg.cidr,
-                         "port": f"xe{seq}l{i}"} for i, leg in enumerate(ext.legs)]}
+                         "mac": leg.mac, "port": f"xe{seq}l{i}"}
+                        for i, leg in enumerate(ext.legs)]}
         proc.netns_add(ext.netns)
         state.add_netns(ext.netns)
         state.externals[name] = rec
@@ -78,8 +79,8 @@ def run(workdir: Path, name: str, vlans: list[int], cidrs: list[str],
 def _plumb(workdir: Path, plan: BedPlan, ext: ExternalPlan, rec: dict[str, Any]) -> None:
     ul, ns, paths = plan.underlay_ns, ext.netns, access_paths(workdir)
     for leg, port in zip(ext.legs, (r["port"] for r in rec["legs"]), strict=True):
-        proc.run(["ip", "link", "add", "name", leg.ifname, "netns", ns, "type", "veth",
-                  "peer", "name", port, "netns", ul])
+        proc.run(["ip", "link", "add", "name", leg.ifname, "address", leg.mac, "netns", ns,
+                  "type", "veth", "peer", "name", port, "netns", ul])
         proc.run(["ip", "-n", ul, "link", "set", port, "up"])
         ovs.vsctl(paths, "add-port", ACCESS_BRIDGE, port, f"tag={leg.vlan}")
         _check_port(paths, port)

@@ -234,6 +234,7 @@ class ExternalLeg:
     ifname: str
     vlan: int
     cidr: str  # the machine's own address with its prefix length, e.g. 10.1.0.100/24
+    mac: str  # stable per (bed, machine, interface): a machine started again keeps its MAC
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,14 @@ def external_netns(prefix: str, name: str) -> str:
     return f"{prefix}-x-{name}"
 
 
+def external_mac(prefix: str, name: str, leg: int) -> str:
+    """A locally administered unicast MAC for leg ``leg`` of machine ``name``: the same each
+    time the machine starts, so the neighbour caches of those it talked to stay right (an ARP
+    answered by a switch's responder never reaches them to correct a changed MAC)."""
+    d = hashlib.blake2b(f"{prefix}/{name}/{leg}".encode(), digest_size=5).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in d)
+
+
 def plan_external(prefix: str, name: str, vlans: list[int], cidrs: list[str],
                   gateway: str | None = None) -> ExternalPlan:
     """Check ``run-external``'s arguments (``--vlan``/``--ip`` in pairs) and name the legs."""
@@ -272,7 +281,7 @@ def plan_external(prefix: str, name: str, vlans: list[int], cidrs: list[str],
         for leg in legs:
             if iface.network.overlaps(ipaddress.IPv4Interface(leg.cidr).network):
                 raise PlanError(f"--ip {cidr}: overlaps --ip {leg.cidr} of --vlan {leg.vlan}")
-        legs.append(ExternalLeg(f"eth{i}", vlan, str(iface)))
+        legs.append(ExternalLeg(f"eth{i}", vlan, str(iface), external_mac(prefix, name, i)))
     if gateway is not None:
         try:
             gw = ipaddress.IPv4Address(gateway)

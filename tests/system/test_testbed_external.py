@@ -55,7 +55,7 @@ def test_machine_is_an_access_port_of_its_vlan(ext_bed: ScenarioBed) -> None:
         assert b.reaches("host1", "10.97.0.5")
         m1 = machines(b)["m1"]
         assert m1["legs"] == [{"ifname": "eth0", "vlan": 100, "cidr": "10.97.0.5/24",
-                               "port": "xe0l0", "up": True}]
+                               "mac": b.mac("m1"), "port": "xe0l0", "up": True}]
         assert "machine m1" in b.cli("status").stdout
         assert b.sh("m1", "sh", "-c", "exit 4").returncode == 4
         # an ordinary machine: no OVS of its own, nothing but its access interface

@@ -68,9 +68,16 @@ def test_external_machine_legs_are_named_in_order_and_forward_with_two() -> None
 
     one = plan_external("nbab12", "phys1", [100], ["10.1.0.100/24"], "10.1.0.1")
     assert one.netns == "nbab12-x-phys1" and one.gateway == "10.1.0.1"
-    assert one.legs == (ExternalLeg("eth0", 100, "10.1.0.100/24"),) and not one.forwarding
+    assert one.legs == (ExternalLeg("eth0", 100, "10.1.0.100/24", one.legs[0].mac),)
+    assert not one.forwarding
     router = plan_external("nbab12", "r", [300, 400], ["10.9.0.1/24", "10.20.0.1/24"])
     assert [(leg.ifname, leg.vlan) for leg in router.legs] == [("eth0", 300), ("eth1", 400)]
+    macs = [leg.mac for leg in router.legs]
+    assert len(set(macs)) == 2 and all(m.startswith("02:") and len(m) == 17 for m in macs)
+    # started again, the machine keeps its MACs; another bed's machine of that name does not
+    assert [leg.mac for leg in plan_external("nbab12", "r", [300, 400], ["10.9.0.1/24",
+            "10.20.0.1/24"]).legs] == macs
+    assert plan_external("nbcd34", "r", [300], ["10.9.0.1/24"]).legs[0].mac != macs[0]
     assert router.forwarding and router.gateway is None
 
 
