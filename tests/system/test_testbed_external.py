@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,23 @@ def test_two_legged_machine_routes_between_its_vlans(ext_bed: ScenarioBed) -> No
     finally:
         for name in ("rt", "left", "right"):
             b.cli("stop", name, check=False)
+
+
+def test_access_switch_restarts_after_a_kill(ext_bed: ScenarioBed) -> None:
+    b = ext_bed
+    b.cli("run-external", "m5", "--vlan", "100", "--ip", "10.97.0.9/24")
+    try:
+        assert b.reaches("m5", "10.97.0.1")
+        rec = next(p for p in json.loads((WORKDIR / "bed.json").read_text())["pids"]
+                   if p["name"] == "ovs-vswitchd:underlay")
+        os.kill(rec["pid"], signal.SIGKILL)
+        assert "ovs-vswitchd:underlay:DOWN" in b.cli("status").stdout
+        res = b.cli("run-external", "m6", "--vlan", "100", "--ip", "10.97.0.10/24", check=False)
+        assert res.returncode == 1 and "restart ovs-vswitchd:underlay" in res.stderr, res.stderr
+        assert "restarted ovs-vswitchd:underlay" in b.cli("restart", "ovs-vswitchd:underlay").stdout
+        assert b.reaches("m5", "10.97.0.1"), "m5 cut off after the access switch restarted"
+    finally:
+        b.cli("stop", "m5", check=False)
 
 
 def test_bad_arguments_and_name_clashes_are_refused(ext_bed: ScenarioBed) -> None:
