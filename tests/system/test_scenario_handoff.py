@@ -4,7 +4,8 @@ real OVS, etcd, controller, agents; physical machines from ``run-external``).
 Tenant t1: orange (VXLAN 10.1.0.0/24: a on host1, b on host2), purple (VLAN 100, 10.2.0.0/24: c on
 host1, d on host2), ext (VLAN 300, its gateway 10.9.0.1 a physical router) and router r1 over
 orange and purple with ExternalIp 10.9.0.2 on host2.  Tenant t2 is its twin: the same subnets,
-addresses and router name (orange2 VXLAN, purple2 VLAN 101: e, f, g, h).  Every isolation claim
+addresses, router and external set-up (orange2 VXLAN, purple2 VLAN 101: e, f, g, h; ext2 VLAN
+301, where no physical router answers).  Every isolation claim
 is one a leak would show: pinned neighbour MACs in one subnet, or identical addresses whose
 frames are watched at the twin.
 """
@@ -36,28 +37,25 @@ GATEWAY = {"orange": "10.1.0.1", "purple": "10.2.0.1"}
 NET = {"a": "orange", "b": "orange", "c": "purple", "d": "purple"}
 
 
-def tenant(t: str, suffix: str, vxlan: int, vlan: int, names: str, routed: bool,
-           external: bool) -> dict:
+def tenant(t: str, suffix: str, vxlan: int, vlan: int, ext_vlan: int, names: str,
+           routed: bool) -> dict:
     o, p = f"orange{suffix}", f"purple{suffix}"
     w, x, y, z = names
     nets = [{"Name": o, "PktTagType": "vxlan", "PktTag": vxlan, "SubnetCIDR": "10.1.0.0/24",
              "Endpoints": [{"Container": w, "Host": "host1"}, {"Container": x, "Host": "host2"}]},
             {"Name": p, "PktTagType": "vlan", "PktTag": vlan, "SubnetCIDR": "10.2.0.0/24",
              "Endpoints": [{"Container": y, "Host": "host1"}, {"Container": z, "Host": "host2"}]}]
-    router: dict = {"Name": "r1", "Networks": [o, p]}
-    if external:
-        nets.append({"Name": f"ext{suffix}", "PktTagType": "vlan", "PktTag": 300,
-                     "SubnetCIDR": "10.9.0.0/24", "DefaultGw": "10.9.0.1"})
-        router.update({"ExternalNetwork": f"ext{suffix}", "ExternalIp": "10.9.0.2",
-                       "GatewayHost": "host2"})
-    vlans = f"{vlan},300" if external else str(vlan)
-    return {"Name": t, "Vlans": vlans, "Vxlans": str(vxlan), "Networks": nets,
+    nets.append({"Name": f"ext{suffix}", "PktTagType": "vlan", "PktTag": ext_vlan,
+                 "SubnetCIDR": "10.9.0.0/24", "DefaultGw": "10.9.0.1"})
+    router = {"Name": "r1", "Networks": [o, p], "ExternalNetwork": f"ext{suffix}",
+              "ExternalIp": "10.9.0.2", "GatewayHost": "host2"}
+    return {"Name": t, "Vlans": f"{vlan},{ext_vlan}", "Vxlans": str(vxlan), "Networks": nets,
             "Routers": [router] if routed else []}
 
 
 def intent(routed: bool = True) -> dict:
-    return {"Hosts": HOSTS, "Tenants": [tenant("t1", "", 5001, 100, "abcd", routed, True),
-                                        tenant("t2", "2", 5002, 101, "efgh", routed, False)]}
+    return {"Hosts": HOSTS, "Tenants": [tenant("t1", "", 5001, 100, 300, "abcd", routed),
+                                        tenant("t2", "2", 5002, 101, 301, "efgh", routed)]}
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +269,8 @@ def test_container_reaches_a_physical_host_behind_the_external_gateway(
             assert tcp_echo(bed, c, "10.20.0.5", 8080), f"{c} -> far: no TCP echo"
     finally:
         servers.stop()
-    assert bed.blocked("e", "10.20.0.5"), "t2 (no external network) reaches far"
+    # t2's twin router hands off on VLAN 301, where nothing answers: t1's gateway is not t2's
+    assert bed.blocked("e", "10.20.0.5"), "t2 reaches far through t1's physical router"
 
 
 def ip_hex(ip: str) -> str:
