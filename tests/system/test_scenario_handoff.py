@@ -174,6 +174,22 @@ def test_arp_between_endpoints_stays_off_the_trunk_and_broadcast_reaches_it_once
     assert len(seen) == 1, f"the physical segment got the broadcast {len(seen)} times: {seen}"
 
 
+def test_a_container_plugged_again_announces_itself_to_its_vlan(bed: ScenarioBed,
+                                                                machines: list[str]) -> None:
+    external(bed, machines, "phys1", "--vlan", "100", "--ip", "10.2.0.100/24")
+    external(bed, machines, "phys2", "--vlan", "101", "--ip", "10.2.0.101/24")
+    garp = f"arp and arp[6:2] = 2 and arp[14:4] = 0x{ip_hex(IP['d'])} and ether broadcast"
+    bed.stop("d")
+    with bed.capture("phys1", garp) as seen, bed.capture("phys2", garp) as elsewhere, \
+            bed.capture("underlay", garp, "h0vl", inbound=True) as from_host1:
+        bed.run("host2", "d")
+        time.sleep(3.5)  # the agent announces 0.3, 1 and 3 s after the plug
+    assert seen and all(bed.mac("d") in ln for ln in seen), \
+        f"no gratuitous ARP from d (plugged on host2) on VLAN 100: {seen}"
+    assert elsewhere == [] and from_host1 == [], (elsewhere, from_host1)
+    assert bed.reaches("phys1", IP["d"])
+
+
 def test_physical_host_on_another_vlan_reaches_nothing(bed: ScenarioBed,
                                                       machines: list[str]) -> None:
     # VLAN 102 is no network's; phys2 is in purple's subnet and knows c by its MAC (not VLAN
