@@ -39,6 +39,7 @@ from agent.docker_plumb import OvsPlumbing
 from agent.docker_reconcile import reconcile
 from agent.ovsdb import OvsdbError
 from intent.store import StoreError
+from intent.version import version_text
 
 LOG = logging.getLogger("netplugin.docker")
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -67,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="dockerd's API socket, to learn container names "
                         "(default: $DOCKER_HOST or %(default)s)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--version", action="version", version=version_text("netplugin-docker"))
     return p.parse_args(argv)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from intent import keys
 from intent.store import Put, Store, StoreError
@@ -34,6 +35,7 @@ class Realizer:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.applied = 0
+        self.seen = 0  # the watch position: every event up to here, relevant or not, is handled
         self.pending: dict[str, int] = {}  # host -> first revision not in a completed sync
         self.inflight: dict[str, int] = {}  # host -> first revision of the sync under way
         self.synced: set[str] = set()  # hosts whose switch completed a sync
@@ -41,6 +43,10 @@ class Realizer:
         self._waiters: set = set()
         self._kick = hub.Event()
         self.running = False
+        # when each host's oldest unrealized change arrived (mirrors pending / inflight)
+        self._since_pending: dict[str, float] = {}
+        self._since_inflight: dict[str, float] = {}
+        self.on_realized: Callable[[str, float], None] | None = None  # (host, seconds)
 
     # ------------------------------------------------------------------ bookkeeping
     def advance(self, revision: int) -> None:
@@ -49,24 +55,43 @@ class Realizer:
             self.applied = revision
             self._changed()
 
+    def saw(self, revision: int) -> None:
+        """The watch delivered everything up to ``revision`` (ignored events included): a
+        waiter for such a revision is not kept waiting for a relevant event that never comes.
+        Not published (the publisher's own writes would feed it)."""
+        if revision > self.seen:
+            self.seen = revision
+            for ev in list(self._waiters):
+                ev.set()
+
     def changed(self, host: str, revision: int) -> None:
         """``host``'s tables changed at ``revision``."""
         if host not in self.pending:
             self.pending[host] = revision
+        self._since_pending.setdefault(host, time.monotonic())
 
     def begin(self, host: str) -> None:
         """A sync of ``host`` takes everything pending so far."""
         rev = self.pending.pop(host, None)
         if rev is not None:
             self.inflight[host] = min(rev, self.inflight.get(host, rev))
+        t = self._since_pending.pop(host, None)
+        if t is not None:
+            self._since_inflight[host] = min(t, self._since_inflight.get(host, t))
 
     def end(self, host: str, ok: bool) -> None:
         """The sync of ``host`` completed (``ok``) or failed."""
         rev = self.inflight.pop(host, None)
+        since = self._since_inflight.pop(host, None)
         if ok:
             self.synced.add(host)
-        elif rev is not None:
-            self.pending[host] = min(rev, self.pending.get(host, rev))
+            if since is not None and self.on_realized is not None:
+                self.on_realized(host, time.monotonic() - since)
+        else:
+            if rev is not None:
+                self.pending[host] = min(rev, self.pending.get(host, rev))
+            if since is not None:
+                self._since_pending[host] = min(since, self._since_pending.get(host, since))
         self._changed()
 
     def forget(self, host: str) -> None:
@@ -74,13 +99,19 @@ class Realizer:
         self.synced.discard(host)
         self.pending.pop(host, None)
         self.inflight.pop(host, None)
+        self._since_pending.pop(host, None)
+        self._since_inflight.pop(host, None)
         self._changed()
 
-    def realized(self, host: str) -> int:
+    def realized(self, host: str, live: bool = False) -> int:
+        """The revision ``host`` realized (``live``: counting the watch position too, for
+        waiters in this process)."""
         if host not in self.synced:
             return 0
         firsts = [r for r in (self.pending.get(host), self.inflight.get(host)) if r is not None]
-        return min(firsts) - 1 if firsts else self.applied
+        if firsts:
+            return min(firsts) - 1
+        return max(self.applied, self.seen) if live else self.applied
 
     # ------------------------------------------------------------------ waiting
     def _changed(self) -> None:
@@ -95,8 +126,8 @@ class Realizer:
         self._waiters.add(ev)
         try:
             while True:
-                if self.applied >= revision and all(self.realized(h) >= revision
-                                                    for h in hosts()):
+                if max(self.applied, self.seen) >= revision and all(
+                        self.realized(h, live=True) >= revision for h in hosts()):
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
