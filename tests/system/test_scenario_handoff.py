@@ -143,9 +143,11 @@ def test_physical_host_on_the_vlan_and_containers_on_both_hosts_ping_each_other(
 def test_arp_from_the_physical_side_is_answered_once_by_the_endpoints_own_host(
         bed: ScenarioBed, machines: list[str]) -> None:
     external(bed, machines, "phys1", "--vlan", "100", "--ip", "10.2.0.100/24")
+    phys_mac = bed.mac("phys1")
     for c, owner, other in (("d", "h1vl", "h0vl"), ("c", "h0vl", "h1vl")):
         bed.sh("phys1", "ip", "neigh", "flush", "dev", "eth0", check=True)
-        reply = f"arp and arp[6:2] = 2 and arp[14:4] = 0x{ip_hex(IP[c])}"
+        # replies to phys1 (not the gratuitous ones a freshly plugged container sends)
+        reply = f"arp and arp[6:2] = 2 and arp[14:4] = 0x{ip_hex(IP[c])} and ether dst {phys_mac}"
         with bed.capture("phys1", reply) as got, \
                 bed.capture("underlay", reply, owner, inbound=True) as from_owner, \
                 bed.capture("underlay", reply, other, inbound=True) as from_other:
@@ -164,11 +166,11 @@ def test_arp_between_endpoints_stays_off_the_trunk_and_broadcast_reaches_it_once
     external(bed, machines, "phys1", "--vlan", "100", "--ip", "10.2.0.100/24")
     c_mac = bed.mac("c")
     bed.sh("c", "ip", "neigh", "flush", "dev", "eth0", check=True)
-    with bed.capture("underlay", f"arp and ether src {c_mac}", "vl") as trunk:
+    with bed.capture("underlay", f"arp and arp[6:2] = 1 and ether src {c_mac}", "vl") as trunk:
         assert bed.reaches("c", IP["d"])  # c asks for d: answered on host1
     assert trunk == [], f"an ARP request for an endpoint reached the trunk: {trunk}"
-    with bed.capture("phys1", f"ether dst ff:ff:ff:ff:ff:ff and ether src {c_mac}") as seen, \
-            bed.capture("d", f"ether dst ff:ff:ff:ff:ff:ff and ether src {c_mac}") as at_d:
+    bcast = f"icmp and ether dst ff:ff:ff:ff:ff:ff and ether src {c_mac}"
+    with bed.capture("phys1", bcast) as seen, bed.capture("d", bcast) as at_d:
         bed.sh("c", "ping", "-b", "-c1", "-W1", "10.2.0.255")
     assert len(at_d) == 1, f"the broadcast did not reach d on host2 once: {at_d}"
     assert len(seen) == 1, f"the physical segment got the broadcast {len(seen)} times: {seen}"
