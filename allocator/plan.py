@@ -18,13 +18,13 @@ import json
 
 from allocator.merge import Delta, strip
 from allocator.plan_groups import GroupPlanning
+from allocator.plan_ipam import IpamPlanning, address_fields
 from allocator.plan_qos import QosPlanning
 from allocator.plan_routers import RouterPlanning
 from allocator.pools import (
     default_gateway,
     ip_int,
     ip_str,
-    mac_for_int,
     next_free_id,
     next_free_subnet,
     subnet_bounds,
@@ -32,6 +32,7 @@ from allocator.pools import (
 from allocator.reads import UNKNOWN, Need, Plan, Reads, load_json
 from intent import codec, keys
 from intent.errors import PoolExhausted, ValidationError
+from intent.ipam_doc import reserved_end, reserved_ranges
 from intent.model import (
     VXLAN,
     EndpointConfig,
@@ -74,7 +75,7 @@ def tag_key(net_type: str, tag: int) -> str:
     return keys.alloc_vni(tag) if net_type == VXLAN else keys.alloc_vlan(tag)
 
 
-class Planner(GroupPlanning, RouterPlanning, QosPlanning):
+class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning):
     """One planning pass; :meth:`run` returns a :class:`Plan` or a :class:`Need`."""
 
     def __init__(self, delta: Delta, reads: Reads) -> None:
@@ -286,7 +287,8 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             return
         spec = NetworkSpec(name=name, tenant=tenant.name, net_type=new.pkt_tag_type or "vlan",
                            tag=tag, subnet=subnet, gateway=gateway, zone=zone,
-                           qos_profile=new.qos_profile or None, multicast=new.multicast)
+                           qos_profile=new.qos_profile or None, multicast=new.multicast,
+                           ipam=new.ipam if new.ipam and new.ipam.delegated else None)
         self.specs[name] = spec
         if old_spec is not None and (old_spec.subnet, old_spec.gateway) != (subnet, gateway) \
                 and name not in self.d.expanded:
@@ -390,6 +392,11 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             else:
                 later.append(item)
         auto = []
+        for item in list(later):
+            if item[3].ipam is not None or item[0].id in self.d.delegated:
+                # the network's IPAM plugin gives the address
+                later.remove(item)
+                self.delegated_endpoint(item)
         for item in later:
             ip = self._kept(*item)
             if ip is None:
@@ -410,7 +417,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             self._delete(keys.endpoint(eid))
             self._delete(keys.state_endpoint(eid))
             if old_spec is not None:
-                self._release(old_spec.network, old_spec.ip)
+                self.release_endpoint(old_spec)
                 tenant = self.tenant_of_network(old_spec.network)
                 if tenant and old_spec.group:
                     self.member_change(tenant, old_spec.group, None)
@@ -433,12 +440,13 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             return None
         return new, old_spec, net_cfg, spec, label
 
-    def _endpoint_keys(self, item, ip: int | None) -> None:
-        if ip is None:
+    def _endpoint_keys(self, item, ip: int | None, pending: bool = False) -> None:
+        if ip is None and not pending:
             return
         new, old = item[0], item[1]
+        address, mac = address_fields(ip)
         state = EndpointSpec(id=new.id, network=new.network, container=new.container,
-                             host=new.host, ip=ip_str(ip), mac=mac_for_int(ip),
+                             host=new.host, ip=address, mac=mac,
                              attach_uuid=new.attach_uuid, group=new.endpoint_group or None,
                              qos_profile=new.qos_profile or None)
         tenant = item[3].tenant
@@ -472,7 +480,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
     def _kept(self, ep: EndpointConfig, old: EndpointSpec | None, net: NetworkConfig,
               spec: NetworkSpec, label: str) -> int | None:
         """The endpoint's previous address when it is still valid (None: allocate one)."""
-        if old is None or old.network != spec.name:
+        if old is None or old.network != spec.name or not old.ip:
             return None
         first, last = subnet_bounds(spec.subnet)
         ip = ip_int(old.ip)
@@ -499,7 +507,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             return None
         taken.add(ip)
         if old is not None and (old.network, old.ip) != (network, ip_str(ip)):
-            self._release(old.network, old.ip)
+            self.release_endpoint(old)
         self._put(keys.alloc_ip(network, ip_str(ip)), _owner(ep.id))
         return ip
 
@@ -523,9 +531,14 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
         prefix = keys.alloc_ip_prefix(spec.name)
         candidate = pool["next"]
         wanted: set[str] = set()
+        reserved = reserved_ranges(net.reserved)
         while candidate < last:
             if candidate == gateway or candidate in taken:
                 candidate += 1
+                continue
+            end = reserved_end(reserved, candidate) if reserved else None
+            if end is not None:  # never handed out: skip the whole range
+                candidate = end + 1
                 continue
             key = prefix + ip_str(candidate)
             kv = self.r.lookup(key)
