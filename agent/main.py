@@ -17,6 +17,7 @@ import threading
 import time
 
 from agent.host import HostOptions, setup_host
+from agent.ipam import DEFAULT_CNI_PATH, CniIpam
 from agent.netlink import HostSide
 from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
 from agent.plumb import Plumber, lock_path
@@ -30,6 +31,7 @@ LOG = logging.getLogger("netplugin.agent")
 EXAMPLES = """examples:
   netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
   netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
+  netplugin-agent --host host1 --cni-path /opt/cni/bin:/usr/lib/cni   (networks with "Ipam")
   netplugin-agent --host host1 --controller ssl:10.0.0.1:6653 \\
       --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \\
       --etcd-ca ca.pem --etcd-cert host1.pem --etcd-key host1.key
@@ -55,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vtep-ip", default=None, help="VTEP IP (default: from br-phy / discovered)")
     p.add_argument("--underlay-if", default=None, help="underlay NIC to put in br-phy")
     p.add_argument("--uplink", default=None, help="uplink NIC for VLAN hand-off (on br-int)")
+    p.add_argument("--cni-path", default=os.environ.get("CNI_PATH", DEFAULT_CNI_PATH),
+                   metavar="DIR[:DIR...]",
+                   help="where networks' CNI IPAM plugins are found (default: $CNI_PATH or "
+                        "%(default)s)")
     p.add_argument("--resync-interval", type=float, default=5.0, help="seconds between resyncs")
     p.add_argument("--lease-ttl", type=int, default=10, help="registration lease TTL (s)")
     p.add_argument("--log-level", default="INFO")
@@ -144,7 +150,8 @@ class Agent:
 
     def _reconcile(self) -> None:
         plumber = Plumber(self.ovs, self.links)
-        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host),
+                        ipam=CniIpam(self.args.cni_path))
         if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
             # one line per store revision looked at: what a test (or a user) waits for
             LOG.info("reconciled host %s at revision %d: %d plugged, %d unplugged, %d kept, "
