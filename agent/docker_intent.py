@@ -90,7 +90,8 @@ def networks_with_subnet(store: Store, subnet: str) -> list[NetworkSpec]:
 
 
 def has_endpoints(store: Store, network: str) -> bool:
-    return bool(store.list(keys.alloc_ip_prefix(network)))
+    return bool(store.list(keys.alloc_ip_prefix(network)) or
+                store.list(keys.alloc_delegated_prefix(network)))
 
 
 # --------------------------------------------------------------------------- writes

@@ -8,12 +8,14 @@ import pytest
 
 from allocator.write import apply_config, delete_object, record_address, replace_endpoint
 from intent import codec, keys
+from intent.consistent import read_consistent
 from intent.errors import ValidationError
 from intent.ipam_doc import parse_reserved, plugin_settings, reserved_end
 from intent.loader import load_config, load_document
 from intent.model import EndpointConfig, EndpointSpec, IpamConfig
 from intent.resolved import read_resolved
 from intent.store_memory import MemoryStore
+from netdcli.audit import audit_store
 from tests.unit.test_write_path import STOCK, CountingStore
 
 HOST_LOCAL = {"Type": "cni", "Plugin": "host-local",
@@ -177,6 +179,7 @@ def test_an_endpoint_of_a_cni_network_waits_for_its_address_then_it_is_recorded(
     # a re-applied document keeps a recorded address
     apply_config(store, load_document(doc({}, [{"Container": "b", "Host": "h1"}])), "add")
     assert ips(store)["n1-b"] == "11.1.0.20"
+    assert audit_store(read_consistent(store, prefixes=[keys.ROOT])) == []  # pending is sound
 
 
 def test_deleting_a_cni_network_deletes_its_pending_and_recorded_endpoints() -> None:
