@@ -5,12 +5,14 @@ fragment (:mod:`ofctl.fragments`).  The controller uses the incremental engine
 (:mod:`ofctl.engine`) instead; this stays as the oracle the engine is tested against, and for
 one-off computations (the simulator's tests, ``trace``).
 
-Per present network with L local and R remote endpoints a host holds ``4L + 2R + 5`` flows
-(classify 2 per local port and 1 for tunnel/uplink ingress, one ARP answer and one L2 entry per
-endpoint, two BUM entries, the gateway's ARP and ICMP echo answers) and one group; a VLAN
-network adds ``L + 4`` (each local endpoint answers ARP from the uplink; the hand-off's four
-entries): see :func:`expected_counts`.  On a router, every host where the router's domain is
-visible adds one route per endpoint of the domain and one entry per subnet.
+Per present network with L local and R remote endpoints a host holds ``4L + 2R + 4 + I``
+flows (classify 2 per local port, one ARP answer and one L2 entry per endpoint, two BUM
+entries, the gateway's ARP and ICMP echo answers, and I ingress entries: a VLAN network's one
+from the uplink, a VXLAN network's one per peer VTEP - the underlay is accepted only from the
+hosts that send the VNI) and one group; a VLAN network adds ``L + 4`` (each local endpoint
+answers ARP from the uplink; the hand-off's four entries): see :func:`expected_counts`.  On a
+router, every host where the router's domain is visible adds one route per endpoint of the
+domain and one entry per subnet.
 """
 
 from __future__ import annotations
@@ -97,6 +99,16 @@ class IntentIndex(FeatureIndex):
 
     def remote_hosts(self, network: str, host: str) -> set[str]:
         return {e.host for e in self.by_network.get(network, ()) if e.host != host}
+
+    def tunnel_peers(self, network: str, host: str) -> set[str]:
+        peers = self.remote_hosts(network, host)
+        r = self.router_of(network)
+        if r is not None:
+            peers |= {e.host for n in r.networks for e in self.by_network.get(n, ())
+                      if e.host is not None and e.host != host}
+            if r.external_network and r.gateway_host and r.gateway_host != host:
+                peers.add(r.gateway_host)
+        return peers
 
     def ports(self, host: str) -> HostPorts:
         return self._ports.get(host) or HostPorts(host)
@@ -211,7 +223,11 @@ def expected_counts(intent: ResolvedIntent, ports: HostPorts) -> tuple[int, int]
     for n in idx.networks_on(ports.host, ports):
         eps = idx.by_network[n]
         n_local = sum(1 for e in eps if e.host == ports.host)
-        flows += 4 * n_local + 2 * (len(eps) - n_local) + 3
+        flows += 4 * n_local + 2 * (len(eps) - n_local) + 2
+        if idx.networks[n].net_type == "vlan":
+            flows += 1 if ports.uplink_port is not None else 0
+        elif ports.vxlan_port is not None:
+            flows += len(idx.remote_hosts(n, ports.host))
         if idx.networks[n].gateway and idx.external_router(n) is None:
             flows += 2
         if idx.networks[n].net_type == "vlan" and ports.uplink_port is not None:

@@ -256,6 +256,13 @@ class BaseEngine(PolicyIndex, RouterIndex):
     def remote_hosts(self, network: str, host: str) -> list[str]:
         return [h for h in self._bound.get(network, ()) if h != host]
 
+    def tunnel_peers(self, network: str, host: str) -> set[str]:
+        peers = set(self.remote_hosts(network, host))
+        r = self.router_of(network)
+        if r is not None:
+            peers |= self.router_senders(r) - {host}
+        return peers
+
     def ports(self, host: str) -> HostPorts:
         hp = self._hp.get(host)
         if hp is None:
@@ -360,6 +367,7 @@ class BaseEngine(PolicyIndex, RouterIndex):
             if bound_before[n] != set(self._bound.get(n, ())):
                 for h in now:
                     self._mark(h, ("network", n))
+                self._mark_tunnel_peers(self.router_of(n))
         for e in (old, new):
             if e is not None and e.host is not None:
                 self._mark(e.host, ("endpoint", eid))
@@ -439,6 +447,9 @@ class BaseEngine(PolicyIndex, RouterIndex):
         for n in nets:
             for h in self.present_hosts(n):
                 self._mark(h, ("network", n))
+        for r in list(self.routers.values()):
+            if name in self.router_senders(r):
+                self._mark_tunnel_peers(r)
 
     def set_host_ports(self, host: str, vxlan_port: int | None, uplink_port: int | None) -> None:
         """The tunnel and uplink ofports of ``host``'s br-int."""
@@ -521,7 +532,7 @@ class BaseEngine(PolicyIndex, RouterIndex):
             total += h64("net", spec) + self._member_sum.get(n, 0)
             if n in present:
                 total += self._local_sum.get((n, host), 0)
-            for g in self.remote_hosts(n, host):
+            for g in self.tunnel_peers(n, host):  # ⊇ remote_hosts
                 hs = self.hosts.get(g)
                 total += h64("remote", n, g, hs.vtep_ip if hs else None)
         for r in self.visible_routers(host):

@@ -28,6 +28,7 @@ class RouterIndex:
     networks: dict
     tables: dict
     _members: dict
+    _bound: dict
 
     def _init_routers(self) -> None:
         self.routers: dict[tuple[str, str], RouterSpec] = {}
@@ -105,6 +106,21 @@ class RouterIndex:
         r = self.router_of(net)
         if r is not None and net in self.networks and not self._present_on(r, host, but=net):
             self._mark_domain(r, [host])
+
+    def router_senders(self, r: RouterSpec) -> set[str]:
+        """Hosts that may send routed traffic of ``r``: those with an endpoint of one of its
+        networks bound to them, and its gateway host."""
+        hosts = {h for n in r.networks for h in self._bound.get(n, ())}
+        if r.external_network and r.gateway_host:
+            hosts.add(r.gateway_host)
+        return hosts
+
+    def _mark_tunnel_peers(self, r: RouterSpec | None) -> None:
+        """``r``'s senders changed (or one's VTEP did): its networks' tunnel ingress,
+        wherever they are present."""
+        for n in r.networks if r is not None else ():
+            for h in self.present_hosts(n):
+                self._mark(h, ("network", n))
 
     # ------------------------------------------------------------------ changes
     def set_router(self, tenant: str, name: str, spec: RouterSpec | None) -> None:

@@ -115,6 +115,11 @@ class World(Protocol):
     def remote_hosts(self, network: str, host: str) -> Iterable[str]:
         """Hosts other than ``host`` with an endpoint of ``network`` bound to them."""
 
+    def tunnel_peers(self, network: str, host: str) -> Iterable[str]:
+        """Hosts other than ``host`` that may send ``network``'s VNI to it: those with an
+        endpoint of ``network`` (or of another network of its router) bound to them, and its
+        router's gateway host."""
+
     def ports(self, host: str) -> HostPorts:
         """``host``'s port numbers."""
 
@@ -264,8 +269,14 @@ def network_fragment(w: World, name: str, host: str) -> Fragment:
     meta = WriteMetadata(nid | REMOTE | dom, dom_mask)
     flows: list[Flow] = list(network_ct_flows(nid, net.zone, cn)) if policed else []
     if net.net_type == VXLAN and ports.vxlan_port is not None:
-        flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.vxlan_port, tunnel_id=net.tag),
-                          instructions(meta, after), cn))
+        # underlay ingress: the VNI only from the VTEPs of hosts that send it
+        for peer in sorted(w.tunnel_peers(name, host)):
+            spec = w.hosts.get(peer)
+            if spec is not None and spec.vtep_ip:
+                flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.vxlan_port,
+                                                        tunnel_id=net.tag,
+                                                        tun_ipv4_src=spec.vtep_ip),
+                                  instructions(meta, after), cn))
     elif net.net_type == VLAN and ports.uplink_port is not None:
         flows.append(Flow(CLASSIFY, PRIO, match(in_port=ports.uplink_port,
                                                 vlan_vid=OFPVID_PRESENT | net.tag),

@@ -14,11 +14,13 @@ from functools import lru_cache
 from typing import NamedTuple
 
 MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha"})
-IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_dst"})
+IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src",
+                         "tun_ipv4_dst"})
 FIELD_BITS = {
     "in_port": 32, "metadata": 64, "eth_src": 48, "eth_dst": 48, "eth_type": 16,
     "vlan_vid": 13, "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "arp_tha": 48,
-    "ipv4_src": 32, "ipv4_dst": 32, "tunnel_id": 64, "tun_ipv4_dst": 32, "ip_proto": 8,
+    "ipv4_src": 32, "ipv4_dst": 32, "tunnel_id": 64, "tun_ipv4_src": 32, "tun_ipv4_dst": 32,
+    "ip_proto": 8,
     "tcp_src": 16, "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8,
     "icmpv4_code": 8, "ct_state": 32, "ct_zone": 16, "ct_mark": 32, "ip_dscp": 6,
     **{f"reg{i}": 32 for i in range(10)}, "nw_ttl": 8,

@@ -82,7 +82,8 @@ def _t(id_: int, name: str, purpose: str, matches: str, actions: tuple[type, ...
 
 TABLES: dict[int, Table] = {t.id: t for t in (
     _t(CLASSIFY, "classify", "port/tunnel/VLAN -> network; port security",
-       "in_port eth_src eth_dst eth_type ipv4_src arp_spa arp_sha tunnel_id vlan_vid",
+       "in_port eth_src eth_dst eth_type ipv4_src arp_spa arp_sha tunnel_id tun_ipv4_src "
+       "vlan_vid",
        (PopVlan,), (ARP, SRC_GROUP, EGRESS, L3, L2, QOS), DROP, writes_metadata=True),
     _t(QOS, "qos", "meter and DSCP of what a local endpoint with a QoS profile sends",
        "in_port eth_type", (SetField,), (ARP, SRC_GROUP, L3), DROP),

@@ -62,6 +62,7 @@ class Packet:
     ipv4_src: str | None = None
     ipv4_dst: str | None = None
     tunnel_id: int | None = None
+    tun_ipv4_src: str | None = None
     tun_ipv4_dst: str | None = None
     metadata: int = 0
     ip_proto: int | None = None
@@ -82,8 +83,9 @@ class Packet:
 
     def fresh(self, **changes) -> Packet:
         """This packet as it enters another switch: no pipeline state, no conntrack state."""
-        return replace(self, metadata=0, ct_state=0, reg3=0, reg5=0, reg6=0, reg7=0, reg8=0,
-                       reg9=0, tun_ipv4_dst=None, **changes)
+        reset = {"metadata": 0, "ct_state": 0, "reg3": 0, "reg5": 0, "reg6": 0, "reg7": 0,
+                 "reg8": 0, "reg9": 0, "tun_ipv4_src": None, "tun_ipv4_dst": None}
+        return replace(self, **{**reset, **changes})
 
 
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20

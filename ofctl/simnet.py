@@ -49,6 +49,7 @@ class NetworkSim:
         self.ports = ports
         self.by_vtep = {h.vtep_ip: h.name for h in hosts.values()
                         if h.vtep_ip and h.name in states}
+        self.vtep_of = {name: ip for ip, name in self.by_vtep.items()}
         self.endpoint_at = {(h, port): eid for h, p in ports.items()
                             for eid, port in p.endpoint_ports}
 
@@ -86,7 +87,8 @@ class NetworkSim:
                     if dst is None or q.tunnel_id is None:
                         out.dropped_tunnel.append(q)
                         continue
-                    arrive = q.fresh(in_port=self.ports[dst].vxlan_port)
+                    arrive = q.fresh(in_port=self.ports[dst].vxlan_port,
+                                     tun_ipv4_src=self.vtep_of.get(h))
                     queue.append((dst, arrive, hops + 1))
                 elif em.port == OFPP_CONTROLLER:
                     out.to_controller.append((h, q))

@@ -29,7 +29,7 @@ from ofctl.model import (
 )
 
 OVS_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "tunnel_id": "tun_id",
-             "tun_ipv4_dst": "tun_dst", "icmpv4_type": "icmp_type"}
+             "tun_ipv4_src": "tun_src", "tun_ipv4_dst": "tun_dst", "icmpv4_type": "icmp_type"}
 HEX_FIELDS = frozenset({"metadata", "eth_type", "vlan_vid", "tunnel_id", "ct_state"})
 
 

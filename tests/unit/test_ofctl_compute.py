@@ -59,8 +59,11 @@ def test_cost_formula_on_100_hosts_5000_endpoints():
             eps = [e for e in intent.endpoints if e.network == n.name]
             local = sum(1 for e in eps if e.host == name)
             if local:
-                # classify 2 per local + ingress, ARP + L2 per endpoint, 2 BUM, gateway ARP+ICMP
-                flows += 4 * local + 2 * (len(eps) - local) + 3 + 2
+                # classify 2 per local, ARP + L2 per endpoint, 2 BUM, gateway ARP+ICMP, and
+                # ingress: one from the uplink (VLAN), one per peer VTEP (VXLAN)
+                peers = {e.host for e in eps if e.host != name}
+                ingress = 1 if n.net_type == "vlan" else len(peers)
+                flows += 4 * local + 2 * (len(eps) - local) + 2 + 2 + ingress
                 if n.net_type == "vlan" and ports[name].uplink_port is not None:
                     flows += local + 4  # uplink ARP answers, hand-off
                 groups += 1

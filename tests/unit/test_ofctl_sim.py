@@ -44,7 +44,7 @@ def test_unicast_crosses_vxlan_with_vni_and_vtep():
     t = sim.send(h, ipv4(a, p, b.mac, b.ip))
     assert [(d.host, d.endpoint) for d in t.deliveries] == [("h3", "orange-c4")]
     tunnel_hits = [f for hh, f in t.hits if hh == "h3" and f.table == 0]
-    assert tunnel_hits[0].match == match(in_port=1, tunnel_id=5001)
+    assert tunnel_hits[0].match == match(in_port=1, tunnel_id=5001, tun_ipv4_src="192.168.0.1")
 
 
 def test_vlan_network_uses_uplink_never_a_tunnel():
