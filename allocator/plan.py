@@ -19,6 +19,7 @@ import json
 from allocator.merge import Delta, strip
 from allocator.plan_groups import GroupPlanning
 from allocator.plan_ipam import IpamPlanning, address_fields
+from allocator.plan_pools import PoolPlanning
 from allocator.plan_qos import QosPlanning
 from allocator.plan_routers import RouterPlanning
 from allocator.pools import (
@@ -31,8 +32,7 @@ from allocator.pools import (
 )
 from allocator.reads import UNKNOWN, Need, Plan, Reads, load_json
 from intent import codec, keys
-from intent.errors import PoolExhausted, ValidationError
-from intent.ipam_doc import reserved_end, reserved_ranges
+from intent.errors import ValidationError
 from intent.model import (
     VXLAN,
     EndpointConfig,
@@ -54,9 +54,6 @@ from intent.validate import (
     range_overlaps,
 )
 
-CANDIDATES = 8  # addresses read beyond those a write needs, for a lucky single round trip
-SCAN_ABOVE = 64  # more auto addresses than this in one network: read its whole IP prefix
-
 
 def _owner(name: str) -> str:
     return codec.dumps({"owner": name})
@@ -75,7 +72,7 @@ def tag_key(net_type: str, tag: int) -> str:
     return keys.alloc_vni(tag) if net_type == VXLAN else keys.alloc_vlan(tag)
 
 
-class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning):
+class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlanning):
     """One planning pass; :meth:`run` returns a :class:`Plan` or a :class:`Need`."""
 
     def __init__(self, delta: Delta, reads: Reads) -> None:
@@ -510,81 +507,6 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning):
             self.release_endpoint(old)
         self._put(keys.alloc_ip(network, ip_str(ip)), _owner(ep.id))
         return ip
-
-    def _pool(self, network: str, first: int) -> dict:
-        if network not in self.pools:
-            if self._lookup(keys.ip_pool(network)) is UNKNOWN:
-                return {"next": first + 1}
-            self.pools[network] = load_json(self.r, keys.ip_pool(network), {"next": first + 1})
-        pool = self.pools[network]
-        if pool.get("next", 0) <= first:
-            pool["next"] = first + 1
-        return pool
-
-    def _auto(self, ep: EndpointConfig, old: EndpointSpec | None, net: NetworkConfig,
-              spec: NetworkSpec, label: str) -> int | None:
-        first, last = subnet_bounds(spec.subnet)
-        gateway = ip_int(spec.gateway) if spec.gateway else None
-        pool = self._pool(spec.name, first)
-        taken = self.taken.setdefault(spec.name, set())
-        released = self.released.get(spec.name, set())
-        prefix = keys.alloc_ip_prefix(spec.name)
-        candidate = pool["next"]
-        wanted: set[str] = set()
-        reserved = reserved_ranges(net.reserved)
-        while candidate < last:
-            if candidate == gateway or candidate in taken:
-                candidate += 1
-                continue
-            end = reserved_end(reserved, candidate) if reserved else None
-            if end is not None:  # never handed out: skip the whole range
-                candidate = end + 1
-                continue
-            key = prefix + ip_str(candidate)
-            kv = self.r.lookup(key)
-            if kv is UNKNOWN:
-                wanted.add(key)
-                break
-            if kv is None or candidate in released:
-                pool["next"] = candidate + 1  # everything below is taken now
-                return self._claim(spec.name, candidate, ep, label, old)
-            candidate += 1
-        else:
-            raise PoolExhausted(f'network "{spec.name}" subnet {spec.subnet}')
-        pending = sum(1 for e in self.d.endpoints.values()
-                      if e[1] is not None and e[1].network == spec.name and not e[1].ip_address)
-        if pending > SCAN_ABOVE:
-            self.need.prefixes.add(prefix)
-        else:
-            self.need.keys.update(prefix + ip_str(a) for a in
-                                  range(candidate, min(last, candidate + pending + CANDIDATES)))
-        return None
-
-    def _release(self, network: str, ip: str) -> None:
-        self._delete(keys.alloc_ip(network, ip))
-        self.released.setdefault(network, set()).add(ip_int(ip))
-        if self._network_goes(network):
-            return
-        if network not in self.pools:
-            if self._lookup(keys.ip_pool(network)) is UNKNOWN:
-                return
-            self.pools[network] = load_json(self.r, keys.ip_pool(network), {})
-        pool = self.pools[network]
-        pool["next"] = min(pool.get("next", ip_int(ip)), ip_int(ip))
-
-    def _network_goes(self, network: str) -> bool:
-        return network in self.d.networks and self.d.networks[network][1] is None
-
-    def _finish_pools(self) -> None:
-        """Advance each pool's ``next`` past the addresses this write took; write it."""
-        for network, pool in self.pools.items():
-            if self._network_goes(network) or "next" not in pool:
-                continue
-            taken = self.taken.get(network, set())
-            nxt = pool.get("next", 0)
-            while nxt in taken:
-                nxt += 1
-            self._put(keys.ip_pool(network), codec.dumps({"next": nxt}))
 
     # ------------------------------------------------------------------ summary
     def _summary(self) -> list[str]:
