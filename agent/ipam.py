@@ -177,7 +177,10 @@ def release(store: Store, backend: Backend, lease: Lease, clear: bool = True) ->
             try:
                 record_address(store, lease.endpoint, None)
             except NotFoundError:
-                pass
+                pass  # deleted meanwhile: nothing to clear
+            except IntentError as e:  # e.g. the network allocates by itself now: it keeps it
+                LOG.warning("endpoint %s keeps %s: %s", lease.endpoint, lease.ip,
+                            "; ".join(e.problems))
     backend.delete(json.loads(lease.settings), lease.network, lease.handle,
                    json.loads(lease.result))
     store.delete(lease.key)
