@@ -165,7 +165,7 @@ def reserved_end(ranges: Ranges, value: int) -> int | None:
     return None
 
 
-def check_ipam_and_reserved(net: NetworkConfig, subnet: IPNetwork | None, label: str,
+def check_reserved(net: NetworkConfig, subnet: IPNetwork | None, label: str,
                             add: Add) -> None:
     """A network's ``Reserved`` ranges lie in its subnet and do not overlap."""
     if not net.reserved:

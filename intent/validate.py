@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
+from intent.ipam_doc import check_reserved, reserved_problem
 from intent.model import VXLAN, Config, EndpointConfig, HostConfig, NetworkConfig, TenantConfig
 from intent.names import name_problem, runtime_id_problem
 
@@ -146,12 +147,10 @@ def check_network(tenant: TenantConfig, net: NetworkConfig, label: str, add: Add
                   complete: bool = True) -> IPNetwork | None:
     """Name, tag, subnet, gateway and reserved ranges of a network; returns its valid explicit
     subnet."""
-    from intent.ipam_doc import check_ipam_and_reserved
-
     _name(net.name, f"{label}.Name", add)
     check_tag(tenant, net, label, add, complete)
     subnet = check_subnet(tenant, net, label, add, complete)
-    check_ipam_and_reserved(net, subnet, label, add)
+    check_reserved(net, subnet, label, add)
     return subnet
 
 
@@ -169,8 +168,6 @@ def check_static_ip(net: NetworkConfig, ep: EndpointConfig, label: str,
                     subnet: IPNetwork | None, add: Add, complete: bool = True) -> int | None:
     """A static ``IpAddress`` inside the subnet, not the gateway's and not in the network's
     ``Reserved`` ranges unless the endpoint says ``Reserved``; returns it as an int."""
-    from intent.ipam_doc import reserved_problem
-
     ip = ipv4(ep.ip_address or "")
     where = f'{label}.IpAddress "{ep.ip_address}"'
     if ip is None:

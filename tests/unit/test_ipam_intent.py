@@ -206,3 +206,15 @@ def test_replace_endpoint_moves_a_static_address_in_one_write() -> None:
     replace_endpoint(store, old, EndpointConfig(network="n1", container="web", host="h1",
                                                 ip_address="11.1.0.40"))
     assert ips(store) == {"n1-web": "11.1.0.40"}
+
+
+def test_the_controller_takes_a_pending_endpoint_for_absent_until_its_address_is_recorded(
+        ) -> None:
+    from ryu_apps.intake import decode_endpoint
+
+    store = MemoryStore(**STOCK)
+    apply_config(store, load_config(doc({"Ipam": HOST_LOCAL}, [{"Container": "a", "Host": "h1"}])))
+    assert decode_endpoint("n1-a", store.get(keys.state_endpoint("n1-a")).value) is None
+    record_address(store, "n1-a", "11.1.0.20")
+    got = decode_endpoint("n1-a", store.get(keys.state_endpoint("n1-a")).value)
+    assert (got.ip, got.mac, got.host) == ("11.1.0.20", "02:00:0b:01:00:14", "h1")
