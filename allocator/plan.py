@@ -334,7 +334,8 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
         while True:
             candidate = next_free_id(ranges, used, pool)
             kv = self._lookup(tag_key(typ, candidate))
-            if kv is UNKNOWN:
+            if kv is UNKNOWN:  # held for this pass, so the next network asks for the next one
+                claimed.add(candidate)
                 return None
             if _owner_of(kv) in (None, net.name):
                 claimed.add(candidate)

@@ -55,7 +55,8 @@ class GroupPlanning:
                 candidate += 1
                 continue
             kv = self._lookup(key_of(candidate))
-            if kv is UNKNOWN:
+            if kv is UNKNOWN:  # held for this pass, so the next owner asks for the next one
+                claimed.add(candidate)
                 return None
             if kv is None:
                 claimed.add(candidate)

@@ -125,6 +125,7 @@ class Controller:
                     start = batch[-1].mod_revision + 1
                     if not gate.holding:  # every relevant event up to here is applied
                         self.realizer.advance(self.cache.revision)
+                        self.realizer.saw(batch[-1].mod_revision)
             except WatchCompacted:
                 LOG.warning("watch history compacted: re-reading the store")
                 self._reload()

@@ -34,6 +34,7 @@ class Realizer:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.applied = 0
+        self.seen = 0  # the watch position: every event up to here, relevant or not, is handled
         self.pending: dict[str, int] = {}  # host -> first revision not in a completed sync
         self.inflight: dict[str, int] = {}  # host -> first revision of the sync under way
         self.synced: set[str] = set()  # hosts whose switch completed a sync
@@ -48,6 +49,15 @@ class Realizer:
         if revision > self.applied:
             self.applied = revision
             self._changed()
+
+    def saw(self, revision: int) -> None:
+        """The watch delivered everything up to ``revision`` (ignored events included): a
+        waiter for such a revision is not kept waiting for a relevant event that never comes.
+        Not published (the publisher's own writes would feed it)."""
+        if revision > self.seen:
+            self.seen = revision
+            for ev in list(self._waiters):
+                ev.set()
 
     def changed(self, host: str, revision: int) -> None:
         """``host``'s tables changed at ``revision``."""
@@ -76,11 +86,15 @@ class Realizer:
         self.inflight.pop(host, None)
         self._changed()
 
-    def realized(self, host: str) -> int:
+    def realized(self, host: str, live: bool = False) -> int:
+        """The revision ``host`` realized (``live``: counting the watch position too, for
+        waiters in this process)."""
         if host not in self.synced:
             return 0
         firsts = [r for r in (self.pending.get(host), self.inflight.get(host)) if r is not None]
-        return min(firsts) - 1 if firsts else self.applied
+        if firsts:
+            return min(firsts) - 1
+        return max(self.applied, self.seen) if live else self.applied
 
     # ------------------------------------------------------------------ waiting
     def _changed(self) -> None:
@@ -95,8 +109,8 @@ class Realizer:
         self._waiters.add(ev)
         try:
             while True:
-                if self.applied >= revision and all(self.realized(h) >= revision
-                                                    for h in hosts()):
+                if max(self.applied, self.seen) >= revision and all(
+                        self.realized(h, live=True) >= revision for h in hosts()):
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:

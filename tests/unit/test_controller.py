@@ -281,3 +281,13 @@ def test_a_change_that_affects_no_host_is_realized_at_once(world):
     assert ctl.wait_realized(res.revision, 2)
     wait_for(lambda: realized(store, "host1") >= res.revision)
     assert len(dp1.changes()) == sent
+
+
+def test_waiting_for_a_revision_of_ignored_keys_answers_once_the_watch_passed_it(world):
+    """REST /wait?revision=R where R wrote only keys the controller ignores: it answers once
+    the watch delivered R, not at the next relevant event (that may never come)."""
+    store, ctl = world
+    connect(ctl, 1)
+    rev = store.put(keys.RUNTIME + "someone-else", "{}")
+    assert ctl.wait_realized(rev, 2)
+    assert not ctl.wait_realized(rev + 1000, 0.2)  # a revision not reached is not realized

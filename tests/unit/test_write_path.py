@@ -304,3 +304,22 @@ def test_creating_what_exists_is_a_conflict() -> None:
     with pytest.raises(ConflictError, match='endpoint "n1-c0" exists already'):
         apply_config(store, load_document(tenant(eps(1))), "add",
                      create_only=frozenset({("endpoint", "n1-c0")}))
+
+
+@pytest.mark.parametrize("n", [31, 100])
+def test_one_add_of_many_new_networks_allocates_each_once(n: int) -> None:
+    """Every new network asks for its next tag/zone candidate in the same read round (the
+    planner used to settle one network per round and gave up after 32)."""
+    store = MemoryStore(**STOCK)
+    doc = tenant([])
+    doc["Tenants"][0]["Networks"] = []
+    apply_config(store, load_config(doc))
+    add = {"Tenants": [{"Name": "t1", "Networks": [
+        {"Name": f"n{i}", "Endpoints": [{"Container": f"c{i}", "Host": "h1"}]}
+        for i in range(n)]}]}
+    assert apply_config(store, load_document(add), "add").changed
+    nets = read_resolved(store).networks
+    assert len(nets) == n
+    assert len({x.tag for x in nets}) == len({x.zone for x in nets}) == \
+        len({x.subnet for x in nets}) == n
+    assert len(read_resolved(store).endpoints) == n
