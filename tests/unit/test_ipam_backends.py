@@ -167,3 +167,24 @@ def test_docker_run_on_a_cni_network_takes_the_plugins_address_and_rm_gives_it_b
     assert plugin.held == {} and A.read_leases(store, "h1") == []
     assert eid not in {e.id for e in read_resolved(store).endpoints}
     ok(d.handle("/NetworkDriver.DeleteNetwork", {"NetworkID": "n" * 64}))
+
+
+def test_cni_ipam_runs_the_real_host_local_plugin(tmp_path) -> None:
+    """ADD/DEL through the binary Debian ships (no root needed: host-local keeps files)."""
+    runner = A.CniIpam(A.DEFAULT_CNI_PATH)
+    try:
+        runner.binary("host-local")
+    except A.IpamError as e:
+        pytest.fail(f"{e}: apt-get install containernetworking-plugins (`make setup` does it)")
+    settings = {"type": "host-local", "dataDir": str(tmp_path), "ranges": [[{
+        "subnet": "11.1.0.0/24", "rangeStart": "11.1.0.10", "rangeEnd": "11.1.0.11"}]]}
+    first = runner.add(settings, "n1", "n1-a", A.NO_NETNS)
+    assert A.first_ipv4(first, "host-local") == "11.1.0.10"
+    assert A.first_ipv4(runner.add(settings, "n1", "n1-b", A.NO_NETNS), "x") == "11.1.0.11"
+    with pytest.raises(A.IpamError) as exc:
+        runner.add(settings, "n1", "n1-c", A.NO_NETNS)
+    assert str(exc.value).startswith('IPAM plugin "host-local" ADD for n1-c in network "n1": ')
+    assert "no IP addresses available" in str(exc.value)
+    runner.delete(settings, "n1", "n1-a", first)
+    assert not (tmp_path / "n1" / "11.1.0.10").exists()
+    assert (tmp_path / "n1" / "11.1.0.11").exists()
