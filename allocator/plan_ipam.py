@@ -11,6 +11,7 @@ network holds is refused, naming both.  Giving it back makes the endpoint pendin
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from allocator.pools import ip_int, ip_str, mac_for_int, subnet_bounds
@@ -30,6 +31,7 @@ class IpamPlanning:
     r: Any
     problems: list[str]
     taken: dict[str, set[int]]
+    released: dict[str, set[int]]
 
     def delegated_endpoint(self, item) -> None:
         """Plan an endpoint of a delegating network that has no static address."""
@@ -106,8 +108,6 @@ class IpamPlanning:
         else:
             self._delete(keys.alloc_delegated(old.network, old.id))
 
-    released: dict[str, set[int]]
-
 
 def address_fields(ip: int | None) -> tuple[str, str]:
     """(ip, mac) of an endpoint's state: ``("", "")`` while pending."""
@@ -115,8 +115,6 @@ def address_fields(ip: int | None) -> tuple[str, str]:
 
 
 def _owner_of(kv) -> str | None:
-    import json
-
     if kv is None:
         return None
     try:
