@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
-from netaddr import IPAddress, IPNetwork, IPSet
+from netaddr import IPAddress, IPNetwork
 
 from intent.errors import PoolExhausted
 
@@ -25,18 +26,24 @@ def next_free_id(ranges: Iterable[tuple[int, int]], used: set[int], pool: str) -
     raise PoolExhausted(pool)
 
 
+@lru_cache(maxsize=65536)
+def _span(cidr: str) -> tuple[int, int]:
+    net = IPNetwork(cidr)
+    return net.first, net.last
+
+
 def next_free_subnet(pool_cidr: str, length: int, used: Iterable[str], pool: str) -> str:
     """Lowest ``/length`` block of ``pool_cidr`` that overlaps none of the ``used`` CIDRs."""
-    taken = IPSet(IPNetwork(c) for c in used)
     block_size = 1 << (32 - length)
-    base = IPNetwork(pool_cidr)
-    start = base.first
-    while start + block_size - 1 <= base.last:
-        candidate = IPNetwork(f"{IPAddress(start)}/{length}")
-        if not (IPSet([candidate]) & taken):
-            return str(candidate)
-        # skip past the taken range that overlaps this block
-        start += block_size
+    first, last = _span(pool_cidr)
+    start = first
+    for lo, hi in sorted(_span(c) for c in used):  # taken spans, lowest first
+        if start + block_size - 1 < lo:
+            break  # the block fits below this span (and every later one)
+        if hi >= start:  # it overlaps: the next aligned block above it
+            start += ((hi - start) // block_size + 1) * block_size
+    if start + block_size - 1 <= last:
+        return f"{IPAddress(start)}/{length}"
     raise PoolExhausted(pool)
 
 

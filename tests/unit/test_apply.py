@@ -6,6 +6,8 @@ import copy
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from allocator.pools import mac_for, next_free_id, next_free_ip, next_free_subnet
 from allocator.write import apply_bindings, apply_config, delete_object
@@ -191,3 +193,31 @@ def test_every_example_resolves(path: Path) -> None:
     for net in r.networks:
         ips = [e.ip for e in r.endpoints if e.network == net.name]
         assert len(ips) == len(set(ips)) and net.gateway not in ips
+
+
+def _lowest_free_block(pool: str, length: int, used: list[str]) -> str | None:
+    """The reference: try every aligned block of the pool against the set of used addresses."""
+    from netaddr import IPAddress, IPNetwork, IPSet
+
+    taken, size, base = IPSet(IPNetwork(c) for c in used), 1 << (32 - length), IPNetwork(pool)
+    for start in range(base.first, base.last - size + 2, size):
+        block = IPNetwork(f"{IPAddress(start)}/{length}")
+        if not IPSet([block]) & taken:
+            return str(block)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 255), st.integers(0, 255),
+                          st.sampled_from([15, 16, 20, 22, 24, 25, 28, 32])), max_size=12),
+       st.sampled_from([20, 22, 24, 26]), st.sampled_from(["10.0.0.0/14", "10.1.0.0/16",
+                                                           "10.2.128.0/17"]))
+def test_next_free_subnet_is_the_lowest_free_aligned_block(spans, length, pool) -> None:
+    from netaddr import IPNetwork
+
+    used = [str(IPNetwork(f"10.{a}.{b}.{c}/{n}").cidr) for a, b, c, n in spans]
+    try:
+        got = next_free_subnet(pool, length, used, "p")
+    except PoolExhausted:
+        got = None
+    assert got == _lowest_free_block(pool, length, used)
