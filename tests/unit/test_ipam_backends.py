@@ -48,7 +48,8 @@ class FakePlugin:
 
     def delete(self, settings: dict, network: str, handle: str, result: dict) -> None:
         self.calls.append(("DEL", handle, result["ips"][0]["address"].split("/")[0]))
-        self.held.pop(handle, None)
+        if handle in self.held:
+            self.addresses.append(self.held.pop(handle))  # free for a later ADD
 
 
 @pytest.fixture
@@ -188,3 +189,74 @@ def test_cni_ipam_runs_the_real_host_local_plugin(tmp_path) -> None:
     runner.delete(settings, "n1", "n1-a", first)
     assert not (tmp_path / "n1" / "11.1.0.10").exists()
     assert (tmp_path / "n1" / "11.1.0.11").exists()
+
+
+# --------------------------------------------------------------------------- a reconcile pass
+
+
+class FakePlumber:
+    """OVS and netlink stand-ins: ports by name; ``broken`` endpoints fail to plug."""
+
+    def __init__(self, broken: set[str] = frozenset()) -> None:
+        from agent.plumb import Plugged
+
+        self.Plugged = Plugged
+        self.ports: dict[str, P.Actual] = {}
+        self.broken = set(broken)
+        self.links = self
+
+    def actual(self) -> list[P.Actual]:
+        return list(self.ports.values())
+
+    def leftover_links(self) -> frozenset[str]:
+        return frozenset()
+
+    def delete_link(self, name: str) -> None:
+        pass
+
+    def plug(self, w: P.Desired, preferred_ifname: str | None = None):
+        from agent.netlink import PlumbingError
+
+        if w.endpoint_id in self.broken:
+            raise PlumbingError(f"endpoint {w.endpoint_id}: veth could not be made")
+        self.ports[w.port_name] = P.Actual(w.port_name, w.endpoint_id, w.sig, 7, True, w.ip,
+                                           w.netns, w.owner, w.container_id)
+        return self.Plugged(w.endpoint_id, w.port_name, 7, "eth0", w.mac, w.netns)
+
+    def unplug(self, port_name: str) -> None:
+        self.ports.pop(port_name, None)
+
+
+def test_reconcile_plugs_with_the_plugins_address_rolls_back_a_failed_plug_and_releases(
+        store, tmp_path) -> None:
+    import json as _json
+
+    from agent.reconcile import reconcile
+
+    netns = tmp_path / "netns-a"
+    netns.write_text("")
+    for name in ("a", "b"):
+        store.put(keys.runtime_container("h1", name), _json.dumps({"netns": str(netns),
+                                                                  "id": f"id-{name}"}))
+    plugin, plumber = FakePlugin("11.1.0.20", "11.1.0.21"), FakePlumber(broken={"n1-b"})
+    lock = str(tmp_path / "lock")
+    rep = reconcile(store, plumber, "h1", lock, ipam=plugin)
+    assert [p.endpoint_id for p in rep.plugged] == ["n1-a"]
+    assert [a.ip for a in plumber.actual()] == ["11.1.0.20"]
+    assert rep.problems == ["endpoint n1-b: veth could not be made"]
+    # the failed plug left nothing: its address is back with the plugin, the endpoint pending
+    assert plugin.held == {"n1-a": "11.1.0.20"} and ip_of(store, "n1-b") == ""
+    assert [x.endpoint for x in A.read_leases(store, "h1")] == ["n1-a"]
+    # the next pass keeps a's port and lease, and plugs b now that it can
+    plumber.broken.clear()
+    again = reconcile(store, plumber, "h1", lock, ipam=plugin)
+    assert again.kept == ["n1-a"] and [p.endpoint_id for p in again.plugged] == ["n1-b"]
+    assert plugin.held == {"n1-a": "11.1.0.20", "n1-b": "11.1.0.21"}
+    assert ip_of(store, "n1-b") == "11.1.0.21"
+    # the container goes: unplugged, the address given back, the endpoint pending again
+    store.delete(keys.runtime_container("h1", "a"))
+    store.delete(keys.runtime_container("h1", "b"))
+    gone = reconcile(store, plumber, "h1", lock, ipam=plugin)
+    assert sorted(gone.unplugged) == ["n1-a", "n1-b"] and plumber.actual() == []
+    assert plugin.held == {} and A.read_leases(store, "h1") == []
+    assert ip_of(store, "n1-a") == ip_of(store, "n1-b") == ""
