@@ -41,6 +41,7 @@ from agent.plumb import Plumber, host_lock, lock_path
 from agent.reconcile import Report, read_inputs, read_runtime, reconcile
 from intent import keys
 from intent.store import Store, StoreError
+from intent.version import version_text
 
 LOG = logging.getLogger("netplugin.cni")
 SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
@@ -315,6 +316,9 @@ def run(env: Mapping[str, str], stdin: IO[str], stdout: IO[str]) -> int:
 
 
 def main() -> int:
+    if sys.argv[1:] in (["--version"], ["-V"]):  # for people; the runtime uses CNI_COMMAND
+        print(version_text("netplugin-cni"))
+        return 0
     logging.basicConfig(level=os.environ.get("NETPLUGIN_CNI_LOG", "WARNING"), stream=sys.stderr)
     return run(os.environ, sys.stdin, sys.stdout)
 

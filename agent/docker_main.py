@@ -40,6 +40,7 @@ from agent.docker_reconcile import reconcile
 from agent.ipam import DEFAULT_CNI_PATH, CniIpam
 from agent.ovsdb import OvsdbError
 from intent.store import StoreError
+from intent.version import version_text
 
 LOG = logging.getLogger("netplugin.docker")
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -71,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    metavar="DIR[:DIR...]", help="where networks' CNI IPAM plugins are found "
                                                 "(default: $CNI_PATH or %(default)s)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--version", action="version", version=version_text("netplugin-docker"))
     return p.parse_args(argv)
 
 

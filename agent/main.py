@@ -16,16 +16,20 @@ import signal
 import threading
 import time
 
+from agent.garp import Announcer
 from agent.host import HostOptions, setup_host
 from agent.ipam import DEFAULT_CNI_PATH, CniIpam
+from agent.metrics import AgentMetrics
 from agent.netlink import HostSide
 from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
 from agent.plumb import Plumber, lock_path
 from agent.reconcile import reconcile
 from intent import keys
 from intent.etcd_conn import DEFAULT_URL, ENV_CA, ENV_CERT, ENV_KEY, ENV_URLS, EtcdTls
+from intent.logfmt import logline
 from intent.store import LeaseExpired, Store, StoreError
 from intent.store_etcd import open_store
+from intent.version import version_text
 
 LOG = logging.getLogger("netplugin.agent")
 EXAMPLES = """examples:
@@ -63,7 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "%(default)s)")
     p.add_argument("--resync-interval", type=float, default=5.0, help="seconds between resyncs")
     p.add_argument("--lease-ttl", type=int, default=10, help="registration lease TTL (s)")
+    p.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                   help="serve Prometheus metrics (plug latency and failures) on this port; "
+                        "0, the default: off")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                   help="address of the metrics endpoint (default %(default)s)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--version", action="version", version=version_text("netplugin-agent"))
     return p.parse_args(argv)
 
 
@@ -78,10 +88,12 @@ class Agent:
         self.store: Store | None = None
         self.ovs: Ovsdb | None = None
         self.links = HostSide()
+        self.announcer = Announcer()  # gratuitous ARPs after each plug
         self.lease = None
         self.registration: dict | None = None
         self.watchers: list = []
         self.reconciled = -1  # the store revision of the last reconcile pass logged
+        self.metrics = AgentMetrics(self.host)
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> None:
@@ -149,17 +161,23 @@ class Agent:
         self._register(setup_host(self.ovs, self.links, self._options()))
 
     def _reconcile(self) -> None:
-        plumber = Plumber(self.ovs, self.links)
+        plumber = Plumber(self.ovs, self.links, announce=self.announcer)
         rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host),
                         ipam=CniIpam(self.args.cni_path))
+        self.metrics.reconciled(rep)
         if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
             # one line per store revision looked at: what a test (or a user) waits for
-            LOG.info("reconciled host %s at revision %d: %d plugged, %d unplugged, %d kept, "
-                     "%d problems", self.host, rep.revision, len(rep.plugged),
-                     len(rep.unplugged), len(rep.kept), len(rep.problems))
+            LOG.info("%s", logline("reconcile", host=self.host, revision=rep.revision,
+                                   plugged=len(rep.plugged), unplugged=len(rep.unplugged),
+                                   kept=len(rep.kept), problems=len(rep.problems)))
             self.reconciled = rep.revision
 
     def run(self) -> int:
+        if self.args.metrics_port:
+            self.metrics.serve(self.args.metrics_host, self.args.metrics_port)
+            LOG.info("%s", logline("metrics", host=self.host,
+                                   url=f"http://{self.args.metrics_host}:{self.args.metrics_port}"
+                                   "/metrics"))
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         watching = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from agent import plan as P
@@ -16,6 +17,7 @@ from agent.netlink import PlumbingError, netns_exists
 from agent.ovsdb import OvsdbError
 from agent.plumb import Plugged, Plumber, host_lock
 from intent import codec, keys
+from intent.logfmt import logline
 from intent.model import EndpointSpec, NetworkSpec
 from intent.store import Store
 
@@ -38,6 +40,8 @@ class Report:
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # endpoint ids already plugged and correct
     revision: int = 0  # the store revision the intent and registry were read at
+    plug_seconds: list[float] = field(default_factory=list)  # one per successful plug
+    plug_failures: int = 0
 
     @property
     def ok(self) -> bool:
@@ -130,26 +134,35 @@ def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str |
         give_back(store, ipam, [x for x in leases if x.endpoint in failed or (
             x.endpoint not in want and x.endpoint not in hold)], report.problems)
     for msg in report.problems:
-        LOG.error("%s", msg)
+        LOG.error("%s", logline("problem", host=host, error=msg))
     return report
 
 
 def _apply(act: P.Action, store: Store, plumber: Plumber, host: str, report: Report,
            preferred_ifname: str | None) -> None:
     if isinstance(act, P.Unplug):
-        LOG.info("unplug %s (%s): %s", act.endpoint_id, act.port_name, act.reason)
+        LOG.info("%s", logline("unplug", host=host, endpoint=act.endpoint_id, port=act.port_name,
+                               reason=act.reason))
         plumber.unplug(act.port_name)
         store.delete(keys.oper_endpoint(act.endpoint_id))
         report.unplugged.append(act.endpoint_id)
     elif isinstance(act, P.DeleteLink):
-        LOG.info("delete leftover veth %s", act.name)
+        LOG.info("%s", logline("delete-leftover-veth", host=host, link=act.name))
         plumber.links.delete_link(act.name)
     elif isinstance(act, P.Plug):
+        t0 = time.monotonic()
         try:
             done = plumber.plug(act.want, preferred_ifname)
         except (PlumbingError, OvsdbError) as e:
+            report.plug_failures += 1
+            LOG.warning("%s", logline("plug-failed", host=host, endpoint=act.want.endpoint_id,
+                                      error=str(e)))
             report.problems.append(str(e))
             return
+        report.plug_seconds.append(time.monotonic() - t0)
+        LOG.info("%s", logline("plug", host=host, endpoint=act.want.endpoint_id,
+                               port=done.port_name, ofport=done.ofport, netns=done.netns,
+                               ms=f"{report.plug_seconds[-1] * 1e3:.1f}"))
         store.put(keys.oper_endpoint(act.want.endpoint_id),
                   json.dumps(P.oper_value(host, act.want, done.ofport), sort_keys=True))
         report.plugged.append(done)

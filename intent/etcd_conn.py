@@ -19,20 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
 
-with warnings.catch_warnings():  # etcd3gw -> futurist imports eventlet, which warns on stderr
-    warnings.simplefilter("ignore")
-    from etcd3gw import client as etcd3gw_client
-    from etcd3gw import exceptions as etcd3gw_exc
-
+from intent.etcd_http import MemberClient, Unreachable, tls_context
 from intent.store import StoreError, StoreUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -110,61 +104,6 @@ def session(tls: EtcdTls | None = None) -> requests.Session:
     return s
 
 
-def _root_cause(exc: BaseException) -> BaseException | None:
-    """The requests/urllib3 error behind an etcd3gw exception."""
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and isinstance(cause, etcd3gw_exc.Etcd3Exception):
-        cause = cause.__cause__ or cause.__context__
-    return cause
-
-
-def never_sent(exc: BaseException) -> bool:
-    """Whether a failed request certainly never reached etcd (so a retry cannot apply it
-    twice): connection refused or timed out while connecting, or the TLS handshake failed."""
-    cause = _root_cause(exc)
-    if isinstance(cause, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    if isinstance(cause, requests.exceptions.ConnectionError):
-        inner = cause.args[0] if cause.args else None
-        reason = getattr(inner, "reason", inner)
-        return isinstance(reason, (urllib3.exceptions.NewConnectionError,
-                                   urllib3.exceptions.ConnectTimeoutError,
-                                   urllib3.exceptions.SSLError))
-    return False
-
-
-def why_unreachable(exc: BaseException) -> str:
-    """A short reason for a failed request (TLS problems spelled out)."""
-    cause = _root_cause(exc)
-    if isinstance(cause, requests.exceptions.SSLError):
-        return f"TLS handshake failed: {_ssl_reason(cause)}"
-    if isinstance(cause, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
-    if isinstance(cause, requests.exceptions.Timeout):
-        return "no answer in time"
-    if isinstance(cause, requests.exceptions.ConnectionError):
-        text = str(cause)
-        if "Connection refused" in text:
-            return "connection refused"
-        if "RemoteDisconnected" in text or "Connection aborted" in text or \
-                "reset by peer" in text:
-            return "connection closed before the answer"
-        return "cannot connect"
-    detail = getattr(exc, "detail_text", None)
-    if detail:
-        return f"member unavailable ({detail.strip()[:200]})"
-    return type(exc).__name__
-
-
-def _ssl_reason(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate required", "WRONG_VERSION_NUMBER",
-                   "unknown ca", "bad certificate", "hostname mismatch"):
-        if marker.lower() in text.lower():
-            return marker.replace("_", " ").lower()
-    return text[:200]
-
-
 class Endpoints:
     """The members of one cluster, the one in use, and failover between them."""
 
@@ -177,14 +116,11 @@ class Endpoints:
         if self.tls.enabled and plain:
             raise StoreError(f"etcd TLS options given, but {', '.join(plain)} is not https://")
         self.connect_timeout = connect_timeout
-        self.session = session(self.tls)
-        self._clients = []
-        for url in self.urls:
-            parts = urlsplit(url)
-            self._clients.append(etcd3gw_client(
-                host=parts.hostname, port=parts.port, protocol=parts.scheme,
-                timeout=(connect_timeout, timeout),  # type: ignore[arg-type]  # a pair is fine
-                api_path=API_PATH, session=self.session))
+        self.session = session(self.tls)  # the watch's streams
+        context = tls_context(self.tls.ca, self.tls.cert, self.tls.key) \
+            if any(u.startswith("https://") for u in self.urls) else None
+        self._clients = [MemberClient(url, API_PATH, context, connect_timeout, timeout)
+                         for url in self.urls]
         self._index = 0
         self._lock = threading.Lock()
         self.failovers = 0
@@ -212,7 +148,7 @@ class Endpoints:
             return self._index
 
     def watch_url(self, index: int) -> str:
-        return self._clients[index].get_url("watch")
+        return self._clients[index].url("watch")
 
     def post(self, path: str, payload: dict[str, Any], retry: bool) -> dict[str, Any]:
         """POST to the member in use, moving on to the next on failure (see module doc);
@@ -222,12 +158,11 @@ class Endpoints:
             i = self._index
             client = self._clients[i]
             try:
-                return client.post(client.get_url(path), json=payload)
-            except (etcd3gw_exc.ConnectionFailedError,
-                    etcd3gw_exc.ConnectionTimeoutError) as exc:
-                errors.append(f"{self.urls[i]}: {why_unreachable(exc)}")
+                return client.post(path, payload)
+            except Unreachable as exc:
+                errors.append(f"{self.urls[i]}: {exc.reason}")
                 self.failover(i)
-                if not (retry or never_sent(exc)):
+                if not (retry or exc.never_sent):
                     break
         if len(self.urls) == 1:
             raise StoreUnavailable(f"etcd at {self.urls[0]} is unreachable "
@@ -235,4 +170,6 @@ class Endpoints:
         raise StoreUnavailable("etcd is unreachable: " + "; ".join(errors))
 
     def close(self) -> None:
+        for client in self._clients:
+            client.close()
         self.session.close()

@@ -1,4 +1,4 @@
-"""etcd backend of the state store, through etcd3gw (etcd's HTTP/JSON gateway, API path ``/v3/``).
+"""etcd backend of the state store, through etcd's HTTP/JSON gateway (API path ``/v3/``).
 
 Works in plain threads and under eventlet monkey-patching (everything goes through ``requests``
 and looks ``threading``/``time``/``socket`` up at call time).
@@ -7,9 +7,10 @@ Several members of one cluster may be given; a call moves on to the next member 
 use does not answer, and a watch resumes on another member (see :mod:`intent.etcd_conn`, which
 also holds the client TLS settings).
 
-The watch is our own loop over the gateway's streaming ``/v3/watch``: etcd3gw's watch ends silently
-when etcd restarts.  The loop notices a closed or idle stream, reconnects with backoff and resumes
-from the last delivered revision + 1, so no event is lost or repeated.  Each watch response carries
+Unary calls go through :mod:`intent.etcd_http` (the standard library on kept connections).  The
+watch is our own loop over the gateway's streaming ``/v3/watch`` (with ``requests``).  The loop
+notices a closed or idle stream, reconnects with backoff and resumes from the last delivered
+revision + 1, so no event is lost or repeated.  Each watch response carries
 whole revisions (etcd never splits a revision across responses), so resuming at a revision boundary
 is exact.  If the needed history was compacted, or etcd came back with less history than we had
 seen (data loss), iterating raises ``WatchCompacted``: re-list with ``snapshot`` and watch again
@@ -28,7 +29,8 @@ from typing import Any
 
 import requests
 
-from intent.etcd_conn import DEFAULT_URL, Endpoints, EtcdTls, etcd3gw_exc, session
+from intent.etcd_conn import DEFAULT_URL, Endpoints, EtcdTls, session
+from intent.etcd_http import HttpError
 from intent.store import (
     Compare,
     Delete,
@@ -175,7 +177,7 @@ class EtcdStore(Store):
     def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             return self.endpoints.post(path, payload, retry=_reads_only(path, payload))
-        except etcd3gw_exc.Etcd3Exception as exc:
+        except HttpError as exc:
             detail = _error_text(exc)
             if "lease not found" in detail:
                 raise LeaseExpired(f"etcd at {self.url}: {detail}") from exc
@@ -278,7 +280,7 @@ class EtcdStore(Store):
         self.endpoints.close()
 
 
-def _error_text(exc: etcd3gw_exc.Etcd3Exception) -> str:
+def _error_text(exc: HttpError) -> str:
     text = exc.detail_text or ""
     try:
         return str(json.loads(text).get("error", text))

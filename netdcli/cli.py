@@ -24,6 +24,7 @@ from intent.errors import IntentError, NotFoundError, ValidationError
 from intent.etcd_conn import ENV_CA, ENV_CERT, ENV_KEY, EtcdTls
 from intent.loader import load_bindings, load_config, load_document
 from intent.store import Store, StoreError
+from intent.version import version_text
 from netdcli.audit import RestClient, audit_store, audit_switches
 from netdcli.show import (
     show_endpoint,
@@ -31,6 +32,7 @@ from netdcli.show import (
     show_network,
     show_tenant,
 )
+from netdcli.trace import run_trace
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 DEFAULT_REST = "http://127.0.0.1:9999"
@@ -59,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                "\\\n      -etcd-ca ca.pem -etcd-cert me.pem -etcd-key me.key -cfg net.json\n"
                "  netdcli -audit -rest http://127.0.0.1:9999   # exit 0 only when all is "
                "consistent\n"
-               "  netdcli -oper get -construct qosprofile tenant-one/gold",
+               "  netdcli -oper get -construct qosprofile tenant-one/gold\n"
+               "  netdcli -trace -from orange-myContainer1 -to 11.1.0.3 -proto tcp -dport 80\n"
+               "  netdcli -trace -from orange-myContainer1 -to blue-myContainer4 -json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("-cfg", "--cfg", metavar="FILE",
@@ -78,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
                           "and every registered host's switch against what it should hold (via "
                           "the controller's REST API); prints every inconsistency, exit 0 only "
                           "when there is none (else 6)")
+    src.add_argument("-trace", "--trace", action="store_true",
+                     help="walk a packet from -from to -to through the tables the controller "
+                          "computed (its REST API, see -rest): every entry it matches with its "
+                          "owner, and where it is delivered or dropped")
+    p.add_argument("-from", "--from", dest="trace_from", metavar="ENDPOINT",
+                   help="-trace: the sending endpoint (<network>-<container>)")
+    p.add_argument("-to", "--to", dest="trace_to", metavar="ADDRESS|ENDPOINT",
+                   help="-trace: the destination IPv4 address, or an endpoint (its address "
+                        "and MAC, as with a static ARP entry)")
+    p.add_argument("-proto", "--proto", dest="trace_proto", choices=("icmp", "tcp", "udp"),
+                   help="-trace: protocol (default icmp echo)")
+    p.add_argument("-dport", "--dport", dest="trace_dport", type=int, metavar="PORT",
+                   help="-trace: destination port (tcp/udp; default 80)")
+    p.add_argument("-sport", "--sport", dest="trace_sport", type=int, metavar="PORT",
+                   help="-trace: source port (tcp/udp; default 40000)")
+    p.add_argument("-host", "--host", dest="trace_host", metavar="HOST",
+                   help="-trace: the host whose switch the packet enters (default: the "
+                        "source endpoint's)")
+    p.add_argument("-json", "--json", action="store_true",
+                   help="-trace: print the controller's JSON answer")
+    p.add_argument("-version", "--version", action="version", version=version_text("netdcli"))
     p.add_argument("-construct", "--construct",
                    choices=CONSTRUCTS,
                    help="object kind for -oper")
@@ -94,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-etcd-key", "--etcd-key", metavar="FILE",
                    help=f"private key of the client certificate (or ${ENV_KEY})")
     p.add_argument("-rest", "--rest", default=os.environ.get("NETPLUGIN_REST", DEFAULT_REST),
-                   metavar="URL", help="controller REST API for -audit (default: "
+                   metavar="URL", help="controller REST API for -audit and -trace (default: "
                                        "$NETPLUGIN_REST or %(default)s)")
     p.add_argument("-rest-ca", "--rest-ca", metavar="FILE",
                    default=os.environ.get("NETPLUGIN_REST_CA") or None,
@@ -220,15 +245,7 @@ def audit(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
     """``-audit``: every inconsistency on one line; 0 when there is none, else 6."""
     snap = read_consistent(store, prefixes=[keys.ROOT])
     problems = audit_store(snap)
-    token = os.environ.get(REST_TOKEN_ENV, "").strip() or None
-    if args.rest_token_file:
-        try:
-            with open(args.rest_token_file, encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"-rest-token-file {args.rest_token_file}: cannot read: "
-                                  f"{getattr(exc, 'strerror', None) or 'not UTF-8'}") from None
-    problems += audit_switches(RestClient(args.rest, token, args.rest_ca), snap)
+    problems += audit_switches(RestClient(args.rest, rest_token(args), args.rest_ca), snap)
     for line in problems:
         print(f"audit: {one_line(line)}", file=out)
     if problems:
@@ -239,6 +256,19 @@ def audit(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
         print(f"audit: consistent ({objects} intent keys at revision {snap.revision}, "
               "every registered switch as it should be)", file=out)
     return 0
+
+
+def rest_token(args: argparse.Namespace) -> str | None:
+    """The REST API's bearer token: ``-rest-token-file`` or ``$NETPLUGIN_REST_TOKEN``."""
+    token = os.environ.get(REST_TOKEN_ENV, "").strip() or None
+    if args.rest_token_file:
+        try:
+            with open(args.rest_token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"-rest-token-file {args.rest_token_file}: cannot read: "
+                                  f"{getattr(exc, 'strerror', None) or 'not UTF-8'}") from None
+    return token
 
 
 def _get(store: Store, construct: str, name: str | None) -> dict:
@@ -348,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(sys.argv if argv is None else argv) == 0:
         parser.print_help()
         return 0
+    if args.trace:
+        try:
+            return run_trace(args, RestClient(args.rest, rest_token(args), args.rest_ca))
+        except ValidationError as exc:
+            print(f"netdcli: {one_line(exc.problems[0])}", file=sys.stderr)
+            return exc.exit_code
     try:
         store = open_store(args.etcd, EtcdTls.from_options(args.etcd_ca, args.etcd_cert,
                                                            args.etcd_key))

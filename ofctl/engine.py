@@ -256,13 +256,6 @@ class BaseEngine(PolicyIndex, RouterIndex):
     def remote_hosts(self, network: str, host: str) -> list[str]:
         return [h for h in self._bound.get(network, ()) if h != host]
 
-    def tunnel_peers(self, network: str, host: str) -> set[str]:
-        peers = set(self.remote_hosts(network, host))
-        r = self.router_of(network)
-        if r is not None:
-            peers |= self.router_senders(r) - {host}
-        return peers
-
     def ports(self, host: str) -> HostPorts:
         hp = self._hp.get(host)
         if hp is None:

@@ -107,6 +107,14 @@ class RouterIndex:
         if r is not None and net in self.networks and not self._present_on(r, host, but=net):
             self._mark_domain(r, [host])
 
+    def tunnel_peers(self, network: str, host: str) -> set[str]:
+        """World.tunnel_peers: the network's other members and its router's senders."""
+        peers = set(self.remote_hosts(network, host))  # type: ignore[attr-defined]
+        r = self.router_of(network)
+        if r is not None:
+            peers |= self.router_senders(r) - {host}
+        return peers
+
     def router_senders(self, r: RouterSpec) -> set[str]:
         """Hosts that may send routed traffic of ``r``: those with an endpoint of one of its
         networks bound to them, and its gateway host."""

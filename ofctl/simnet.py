@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from intent.model import HostSpec
 from ofctl.model import OFPP_CONTROLLER, OFPVID_PRESENT, Flow, SwitchState
-from ofctl.sim import Packet, SimError, Switch
+from ofctl.sim import Packet, SimError, Switch, Trace
 from ofctl.topology import HostPorts
 
 MAX_HOPS = 64
@@ -27,12 +27,22 @@ class Delivery:
     packet: Packet
 
 
+@dataclass(frozen=True)
+class Hop:
+    """One switch walk: the packet as it entered ``host``'s switch, and what happened there."""
+
+    host: str
+    packet: Packet
+    trace: Trace
+
+
 @dataclass
 class NetTrace:
     deliveries: list[Delivery] = field(default_factory=list)
     hits: list[tuple[str, Flow]] = field(default_factory=list)
     dropped_tunnel: list[Packet] = field(default_factory=list)  # to an unknown VTEP
     to_controller: list[tuple[str, Packet]] = field(default_factory=list)
+    hops: list[Hop] = field(default_factory=list)  # every switch the packet (or a copy) entered
 
     def at(self, endpoint: str) -> list[Packet]:
         """The packets delivered to ``endpoint`` (an endpoint id or a physical machine)."""
@@ -78,6 +88,7 @@ class NetworkSim:
             if hops > MAX_HOPS:
                 raise SimError(f"packet loops: more than {MAX_HOPS} switch hops")
             trace = self.switches[h].run(pkt)
+            out.hops.append(Hop(h, pkt, trace))
             out.hits.extend((h, f) for f in trace.hits)
             p = self.ports[h]
             for em in trace.outputs:

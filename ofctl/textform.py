@@ -92,11 +92,20 @@ def _instruction(i: Instruction) -> str:
     raise TypeError(f"no text form for {i!r}")
 
 
+def match_text(f: Flow) -> str:
+    """The entry's match in ``ovs-ofctl`` syntax (empty: matches everything)."""
+    return ",".join(_field(m) for m in f.match)
+
+
+def actions_text(f: Flow) -> str:
+    """The entry's instructions in ``ovs-ofctl`` syntax (``drop`` when it has none)."""
+    return ",".join(t for t in (_instruction(i) for i in f.instructions) if t) or "drop"
+
+
 def flow_text(f: Flow) -> str:
     parts = [f"table={f.table}", f"priority={f.priority}", f"cookie={f.cookie:#x}"]
     parts += [_field(m) for m in f.match]
-    actions = ",".join(t for t in (_instruction(i) for i in f.instructions) if t) or "drop"
-    return ",".join(parts) + ",actions=" + actions
+    return ",".join(parts) + ",actions=" + actions_text(f)
 
 
 def group_text(g: Group) -> str:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from functools import partial
 from typing import Any
 
 from intent import keys
 from intent.consistent import WatchGate, read_consistent, watch_start
+from intent.logfmt import logline
 from intent.store import Store, StoreError, WatchCompacted
 from ofctl import cookies, wire
 from ofctl.engine import Engine, EntryDelta, HostTable
@@ -62,6 +64,11 @@ class Controller:
         self.gateways = GatewayLearner(store, lambda: self.engine, self.session_of)
         self.running = False
         self.events_seen = 0
+        self.watch_revision = 0  # the newest revision the watch delivered and was applied
+        # per-host totals that outlive a switch's session (metrics)
+        self.syncs_total: Counter[str] = Counter()
+        self.sync_errors: Counter[str] = Counter()
+        self.changes_total: Counter[str] = Counter()
         self._threads: list[Any] = []
         self._watcher: Any = None
         self._snap = None
@@ -94,7 +101,7 @@ class Controller:
                 snap = blocking(read_consistent, self.store, (), WATCHED)
                 break
             except StoreError as exc:
-                LOG.warning("store unavailable (%s); retrying", exc)
+                LOG.warning("%s", logline("store-error", error=str(exc), retry=f"{RETRY}s"))
                 hub.sleep(RETRY)
         else:
             return
@@ -123,6 +130,7 @@ class Controller:
                         for e in gate.feed(ev):
                             self.on_event(e)
                     start = batch[-1].mod_revision + 1
+                    self.watch_revision = batch[-1].mod_revision
                     if not gate.holding:  # every relevant event up to here is applied
                         self.realizer.advance(self.cache.revision)
                         self.realizer.saw(batch[-1].mod_revision)
@@ -131,7 +139,7 @@ class Controller:
                 self._reload()
                 gate, start = WatchGate(self._snap), watch_start(self._snap)
             except StoreError as exc:
-                LOG.warning("watch failed (%s); resuming", exc)
+                LOG.warning("%s", logline("watch-error", error=str(exc), retry="resume"))
                 hub.sleep(RETRY)
             except Exception:  # noqa: BLE001 - keep the controller alive, log loudly
                 LOG.exception("watch loop error")
@@ -169,7 +177,8 @@ class Controller:
         s = Session(dp, self.cache.host_for_dpid(dp.id), timeout=self.timeout)
         s.realized_written = self.realizer.written.get
         self.sessions[dp.id] = s
-        LOG.info("switch %016x connected (host %s)", dp.id, s.host or "not registered yet")
+        LOG.info("%s", logline("switch-connected", dpid=f"{dp.id:016x}",
+                               host=s.host or "not-registered-yet"))
         hub.spawn(self._worker, s)
         s.kick()
         return s
@@ -182,7 +191,7 @@ class Controller:
             if s.host:
                 self.engine.drop_table(s.host)
                 self.realizer.forget(s.host)
-            LOG.info("switch %016x (host %s) disconnected", dp.id, s.host)
+            LOG.info("%s", logline("switch-disconnected", dpid=f"{dp.id:016x}", host=s.host))
 
     def switch_message(self, dp: Any, msg: Any) -> None:
         s = self.sessions.get(dp.id)
@@ -237,15 +246,16 @@ class Controller:
             except SwitchError as exc:
                 self._failed(s, str(exc))
             except Exception as exc:  # noqa: BLE001 - a bad entry must not kill the worker
-                LOG.exception("sync of %s failed", s.host)
+                LOG.exception("%s", logline("sync-exception", host=s.host, error=repr(exc)))
                 self._failed(s, repr(exc))
             finally:
                 s.busy = False
 
     def _failed(self, s: Session, why: str, full: bool = True) -> None:
-        LOG.warning("switch %s: %s; re-reading and retrying", s.host, why)
+        LOG.warning("%s", logline("sync-error", host=s.host, error=why, retry="re-read"))
         s.last_error, s.in_sync = why, False
         if s.host:
+            self.sync_errors[s.host] += 1
             self.realizer.end(s.host, ok=False)
         s.need_full = s.need_full or full
         if s.alive:
@@ -265,6 +275,7 @@ class Controller:
                 raise
             s.marker = unsent[1]
             s.changes_sent += unsent[2]
+            self.changes_total[host] += unsent[2]
         if s.need_check:
             sent = self._check(s)
         elif s.checked is not None:
@@ -275,6 +286,7 @@ class Controller:
             sent = self._delta(s)
         s.in_sync, s.last_error = True, None
         s.syncs += 1
+        self.syncs_total[host] += 1
         self.realizer.end(host, ok=True)
         return sent
 
@@ -294,7 +306,8 @@ class Controller:
         if s.marker == digest and not s.need_full:
             self.engine.drop_table(s.host)
             s.checked = digest
-            LOG.info("switch %s: marker matches, nothing to send", s.host)
+            LOG.info("%s", logline("sync", host=s.host, mode="check", changes=0,
+                                   result="marker matches, nothing to send"))
             return 0
         return self._full(s)
 
@@ -321,7 +334,7 @@ class Controller:
         s.marker = None
         for f in flows:
             if isinstance(f, wire.Foreign):
-                LOG.info("switch %s: removing an entry it was not given (%s)", s.host, f.why)
+                LOG.info("%s", logline("foreign-entry", host=s.host, action="remove", why=f.why))
                 foreign.append(f)
             elif f.table == MARKER and f.priority == 0 and not f.match:
                 s.marker = f.cookie
@@ -358,7 +371,9 @@ class Controller:
                     s.unsent = (out, digest, changes)
                     raise
                 s.rejected = [(_owner(o), why) for o, why in exc.rejected]
-                LOG.warning("%s", exc)
+                LOG.warning("%s", logline("rejected", host=s.host, entries=len(bad),
+                                          owners=",".join(o for o, _ in s.rejected),
+                                          error=str(exc)))
                 out = Outgoing(*[[m for m in part if id(m[1]) not in bad]
                                  for part in (out.before, out.bundle, out.after)])
                 changes -= len(bad)
@@ -366,8 +381,9 @@ class Controller:
             raise SwitchError(f"{s.host}: the switch keeps refusing changes")
         s.marker = digest
         s.changes_sent += changes
-        LOG.info("switch %s: %d changes in %.1f ms", s.host, changes,
-                 (time.perf_counter() - t0) * 1e3)
+        self.changes_total[s.host] += changes
+        LOG.info("%s", logline("sync", host=s.host, changes=changes,
+                               ms=f"{(time.perf_counter() - t0) * 1e3:.1f}"))
         return changes
 
     def _audit_slice(self, s: Session, k: int) -> None:
@@ -397,9 +413,10 @@ class Controller:
                     changes[key] = (f, base.get(key))
             _delta_changes(out, EntryDelta(flows=changes), foreign)
         if len(out):
-            LOG.warning("switch %s: audit repairs %d entries", s.host, len(out))
+            LOG.warning("%s", logline("audit-repair", host=s.host, changes=len(out)))
             s.send(out)
             s.changes_sent += len(out)
+            self.changes_total[s.host] += len(out)
 
     # ------------------------------------------------------------------ queries
     def desired(self, host: str) -> SwitchState:

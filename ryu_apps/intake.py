@@ -18,6 +18,7 @@ from typing import Any
 from allocator.pools import ip_int, ip_str
 from intent import codec, keys
 from intent.consistent import is_intent
+from intent.logfmt import logline
 from intent.model import (
     VLAN,
     VXLAN,
@@ -292,11 +293,13 @@ class Intake:
                 return
         except (BadValue, ValueError, TypeError, KeyError, AttributeError) as exc:
             if self.problems.get(key) is None:
-                LOG.warning("quarantined %s: %s (its last good value stays in force)", key, exc)
+                LOG.warning("%s", logline("quarantine", key=key, object=keys.last_segment(key),
+                                          error=str(exc) or type(exc).__name__,
+                                          effect="its last good value stays in force"))
             self.problems[key] = str(exc) or type(exc).__name__
             return
         if self.problems.pop(key, None) is not None:
-            LOG.info("%s is readable again", key)
+            LOG.info("%s", logline("quarantine-lifted", key=key, object=keys.last_segment(key)))
 
     def _registration(self, name: str, reg: Registration | None) -> None:
         if reg is None:

@@ -211,10 +211,12 @@ class NetPluginApp(RyuApp):
             LOG.info("OpenFlow on %s:%s", getattr(conf, "ofp_listen_host", "?"),
                      getattr(conf, "ofp_tcp_listen_port", None) or 6653)
         if self.rest_port:
+            from ryu_apps.metrics import ControllerMetrics
             from ryu_apps.rest import RestApi
 
             api = RestApi(self.store, self.controller, token=self._rest_token,
-                          max_body=self.CONF.rest_max_body)
+                          max_body=self.CONF.rest_max_body,
+                          metrics=ControllerMetrics(self.controller))
             listen = (self.CONF.rest_host, self.rest_port)
             if self._rest_tls:
                 hub.spawn(_serve_https, listen, api, *self._rest_tls)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from intent import keys
 from intent.store import Put, Store, StoreError
@@ -42,6 +43,10 @@ class Realizer:
         self._waiters: set = set()
         self._kick = hub.Event()
         self.running = False
+        # when each host's oldest unrealized change arrived (mirrors pending / inflight)
+        self._since_pending: dict[str, float] = {}
+        self._since_inflight: dict[str, float] = {}
+        self.on_realized: Callable[[str, float], None] | None = None  # (host, seconds)
 
     # ------------------------------------------------------------------ bookkeeping
     def advance(self, revision: int) -> None:
@@ -63,20 +68,30 @@ class Realizer:
         """``host``'s tables changed at ``revision``."""
         if host not in self.pending:
             self.pending[host] = revision
+        self._since_pending.setdefault(host, time.monotonic())
 
     def begin(self, host: str) -> None:
         """A sync of ``host`` takes everything pending so far."""
         rev = self.pending.pop(host, None)
         if rev is not None:
             self.inflight[host] = min(rev, self.inflight.get(host, rev))
+        t = self._since_pending.pop(host, None)
+        if t is not None:
+            self._since_inflight[host] = min(t, self._since_inflight.get(host, t))
 
     def end(self, host: str, ok: bool) -> None:
         """The sync of ``host`` completed (``ok``) or failed."""
         rev = self.inflight.pop(host, None)
+        since = self._since_inflight.pop(host, None)
         if ok:
             self.synced.add(host)
-        elif rev is not None:
-            self.pending[host] = min(rev, self.pending.get(host, rev))
+            if since is not None and self.on_realized is not None:
+                self.on_realized(host, time.monotonic() - since)
+        else:
+            if rev is not None:
+                self.pending[host] = min(rev, self.pending.get(host, rev))
+            if since is not None:
+                self._since_pending[host] = min(since, self._since_pending.get(host, since))
         self._changed()
 
     def forget(self, host: str) -> None:
@@ -84,6 +99,8 @@ class Realizer:
         self.synced.discard(host)
         self.pending.pop(host, None)
         self.inflight.pop(host, None)
+        self._since_pending.pop(host, None)
+        self._since_inflight.pop(host, None)
         self._changed()
 
     def realized(self, host: str, live: bool = False) -> int:

@@ -31,6 +31,7 @@ from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
 from intent.jsontext import MAX_DEPTH
 from intent.loader import load_bindings, load_config, load_document
+from intent.logfmt import logline
 from intent.model import EndpointConfig, EndpointSpec, NetworkConfig, NetworkSpec, TenantConfig
 from intent.store import Store, StoreUnavailable
 from ryu_apps.rest_input import (
@@ -44,9 +45,13 @@ from ryu_apps.rest_input import (
 from ryu_apps.rest_policy import PolicyRoutes
 from ryu_apps.rest_qos import QosRoutes
 from ryu_apps.rest_router import RouterRoutes
+from ryu_apps.rest_trace import TraceRoutes
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+METRICS = "/metrics"  # Prometheus text format, outside the versioned API
+ROUTE_KEY = "netplugin.route"  # environ slot: the route template a request matched
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 RETRY_AFTER = 2  # seconds, in a 503's Retry-After
 
 
@@ -153,6 +158,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/hosts/{host}/audit", "host_audit",
           "Read the host's switch and list every difference from what it should hold "
           "(read-only; used by netdcli -audit)", errors=(400, 404)),
+    Route("GET", "/trace", "trace", "Walk a packet from an endpoint (?from) to an address or "
+          "endpoint (?to) through the desired tables of every host it reaches: each entry it "
+          "matches with its owner, and where it is delivered or dropped (netdcli -trace)",
+          errors=(400, 404, 409), query=("from", "to", "proto", "dport", "sport", "host")),
     Route("GET", "/problems", "problems", "Store values the controller cannot use (each "
           "quarantines only its own object: its last good value stays in force)"),
     Route("GET", "/wait", "wait", "Wait until every connected switch realized ?revision=R "
@@ -206,13 +215,14 @@ def _plain(obj: Any) -> dict:
     return d
 
 
-class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
+class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
     """The WSGI application."""
 
     def __init__(self, store: Store, controller: Any = None, token: str | None = None,
                  wait_default: float = 0.0, max_body: int = MAX_BODY,
-                 max_depth: int = MAX_DEPTH) -> None:
+                 max_depth: int = MAX_DEPTH, metrics: Any = None) -> None:
         self.store = store
+        self.metrics = metrics  # a ryu_apps.metrics.ControllerMetrics, or None
         self.controller = controller
         self._token = token
         self.wait_default = wait_default
@@ -225,7 +235,16 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
         return self.handle(Request(environ))(environ, start_response)
 
     def handle(self, req: Request) -> Response:
-        """Dispatch one request; every answer is JSON, every error ``{"errors": [...]}``."""
+        """Dispatch one request; every answer is JSON, every error ``{"errors": [...]}``
+        (``/metrics``: Prometheus text).  Counted by route template, method and status."""
+        resp = self._handle(req)
+        if self.metrics is not None:
+            self.metrics.rest_request(req.environ.get(ROUTE_KEY, "unmatched"),
+                                      req.method if req.method in METHODS else "other",
+                                      resp.status_code)
+        return resp
+
+    def _handle(self, req: Request) -> Response:
         try:
             return self._dispatch(req)
         except HttpError as exc:
@@ -237,13 +256,15 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
         except IntentError as exc:
             return _json(exc.http_status, {"errors": exc.problems})
         except StoreUnavailable as exc:
-            LOG.warning("%s %s: %s", req.method, _raw_path(req), exc)
+            LOG.warning("%s", logline("rest-store-unavailable", method=req.method,
+                                      path=_raw_path(req), error=str(exc)))
             resp = _json(503, {"errors": [f"intent store unavailable: {exc}; try again later"]})
             resp.headers["Retry-After"] = str(RETRY_AFTER)
             return resp
         except Exception:  # noqa: BLE001 - answer, never drop the connection or leak a traceback
             ref = uuid.uuid4().hex[:12]
-            LOG.exception("%s %s failed (reference %s)", req.method, _raw_path(req), ref)
+            LOG.exception("%s", logline("rest-error", method=req.method, path=_raw_path(req),
+                                        reference=ref))
             return _json(500, {"errors": [f"internal error (reference {ref}); the details are "
                                           f"in the controller's log"]})
 
@@ -253,6 +274,8 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
             raw_query = list(req.GET.items())
         except UnicodeDecodeError:
             raise HttpError(400, ["request URL: not UTF-8"]) from None
+        if full == METRICS and self.metrics is not None:
+            return self._metrics(req)
         if not full.startswith(PREFIX + "/"):
             raise HttpError(404, [f"no such resource: {show(full)}"])
         path = full[len(PREFIX):]
@@ -264,6 +287,7 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
             allowed.append(route.method)
             if route.method != req.method:
                 continue
+            req.environ[ROUTE_KEY] = PREFIX + route.path
             if route.handler != "openapi":
                 self._authorize(req)
             path_params(m.groupdict())
@@ -281,6 +305,17 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes):
                                   f"allowed: {', '.join(allowed)}"],
                             {"Allow": ", ".join(allowed)})
         raise HttpError(404, [f"no such resource: {show(full)}"])
+
+    def _metrics(self, req: Request) -> Response:
+        req.environ[ROUTE_KEY] = METRICS
+        if req.method != "GET":
+            raise HttpError(405, [f"{req.method} not allowed on {METRICS}; allowed: GET"],
+                            {"Allow": "GET"})
+        self._authorize(req)
+        body, content_type = self.metrics.render()
+        resp = Response(status=200, body=body)
+        resp.headers["Content-Type"] = content_type
+        return resp
 
     def _authorize(self, req: Request) -> None:
         if not self._token:

@@ -67,7 +67,8 @@ def show(value: str, limit: int = 70) -> str:
 
 @dataclass(frozen=True)
 class QueryParam:
-    """One query parameter: ``kind`` is ``seconds``, ``revision`` or ``choice``."""
+    """One query parameter: ``kind`` is ``seconds``, ``revision``, ``choice``, ``port``
+    (1-65535) or ``text`` (printable, at most 253 characters)."""
 
     name: str
     kind: str
@@ -88,6 +89,16 @@ class QueryParam:
                 raise HttpError(400, [f"query parameter {self.name}: expected an integer "
                                       f"0-{MAX_REVISION}, got {show(raw)}"])
             return int(raw)
+        if self.kind == "port":
+            if not _INT_RE.fullmatch(raw) or not 1 <= int(raw) <= 65535:
+                raise HttpError(400, [f"query parameter {self.name}: expected a port 1-65535, "
+                                      f"got {show(raw)}"])
+            return int(raw)
+        if self.kind == "text":
+            if not raw or len(raw) > 253 or not raw.isprintable():
+                raise HttpError(400, [f"query parameter {self.name}: expected 1-253 printable "
+                                      f"characters, got {show(raw)}"])
+            return raw
         if not _SECONDS_RE.fullmatch(raw) or float(raw) > MAX_SECONDS:
             raise HttpError(400, [f"query parameter {self.name}: expected seconds "
                                   f"0-{MAX_SECONDS}, got {show(raw)}"])
@@ -99,6 +110,10 @@ class QueryParam:
             out: dict[str, Any] = {"type": "string", "enum": list(self.choices)}
         elif self.kind == "revision":
             out = {"type": "integer", "minimum": 0, "maximum": MAX_REVISION}
+        elif self.kind == "port":
+            out = {"type": "integer", "minimum": 1, "maximum": 65535}
+        elif self.kind == "text":
+            out = {"type": "string", "minLength": 1, "maxLength": 253}
         else:
             out = {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}
         if self.default is not None:
@@ -114,6 +129,16 @@ QUERY: dict[str, QueryParam] = {q.name: q for q in (
                choices=("add", "desired", "delete"), default="add"),
     QueryParam("revision", "revision", "Store revision to wait for", required=True),
     QueryParam("timeout", "seconds", "Seconds to wait at most", default=30),
+    # GET /trace
+    QueryParam("from", "text", "Source endpoint id (<network>-<container>)", required=True),
+    QueryParam("to", "text", "Destination: an IPv4 address, or an endpoint id (its address "
+                             "and MAC, as with a static ARP entry)", required=True),
+    QueryParam("proto", "choice", "Protocol of the traced packet", choices=("icmp", "tcp", "udp"),
+               default="icmp"),
+    QueryParam("dport", "port", "Destination port (tcp, udp; default 80)"),
+    QueryParam("sport", "port", "Source port (tcp, udp; default 40000)"),
+    QueryParam("host", "text", "Host whose switch the packet enters (default: the source "
+                               "endpoint's host)"),
 )}
 
 

@@ -188,10 +188,11 @@ def _fill_one(bed: Bed, n_flows: int, name: str) -> int:
 def _sync_times(log: str, host: Host) -> tuple[float | None, float | None, int | None, float]:
     """From the controller's log: the switch's connect time, the barrier-acked time of the first
     sync after it, its changes and the seconds it spent sending them."""
-    conn = re.search(LOG_TIME + rf" \S+ \S+: switch {host.dpid:016x} connected", log)
+    conn = re.search(LOG_TIME + rf" \S+ \S+: event=switch-connected dpid={host.dpid:016x}", log)
     if conn is None:
         return None, None, None, 0.0
-    done = re.compile(LOG_TIME + rf" \S+ \S+: switch {host.name}: (\d+) changes in ([\d.]+) ms")
+    done = re.compile(LOG_TIME + rf" \S+ \S+: event=sync host={host.name} changes=(\d+) "
+                      r"ms=([\d.]+)")
     m = done.search(log, conn.end())
     if m is None:
         return _log_time(conn[1]), None, None, 0.0

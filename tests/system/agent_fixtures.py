@@ -165,7 +165,7 @@ class OvsHost:
 
     def reconciled(self) -> int:
         """The highest store revision the agent logged a reconcile pass at (-1: none yet)."""
-        revs = re.findall(r"reconciled host \S+ at revision (\d+)", self.agent_log())
+        revs = re.findall(r"event=reconcile host=\S+ revision=(\d+)", self.agent_log())
         return max(map(int, revs), default=-1)
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# imported here, in the main thread: etcd3gw imports eventlet, and a thread that first imports
-# eventlet can never be joined (its end is not signalled)
+# imported here, in the main thread: should one of these pull eventlet in, a thread that first
+# imports eventlet can never be joined (its end is not signalled)
 from allocator.write import apply_config, delete_object
 from intent import keys
 from intent.errors import IntentError

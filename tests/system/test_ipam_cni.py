@@ -15,6 +15,7 @@ import pytest
 from netaddr import IPAddress
 
 from intent import keys
+from intent.logfmt import parse
 from tests.etcd_server import port_is_free
 from tests.system.conftest import free_port
 from tests.system.scenario_bed import ScenarioBed, example, needs_bed
@@ -126,9 +127,10 @@ def test_an_address_another_endpoint_holds_is_refused_and_given_back(bed: Scenar
     ip = bed.wait_ip("k1")
     assert ip != first and in_range(ip, "host1")  # the refused address was not plugged ...
     assert held("host1", "clash") == {ip}  # ... and host-local no longer holds it
-    log = (WORKDIR / "logs" / "agent-host1.log").read_text()
+    lines = (WORKDIR / "logs" / "agent-host1.log").read_text().splitlines()
+    problems = [f.get("error") for f in map(parse, lines) if f.get("event") == "problem"]
     assert (f'endpoint clash-k1: not plugged: endpoint "clash-k1": address {first} from IPAM '
-            f'plugin "host-local" is used by endpoint "clash-old" in network "clash"') in log
+            f'plugin "host-local" is used by endpoint "clash-old" in network "clash"') in problems
     assert bed.endpoint("clash-old")["IpAddress"] == first
     leases = bed.etcd_keys(keys.oper_ipam_prefix("host1"))
     assert [json.loads(v)["ip"] for v in leases.values()] == [ip]

@@ -93,7 +93,7 @@ CONTRACT = {
     ("GET", "/endpoints"), ("GET", "/endpoints/{id}"), ("DELETE", "/endpoints/{id}"),
     ("POST", "/bindings"), ("GET", "/hosts"), ("GET", "/hosts/{host}/flows"), ("GET", "/wait"),
     ("GET", "/hosts/{host}/audit"),
-    ("GET", "/problems"), ("PATCH", "/endpoints/{id}"),
+    ("GET", "/problems"), ("GET", "/trace"), ("PATCH", "/endpoints/{id}"),
     ("GET", "/tenants/{tenant}/policies"), ("POST", "/tenants/{tenant}/policies"),
     ("GET", "/tenants/{tenant}/policies/{policy}"),
     ("DELETE", "/tenants/{tenant}/policies/{policy}"),
