@@ -358,8 +358,8 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
 
     def _network_endpoints(self, values: dict[str, str], network: str) -> list[str]:
         """Endpoint ids of ``network`` from its IP owner keys (``values`` holds that prefix)."""
-        prefix = keys.alloc_ip_prefix(network)
-        return sorted(json.loads(v)["owner"] for k, v in values.items() if k.startswith(prefix))
+        lists = (keys.alloc_ip_prefix(network), keys.alloc_delegated_prefix(network))
+        return sorted(json.loads(v)["owner"] for k, v in values.items() if k.startswith(lists))
 
     # ------------------------------------------------------------------ handlers
 
@@ -418,7 +418,7 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
 
     def get_network(self, call: Call, network: str) -> dict:
         values = self._read([keys.network(network), keys.state_network(network)],
-                            [keys.alloc_ip_prefix(network)])
+                            [keys.alloc_ip_prefix(network), keys.alloc_delegated_prefix(network)])
         if keys.network(network) not in values:
             raise NotFoundError(f'network "{network}" does not exist')
         state = values.get(keys.state_network(network))
