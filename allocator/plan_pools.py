@@ -9,6 +9,7 @@ lowers ``next`` again.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from allocator.pools import ip_int, ip_str, subnet_bounds
@@ -43,6 +44,15 @@ class PoolPlanning:
             pool["next"] = first + 1
         return pool
 
+    def _pending_autos(self) -> dict[str, int]:
+        """Endpoints of the delta that need an address, per network (counted once a pass)."""
+        counts = self.__dict__.get("_pending_counts")
+        if counts is None:
+            counts = Counter(e[1].network for e in self.d.endpoints.values()
+                             if e[1] is not None and not e[1].ip_address)
+            self.__dict__["_pending_counts"] = counts
+        return counts
+
     def _auto(self, ep: EndpointConfig, old: EndpointSpec | None, net: NetworkConfig,
               spec: NetworkSpec, label: str) -> int | None:
         first, last = subnet_bounds(spec.subnet)
@@ -73,8 +83,11 @@ class PoolPlanning:
             candidate += 1
         else:
             raise PoolExhausted(f'network "{spec.name}" subnet {spec.subnet}')
-        pending = sum(1 for e in self.d.endpoints.values()
-                      if e[1] is not None and e[1].network == spec.name and not e[1].ip_address)
+        asked = self.__dict__.setdefault("_asked_pools", set())
+        if spec.name in asked:  # this pass already asked for the network's candidates
+            return None
+        asked.add(spec.name)
+        pending = self._pending_autos().get(spec.name, 0)
         if pending > SCAN_ABOVE:
             self.need.prefixes.add(prefix)
         else:
