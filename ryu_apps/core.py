@@ -79,15 +79,23 @@ class Controller:
         self._snap = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Load the store, then start the watch, realize and audit greenthreads."""
+    def start(self, background: bool = False) -> None:
+        """Load the store, then start the watch, realize and audit greenthreads
+        (``background``: return at once; switches that connect meanwhile wait for the load,
+        so the OpenFlow listener can take them while a large store is read)."""
         self.running = True
         if self.election is not None:
             self.election.on_change = partial(roles.on_change, self)
             self.election.start()
+        if background:
+            self._threads = [hub.spawn(self._load_and_run)]
+        else:
+            self._load_and_run()
+
+    def _load_and_run(self) -> None:
         self._reload()
-        self._threads = [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run),
-                         hub.spawn(self.gateways.run)]
+        self._threads += [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run),
+                          hub.spawn(self.gateways.run)]
         if self.audit_interval > 0:
             self._threads.append(hub.spawn(self._audit_loop))
 

@@ -222,7 +222,7 @@ class NetPluginApp(RyuApp):
 
     def start(self):
         thread = super().start()
-        self.controller.start()
+        self.controller.start(background=True)  # OpenFlow listens while the store loads
         self._querier_thread = hub.spawn(self._querier)
         conf = self.CONF
         if getattr(conf, "ctl_privkey", None) and getattr(conf, "ctl_cert", None):
