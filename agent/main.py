@@ -24,13 +24,16 @@ from agent.netlink import HostSide
 from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
 from agent.plumb import Plumber, lock_path
 from agent.reconcile import reconcile
+from agent.view import PREFIXES, IntentView
 from intent import keys
+from intent.consistent import WatchGate, read_consistent, watch_start
 from intent.etcd_conn import DEFAULT_URL, ENV_CA, ENV_CERT, ENV_KEY, ENV_URLS, EtcdTls
 from intent.logfmt import logline
 from intent.store import LeaseExpired, Store, StoreError
 from intent.store_etcd import open_store
 from intent.version import version_text
 
+RELOAD = object()  # the watch ended: read the intent again
 LOG = logging.getLogger("netplugin.agent")
 EXAMPLES = """examples:
   netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
@@ -87,7 +90,7 @@ class Agent:
         self.args = args
         self.host = args.host
         self.stop = threading.Event()
-        self.events: queue.Queue[str] = queue.Queue()
+        self.events: queue.Queue = queue.Queue()  # watch events, or RELOAD
         self.store: Store | None = None
         self.ovs: Ovsdb | None = None
         self.links = HostSide()
@@ -96,6 +99,10 @@ class Agent:
         self.registration: dict | None = None
         self.watchers: list = []
         self.reconciled = -1  # the store revision of the last reconcile pass logged
+        self.view = IntentView(self.host)  # the intent, kept current by the watch
+        self.view_stale = True  # (re)load it before the next pass
+        self.kept = 0  # endpoints the last pass found plugged and right
+        self.gate = WatchGate()
         self.metrics = AgentMetrics(self.host)
 
     # ------------------------------------------------------------------ connections
@@ -140,24 +147,43 @@ class Agent:
             self._register(dict(self.registration or {}))
 
     # ------------------------------------------------------------------ watches
-    def _watch(self, prefix: str) -> None:
-        while not self.stop.is_set():
-            try:
-                w = self.store.watch(prefix)
-                self.watchers.append(w)
-                self.events.put(prefix)  # anything may have changed while not watching
-                for _ev in w:
-                    self.events.put(prefix)
-                    if self.stop.is_set():
-                        break
-            except StoreError as e:
-                LOG.warning("watch %s: %s; retrying", prefix, e)
-            self.stop.wait(1.0)
+    def _load_view(self) -> None:
+        """Read the intent this host plans from, then follow it with one watch of the whole
+        tree (every event moves the revision a pass reports; few concern this host)."""
+        for w in self.watchers:
+            w.close()
+        snap = read_consistent(self.store, (), PREFIXES)
+        self.view.load(snap.items.values(), snap.intent_revision or snap.revision)
+        self.gate = WatchGate(snap)
+        self.view_stale = False
+        w = self.store.watch(keys.ROOT, watch_start(snap))
+        self.watchers = [w]
+        threading.Thread(target=self._watch, args=(w,), daemon=True, name="watch").start()
 
-    def _start_watches(self) -> None:
-        for prefix in (keys.STATE, keys.runtime_prefix(self.host)):
-            threading.Thread(target=self._watch, args=(prefix,), daemon=True,
-                             name=f"watch {prefix}").start()
+    def _watch(self, w) -> None:  # noqa: ANN001 - a store Watcher
+        try:
+            for batch in w.batches():
+                self.events.put(batch)
+                if self.stop.is_set():
+                    return
+        except StoreError as e:  # history compacted (or the store went away for good)
+            LOG.warning("watch: %s; reading the intent again", e)
+        if not self.stop.is_set():
+            self.events.put(RELOAD)
+
+    def _take(self, item) -> bool:  # noqa: ANN001 - a batch of events, or RELOAD
+        """Apply what the watch delivered; True when a pass should look."""
+        if item is RELOAD:
+            self.view_stale = True
+            return True
+        look = False
+        runtime = keys.runtime_prefix(self.host)
+        for ev in item:
+            for e in self.gate.feed(ev):
+                look |= e.key.startswith(runtime) or self.view.apply(e)
+        if not self.gate.holding:
+            self.view.passed(item[-1].mod_revision)
+        return look
 
     # ------------------------------------------------------------------ loop
     def _resync(self) -> None:
@@ -166,14 +192,19 @@ class Agent:
     def _reconcile(self) -> None:
         plumber = Plumber(self.ovs, self.links, announce=self.announcer)
         rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host),
-                        ipam=CniIpam(self.args.cni_path))
+                        ipam=CniIpam(self.args.cni_path), view=self.view)
         self.metrics.reconciled(rep)
+        self.kept = len(rep.kept)
         if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
-            # one line per store revision looked at: what a test (or a user) waits for
-            LOG.info("%s", logline("reconcile", host=self.host, revision=rep.revision,
-                                   plugged=len(rep.plugged), unplugged=len(rep.unplugged),
-                                   kept=len(rep.kept), problems=len(rep.problems)))
-            self.reconciled = rep.revision
+            self._passed(rep.revision, len(rep.plugged), len(rep.unplugged), len(rep.problems))
+
+    def _passed(self, revision: int, plugged: int = 0, unplugged: int = 0,
+                problems: int = 0) -> None:
+        # one line per store revision looked at: what a test (or a user) waits for; events
+        # that concern no endpoint of this host are looked at without a pass
+        LOG.info("%s", logline("reconcile", host=self.host, revision=revision, plugged=plugged,
+                               unplugged=unplugged, kept=self.kept, problems=problems))
+        self.reconciled = revision
 
     def run(self) -> int:
         if self.args.metrics_port:
@@ -183,7 +214,6 @@ class Agent:
                                    "/metrics"))
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        watching = False
         next_resync = next_refresh = 0.0
         dirty = True
         while not self.stop.is_set():
@@ -193,9 +223,9 @@ class Agent:
                 if now >= next_resync:
                     self._resync()
                     dirty, next_resync = True, now + self.args.resync_interval
-                if not watching:
-                    self._start_watches()
-                    watching = True
+                if self.view_stale:
+                    self._load_view()
+                    dirty = True
                 if now >= next_refresh:
                     self._keepalive()
                     next_refresh = now + max(1.0, self.args.lease_ttl / 3)
@@ -217,13 +247,16 @@ class Agent:
                 continue
             wait = max(0.0, min(next_resync, next_refresh) - time.monotonic())
             try:
-                self.events.get(timeout=wait)
-                dirty = True
+                look = self._take(self.events.get(timeout=wait))
                 time.sleep(0.05)  # let a burst of events land, then drain it
                 while not self.events.empty():
-                    self.events.get_nowait()
+                    look |= self._take(self.events.get_nowait())
             except queue.Empty:
-                pass
+                continue
+            if look:
+                dirty = True
+            elif self.view.revision > self.reconciled:
+                self._passed(self.view.revision)
         self._shutdown()
         return 0
 

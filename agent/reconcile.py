@@ -16,7 +16,8 @@ from agent.ipam import Backend, CniIpam, delegate_wanted, give_back, read_leases
 from agent.netlink import PlumbingError, netns_exists
 from agent.ovsdb import OvsdbError
 from agent.plumb import Plugged, Plumber, host_lock
-from intent import codec, keys
+from agent.view import PREFIXES, IntentView
+from intent import keys
 from intent.logfmt import logline
 from intent.model import EndpointSpec, NetworkSpec
 from intent.store import Store
@@ -31,6 +32,7 @@ class Inputs:
     runtime: dict[str, P.RuntimeEntry]
     oper: dict[str, dict]
     revision: int = 0
+    unknown: frozenset[str] = frozenset()  # endpoint ids whose intent is unreadable: held
 
 
 @dataclass
@@ -62,41 +64,32 @@ def read_runtime(store: Store, host: str) -> dict[str, P.RuntimeEntry]:
 
 def read_inputs(store: Store, host: str) -> Inputs:
     """Everything the plan needs from the store (intent at one revision)."""
-    snap = store.snapshot(keys.STATE)
-    eps: dict[str, EndpointSpec] = {}
-    nets: dict[str, NetworkSpec] = {}
-    for k, kv in snap.items.items():
-        try:
-            if k.startswith(keys.STATE_ENDPOINTS):
-                ep = codec.loads(EndpointSpec, kv.value)
-                eps[ep.id] = ep
-            elif k.startswith(keys.STATE_NETWORKS):
-                net = codec.loads(NetworkSpec, kv.value)
-                nets[net.name] = net
-        except (ValueError, TypeError) as e:
-            LOG.warning("intent %s: cannot decode: %s", k, e)
-    oper = {}
-    for kv in store.list(keys.OPER_ENDPOINTS):
-        try:
-            val = json.loads(kv.value)
-        except ValueError:
-            continue
-        if isinstance(val, dict) and val.get("host") == host:
-            oper[keys.last_segment(kv.key)] = val
-    return Inputs(eps, nets, read_runtime(store, host), oper, snap.revision)
+    snap = store.read(prefixes=PREFIXES)
+    view = IntentView(host)
+    view.load(snap.items.values(), snap.revision)
+    return view_inputs(view, read_runtime(store, host))
+
+
+def view_inputs(view: IntentView, runtime: dict[str, P.RuntimeEntry]) -> Inputs:
+    """The inputs of a pass from the agent's live view (plus the runtime registry)."""
+    st = view.state
+    return Inputs(st.endpoints, st.networks, runtime, view.oper, view.revision, st.unknown())
 
 
 def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str | None = None,
-              preferred_ifname: str | None = None, ipam: Backend | None = None) -> Report:
+              preferred_ifname: str | None = None, ipam: Backend | None = None,
+              view: IntentView | None = None) -> Report:
     """Bring OVS and the containers of ``host`` to the intent; ``owner`` limits it to one netns.
 
     Endpoints whose network's IPAM plugin gives their address get it before they are plugged
     (``ipam``: the plugins' runner); an address that does not end up plugged, and one whose
-    endpoint is no longer plugged here, is given back."""
+    endpoint is no longer plugged here, is given back.  ``view``: the agent's live intent
+    (else the store is read); endpoints whose intent is unreadable are left as they are."""
     report = Report()
     ipam = ipam or CniIpam()
     with host_lock(lock):
-        inp = read_inputs(store, host)
+        inp = read_inputs(store, host) if view is None else view_inputs(
+            view, read_runtime(store, host))
         want, problems = P.desired_set(host, inp.endpoints, inp.networks, inp.runtime,
                                        netns_exists)
         actual = plumber.actual()
@@ -111,7 +104,7 @@ def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str |
             problems = [p for p in problems if owner in p.containers]
         report.problems += [p.message for p in problems]
         report.revision = inp.revision
-        hold = frozenset(p.endpoint_id for p in problems if p.hold)
+        hold = frozenset(p.endpoint_id for p in problems if p.hold) | inp.unknown
         leases = [lease for lease in read_leases(store, host) if not lease.driver and (
             owner is None or lease.container == owner)]
         want, obtained, found = delegate_wanted(store, ipam, host, want, inp.networks,

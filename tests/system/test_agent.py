@@ -198,3 +198,28 @@ def test_ovsdb_down_then_back(clean):
     assert [x for x in links_in("npa-c1") if x != "lo"] == []  # nothing half-plugged
     bed.host.start_ovsdb()
     wait_for(lambda: bed.oper(eid), timeout=20, what="plugged after OVSDB came back")
+
+
+def test_unreadable_intent_never_unplugs_a_live_container(clean):
+    """A malformed value in the store (issue 11: unknown is not absent): the agent looks at it
+    (its pass reports the revision) and leaves the container plugged; a readable value heals
+    it; a real delete unplugs."""
+    bed = clean
+    bed.network("blue")
+    c = bed.run("c1")
+    eid = bed.endpoint("blue", "c1", "10.1.0.2", MAC1)
+    plugged = wait_for(lambda: bed.oper(eid), what="plugged")
+    good = bed.store.get(keys.state_endpoint(eid)).value
+    bed.store.put(keys.state_endpoint(eid), "{not json")
+    bed.wait_reconciled()  # the agent saw the bad value ...
+    assert bed.oper(eid) == plugged and set(bed.host.endpoint_ports()) == {eid}  # ... kept it
+    assert "10.1.0.2" in sh("ip", "-4", "addr", "show", "eth0", ns=c.name)
+    bed.store.put(keys.state_network("blue"), "[1, 2")
+    bed.wait_reconciled()
+    assert bed.oper(eid) == plugged
+    bed.network("blue")  # readable again
+    bed.store.put(keys.state_endpoint(eid), good)
+    bed.wait_reconciled()
+    assert bed.oper(eid) == plugged
+    bed.remove_endpoint(eid)
+    wait_for(lambda: bed.oper(eid) is None, what="unplugged once really deleted")
