@@ -79,7 +79,7 @@ class EntryDelta:
         return len(self.flows) + len(self.groups) + len(self.meters)
 
 
-_KEYS = (lambda f: f.key, lambda g: g.group_id, lambda m: m.meter_id)
+_KEYS = (lambda f: (f.table, f.priority, f.match), lambda g: g.group_id, lambda m: m.meter_id)
 
 
 class HostTable:
@@ -125,10 +125,15 @@ class HostTable:
             k = key(e)
             if k not in new_by:
                 self._put(table, before, kind, k, owner, None)
+        check, holders, shadows = self.check and kind == 0, self._owner[kind], self._shadow[kind]
         for k, e in new_by.items():
-            if self.check and kind == 0:
+            if check:
                 check_flow(e)
-            self._put(table, before, kind, k, owner, e)
+            if k in holders or k in shadows:
+                self._put(table, before, kind, k, owner, e)
+            else:  # a key nobody holds (most of a full build): what _put would do
+                before.setdefault(k, None)
+                table[k], holders[k] = e, owner
 
     def _put(self, table: dict, before: dict, kind: int, k, owner: Owner, e) -> None:
         """``owner`` now wants ``e`` at key ``k`` (None: nothing).  When several owners want
@@ -533,7 +538,6 @@ class BaseEngine(PolicyIndex, RouterIndex):
                 total += h64("external", self.networks.get(r.external_network))
         return (total + self.policy_digest(host) + self.router_digest(host)
                 + self.feature_digest(host)) & MASK64
-
 
     # ------------------------------------------------------------------ QoS and multicast
     def feature_owners(self, host: str) -> list[Owner]:

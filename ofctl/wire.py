@@ -29,6 +29,7 @@ from ofctl.model import (
     Group,
     GroupAction,
     Instruction,
+    MatchField,
     Meter,
     MeterBand,
     Move,
@@ -307,6 +308,27 @@ def _parse_oxm(buf: bytes, off: int, end: int, with_mask: bool = True):
     return out
 
 
+_MISSING = object()
+_FIELDS_SEEN: dict[bytes, MatchField | None] = {}  # OXM TLV bytes -> its match field
+_ACTIONS_SEEN: dict[bytes, Action] = {}  # action bytes -> the action
+_SEEN_MAX = 1 << 16  # a bound: a full cache is emptied and starts again
+
+
+def _remember(cache: dict, key: bytes, value: object) -> None:
+    if len(cache) >= _SEEN_MAX:
+        cache.clear()
+    cache[key] = value
+
+
+def _match_field(tlv: bytes) -> MatchField | None:
+    """The canonical field of one OXM TLV (None: a zero mask, no field)."""
+    ((name, value, mask),) = _parse_oxm(tlv, 0, 4)
+    if mask is not None and FIELD_BITS.get(name) is None:
+        raise Unknown(f"masked {name}")
+    return masked_field(name, from_int(name, value), None if mask is None else
+                        from_int(name, mask))
+
+
 def parse_match(buf: bytes, off: int) -> tuple[tuple, bytes, int]:
     """(model match, raw padded ofp_match bytes, bytes consumed) at ``off``."""
     mtype, length = struct.unpack_from("!HH", buf, off)
@@ -315,43 +337,64 @@ def parse_match(buf: bytes, off: int) -> tuple[tuple, bytes, int]:
     if mtype != 1:
         raise Unknown(f"match type {mtype}")
     fields = []
-    for name, value, mask in _parse_oxm(buf, off + 4, off + length):
-        bits = FIELD_BITS.get(name)
-        if mask is not None and bits is None:
-            raise Unknown(f"masked {name}")
-        f = masked_field(name, from_int(name, value), None if mask is None else
-                         from_int(name, mask))
+    pos, end = off + 4, off + length
+    seen = _FIELDS_SEEN
+    while pos + 4 <= end:  # each TLV decodes from its own bytes alone: cached by them
+        tlv = bytes(buf[pos:pos + 4 + buf[pos + 3]])
+        f = seen.get(tlv, _MISSING)
+        if f is _MISSING:
+            f = _match_field(tlv)
+            _remember(seen, tlv, f)
         if f is not None:
             fields.append(f)
-    return tuple(sorted(fields)), raw, padded
+        pos += 4 + buf[pos + 3]
+    fields.sort()
+    return tuple(fields), raw, padded
+
+
+def _reach(buf: bytes, off: int, atype: int) -> int:
+    """How many bytes from ``off`` decoding the action there reads."""
+    if atype == OFPAT_SET_FIELD:
+        return 8 + buf[off + 7]
+    return 24 if atype == OFPAT_EXPERIMENTER else 8
 
 
 def parse_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
     out: list[Action] = []
+    seen = _ACTIONS_SEEN
     while off < end:
         atype, length = struct.unpack_from("!HH", buf, off)
         if length < 8 or off + length > end:
             raise WireError("truncated action")
-        if atype == OFPAT_OUTPUT:
-            out.append(Output(_U32.unpack_from(buf, off + 4)[0]))
-        elif atype == OFPAT_SET_FIELD:
-            (name, value, _m), = _parse_oxm(buf, off + 4, off + 8 + _U8.unpack_from(
-                buf, off + 7)[0], with_mask=False)
-            out.append(SetField(name, from_int(name, value)))
-        elif atype == OFPAT_GROUP:
-            out.append(GroupAction(_U32.unpack_from(buf, off + 4)[0]))
-        elif atype == OFPAT_PUSH_VLAN:
-            out.append(PushVlan(_U16.unpack_from(buf, off + 4)[0]))
-        elif atype == OFPAT_POP_VLAN:
-            out.append(PopVlan())
-        elif atype == OFPAT_DEC_NW_TTL:
-            out.append(DecTtl())
-        elif atype == OFPAT_EXPERIMENTER:
-            out.append(_parse_nx(buf, off))
-        else:
-            raise Unknown(f"action type {atype}")
+        raw = bytes(buf[off:off + length])
+        a = seen.get(raw)
+        if a is None:
+            a = _parse_action(buf, off, atype)
+            if _reach(buf, off, atype) <= length:  # decoded from its own bytes alone
+                _remember(seen, raw, a)
+        out.append(a)
         off += length
     return tuple(out)
+
+
+def _parse_action(buf: bytes, off: int, atype: int) -> Action:
+    if atype == OFPAT_OUTPUT:
+        return Output(_U32.unpack_from(buf, off + 4)[0])
+    if atype == OFPAT_SET_FIELD:
+        (name, value, _m), = _parse_oxm(buf, off + 4, off + 8 + _U8.unpack_from(
+            buf, off + 7)[0], with_mask=False)
+        return SetField(name, from_int(name, value))
+    if atype == OFPAT_GROUP:
+        return GroupAction(_U32.unpack_from(buf, off + 4)[0])
+    if atype == OFPAT_PUSH_VLAN:
+        return PushVlan(_U16.unpack_from(buf, off + 4)[0])
+    if atype == OFPAT_POP_VLAN:
+        return PopVlan()
+    if atype == OFPAT_DEC_NW_TTL:
+        return DecTtl()
+    if atype == OFPAT_EXPERIMENTER:
+        return _parse_nx(buf, off)
+    raise Unknown(f"action type {atype}")
 
 
 def _field_at(buf: bytes, off: int) -> str:
@@ -421,6 +464,7 @@ _FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")
 def parse_flow_stats(body: bytes) -> list[Flow | Foreign]:
     """The entries of a flow-stats reply body (after the multipart header)."""
     out: list[Flow | Foreign] = []
+    body = body if isinstance(body, bytes) else bytes(body)
     off = 0
     while off < len(body):
         (length, table, _ds, _dn, priority, _it, _ht, _fl, cookie, _pc,
@@ -442,6 +486,7 @@ def parse_flow_stats(body: bytes) -> list[Flow | Foreign]:
 def parse_group_desc(body: bytes) -> list[Group | int]:
     """Groups of a group-desc reply body; a group the model cannot hold is its bare id."""
     out: list[Group | int] = []
+    body = body if isinstance(body, bytes) else bytes(body)
     off = 0
     while off < len(body):
         length, gtype, group_id = struct.unpack_from("!HBxI", body, off)
