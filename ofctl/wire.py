@@ -126,12 +126,43 @@ def _field_order(name: str) -> int:
     return field | cls << 7  # os-ken sorts fields by this
 
 
+_ORDER = {name: _field_order(name) for name in FIELDS}
+_PACKED_FIELDS: dict[tuple, bytes] = {}  # match field -> its OXM TLV
+_PACKED_ACTIONS: dict[Action, bytes] = {}  # action -> its bytes
+_PACKED_MAX = 1 << 16  # a bound: a full cache is emptied and starts again
+
+
+def _field_rank(f) -> int:
+    return _ORDER[f[0]]
+
+
+def _oxm_of(f) -> bytes:
+    """``oxm`` of one match field, cached (equal fields pack to equal bytes)."""
+    out = _PACKED_FIELDS.get(f)
+    if out is None:
+        out = oxm(f[0], f[1], f[2])
+        if len(_PACKED_FIELDS) >= _PACKED_MAX:
+            _PACKED_FIELDS.clear()
+        _PACKED_FIELDS[f] = out
+    return out
+
+
 def pack_match(m) -> bytes:
     """An ``ofp_match`` (OXM type), padded to 8 bytes, fields in os-ken's order."""
-    fields = b"".join(oxm(f.name, f.value, f.mask)
-                      for f in sorted(m, key=lambda f: _field_order(f.name)))
+    fields = b"".join([_oxm_of(f) for f in sorted(m, key=_field_rank)])
     length = 4 + len(fields)
     return _U16.pack(1) + _U16.pack(length) + fields + bytes(_pad8(length) - length)
+
+
+def _packed_action(a: Action) -> bytes:
+    """``pack_action``, cached (equal actions pack to equal bytes)."""
+    out = _PACKED_ACTIONS.get(a)
+    if out is None:
+        out = pack_action(a)
+        if len(_PACKED_ACTIONS) >= _PACKED_MAX:
+            _PACKED_ACTIONS.clear()
+        _PACKED_ACTIONS[a] = out
+    return out
 
 
 def _oxm_header(name: str) -> bytes:
@@ -181,7 +212,7 @@ def pack_instruction(i: Instruction) -> bytes:
     if isinstance(i, (ApplyActions, WriteActions, ClearActions)):
         kind = (OFPIT_APPLY_ACTIONS if isinstance(i, ApplyActions) else
                 OFPIT_WRITE_ACTIONS if isinstance(i, WriteActions) else OFPIT_CLEAR_ACTIONS)
-        acts = b"".join(pack_action(a) for a in getattr(i, "actions", ()))
+        acts = b"".join([_packed_action(a) for a in getattr(i, "actions", ())])
         return struct.pack("!HH4x", kind, 8 + len(acts)) + acts
     raise TypeError(f"cannot pack instruction {i!r}")
 
@@ -200,7 +231,7 @@ def flow_add(f: Flow, xid: int = 0) -> bytes:
     cached = f.__dict__.get("_wire_add") if xid == 0 else None
     if cached is not None:
         return cached
-    body = _match_bytes(f) + b"".join(pack_instruction(i) for i in f.instructions)
+    body = _match_bytes(f) + b"".join([pack_instruction(i) for i in f.instructions])
     out = _flow_mod(f, OFPFC_ADD, body, xid)
     if xid == 0:
         object.__setattr__(f, "_wire_add", out)
@@ -231,7 +262,7 @@ def group_mod(g: Group, command: int, xid: int = 0) -> bytes:
     buckets = b""
     if command != OFPGC_DELETE:
         for b in g.buckets:
-            acts = b"".join(pack_action(a) for a in b.actions)
+            acts = b"".join([_packed_action(a) for a in b.actions])
             buckets += struct.pack("!HHII4x", 16 + len(acts), 0, ANY, ANY) + acts
     body = struct.pack("!HBxI", command, OFPGT_ALL, g.group_id) + buckets
     return _header(OFPT_GROUP_MOD, 8 + len(body), xid) + body

@@ -57,9 +57,10 @@ def stats_reply(flows: list[Flow]) -> bytes:
 
 
 def wire_caches_clear() -> None:
-    """Forget what the parser has seen (a fresh process)."""
-    for cache in (getattr(wire, "_FIELDS_SEEN", None), getattr(wire, "_ACTIONS_SEEN", None)):
-        if cache is not None:  # (a build of ofctl without the parser's caches: nothing to do)
+    """Forget what the packer and the parser have seen (a fresh process)."""
+    for name in ("_FIELDS_SEEN", "_ACTIONS_SEEN", "_PACKED_FIELDS", "_PACKED_ACTIONS"):
+        cache = getattr(wire, name, None)
+        if cache is not None:  # (a build of ofctl without these caches: nothing to do)
             cache.clear()
 
 
