@@ -20,13 +20,12 @@ finds it there and knows the switch needs nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from intent.model import EndpointSpec, HostSpec, NetworkSpec
+from ofctl.digests import CODE_HASH, MASK64, h64, h64_memo
 from ofctl.engine_mcast import McastIndex
 from ofctl.engine_policy import PolicyIndex
 from ofctl.engine_qos import QosIndex
@@ -44,27 +43,7 @@ from ofctl.model import Flow, Group, Meter, SwitchState
 from ofctl.pipeline import check_flow
 from ofctl.topology import HostPorts
 
-MASK64 = (1 << 64) - 1
 FEATURE_KINDS = frozenset({"qos", "mcastnet", "mcast"})
-
-
-def h64(*parts: object) -> int:
-    """A stable 64-bit hash (the same in every process, unlike ``hash``)."""
-    text = "\x1f".join(map(str, parts)).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
-
-
-def _code_version() -> int:
-    """A hash of the pipeline's code: a new version never trusts an old marker."""
-    here = Path(__file__).resolve().parent
-    h = hashlib.blake2b(digest_size=8)
-    for path in sorted(here.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return int.from_bytes(h.digest(), "big")
-
-
-CODE_VERSION = _code_version()
 
 
 @dataclass
@@ -523,19 +502,19 @@ class BaseEngine(PolicyIndex, RouterIndex):
     def digest(self, host: str) -> int:
         """The input digest of ``host``'s tables (see the module docstring)."""
         hp = self.ports(host)
-        total = h64("code", CODE_VERSION) + h64("ports", host, hp.vxlan_port, hp.uplink_port)
+        total = CODE_HASH + h64_memo("ports", host, hp.vxlan_port, hp.uplink_port)
         present = set(self.present_networks(host))
         for n in present | self.routed_visible_networks(host):
             spec = self.networks.get(n)
-            total += h64("net", spec) + self._member_sum.get(n, 0)
+            total += h64_memo("net", spec) + self._member_sum.get(n, 0)
             if n in present:
                 total += self._local_sum.get((n, host), 0)
             for g in self.tunnel_peers(n, host):  # ⊇ remote_hosts
                 hs = self.hosts.get(g)
-                total += h64("remote", n, g, hs.vtep_ip if hs else None)
+                total += h64_memo("remote", n, g, hs.vtep_ip if hs else None)
         for r in self.visible_routers(host):
             if r.external_network:
-                total += h64("external", self.networks.get(r.external_network))
+                total += h64_memo("external", self.networks.get(r.external_network))
         return (total + self.policy_digest(host) + self.router_digest(host)
                 + self.feature_digest(host)) & MASK64
 

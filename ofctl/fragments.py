@@ -166,11 +166,17 @@ def policy_pipeline_fragment() -> Fragment:
     return Fragment(policy_pipeline(cookies.cookie_for(cookies.PIPELINE, "policy")))
 
 
+_SWAP_ETH = Move("eth_src", "eth_dst", 48)  # the responder's fixed actions, made once
+_ARP_REPLY = set_field("arp_op", 2)
+_SWAP_SHA = Move("arp_sha", "arp_tha", 48)
+_SWAP_SPA = Move("arp_spa", "arp_tpa", 32)
+_BACK = Output(OFPP_IN_PORT)
+
+
 def arp_responder(ip: str, mac: str) -> tuple[Action, ...]:
     """Turn an ARP request for ``ip`` into the reply from ``mac``, back out of the in-port."""
-    return (Move("eth_src", "eth_dst", 48), set_field("eth_src", mac), set_field("arp_op", 2),
-            Move("arp_sha", "arp_tha", 48), Move("arp_spa", "arp_tpa", 32),
-            set_field("arp_sha", mac), set_field("arp_spa", ip), Output(OFPP_IN_PORT))
+    return (_SWAP_ETH, set_field("eth_src", mac), _ARP_REPLY, _SWAP_SHA, _SWAP_SPA,
+            set_field("arp_sha", mac), set_field("arp_spa", ip), _BACK)
 
 
 def remote_actions(net: NetworkSpec, host: HostSpec | None,

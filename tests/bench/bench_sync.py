@@ -12,6 +12,10 @@ wall-clock: the machine is shared; medians are indicative):
 * ``encode``: every flow-mod and group-mod of an empty switch's resync, packed;
 * ``parse``: a flow-stats reply holding every flow, parsed back into entries;
 * ``diff``: the read-back entries against the table (nothing to change: a restart).
+
+Then the input digest of every host of a wide cluster (H hosts with 50 endpoints each in
+networks spanning 10 hosts, and one network over all H): what a revision that touches every host
+costs in digests alone (one per send).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import statistics
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from intent.model import VXLAN
 from ofctl import wire
 from ofctl.engine import Engine, engine_from
 from ofctl.model import Flow
 from ryu_apps.manager import tune_gc
-from tests.unit.ofctl_fixtures import ep, host, net, ports_for, resolved
+from tests.unit.ofctl_fixtures import ep, generated_intent, host, net, ports_for, resolved
 
 PER_NETWORK = 500
 STEPS = ("load", "digest", "build", "encode", "parse", "diff")
@@ -118,6 +123,18 @@ def bench(n_flows: int, repeat: int = 3) -> dict:
     return out
 
 
+def bench_digest(n_hosts: int, repeat: int = 3) -> float:
+    """CPU ms for the digest of every host of an ``n_hosts`` cluster (see the docstring)."""
+    intent = generated_intent(n_hosts, n_hosts * 49, eps_per_net=49, hosts_per_net=10)
+    wide = net("wide", "t0", VXLAN, 9999, "10.9.0.0/16")
+    extra = [ep("wide", f"w{i}", f"h{i}", f"10.9.{i // 250}.{i % 250 + 1}")
+             for i in range(n_hosts)]
+    intent = replace(intent, networks=intent.networks + (wide,),
+                     endpoints=intent.endpoints + tuple(extra))
+    engine = engine_from(intent, ports_for(intent))
+    return 1e3 * _median_s(lambda: [engine.digest(h.name) for h in intent.hosts], repeat)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m tests.bench.bench_sync",
@@ -138,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         r = bench(n, 1 if args.quick else args.repeat)
         print(f"{r['flows']:>8} {r['groups']:>7} " + " ".join(f"{r[s]:>9.3f}" for s in STEPS),
               flush=True)
+    for n in (20,) if args.quick else (20, 100):
+        print(f"digest of every host, {n} hosts x 50 endpoints: "
+              f"{bench_digest(n, 1 if args.quick else args.repeat):.1f} ms CPU (median)")
 
 
 if __name__ == "__main__":
