@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 
+from agent.garp import Announcer
 from agent.host import HostOptions, setup_host
 from agent.metrics import AgentMetrics
 from agent.netlink import HostSide
@@ -81,6 +82,7 @@ class Agent:
         self.store: Store | None = None
         self.ovs: Ovsdb | None = None
         self.links = HostSide()
+        self.announcer = Announcer()  # gratuitous ARPs after each plug
         self.lease = None
         self.registration: dict | None = None
         self.watchers: list = []
@@ -153,7 +155,7 @@ class Agent:
         self._register(setup_host(self.ovs, self.links, self._options()))
 
     def _reconcile(self) -> None:
-        plumber = Plumber(self.ovs, self.links)
+        plumber = Plumber(self.ovs, self.links, announce=self.announcer)
         rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
         self.metrics.reconciled(rep)
         if rep.revision != self.reconciled or rep.plugged or rep.unplugged:

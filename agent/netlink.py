@@ -220,8 +220,10 @@ class ContainerSide:
         return None
 
 
-def _socket_in_netns(path: str) -> socket.socket:
-    """A UDP socket created inside the netns at ``path`` (a short-lived thread does setns)."""
+def socket_in_netns(path: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM,
+                    proto: int = 0) -> socket.socket:
+    """A socket (default UDP) created inside the netns at ``path`` (a short-lived thread does
+    setns; the socket stays in that namespace)."""
     libc = ctypes.CDLL(None, use_errno=True)
     box: dict = {}
 
@@ -233,7 +235,7 @@ def _socket_in_netns(path: str) -> socket.socket:
                     raise OSError(ctypes.get_errno(), "setns failed")
             finally:
                 os.close(fd)
-            box["sock"] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            box["sock"] = socket.socket(family, kind, proto)
         except OSError as e:  # reported to the caller
             box["err"] = e
 
@@ -247,7 +249,7 @@ def _socket_in_netns(path: str) -> socket.socket:
 
 def _tx_csum_off(netns: str, ifname: str) -> None:
     """``ethtool -K <ifname> tx off`` inside ``netns`` (SIOCETHTOOL, ETHTOOL_STXCSUM)."""
-    _tx_csum_off_with(_socket_in_netns(netns), ifname)
+    _tx_csum_off_with(socket_in_netns(netns), ifname)
 
 
 def tx_csum_off_here(ifname: str) -> None:

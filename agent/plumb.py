@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from agent.netlink import ContainerSide, HostSide, PlumbingError
@@ -59,13 +59,19 @@ def external_ids(want: Desired, ifname: str) -> dict[str, str]:
             "np-ifname": ifname}
 
 
-class Plumber:
-    """Plugs endpoints into ``bridge`` of one OVS, with netlink in the current namespace."""
+Announce = Callable[[str, str, str, str], None]  # (netns, ifname, mac, ip) after a plug
 
-    def __init__(self, ovs: Ovsdb, links: HostSide | None = None, bridge: str = BRIDGE) -> None:
+
+class Plumber:
+    """Plugs endpoints into ``bridge`` of one OVS, with netlink in the current namespace;
+    ``announce`` (e.g. :class:`agent.garp.Announcer`) is told of every finished plug."""
+
+    def __init__(self, ovs: Ovsdb, links: HostSide | None = None, bridge: str = BRIDGE,
+                 announce: Announce | None = None) -> None:
         self.ovs = ovs
         self.links = links or HostSide()
         self.bridge = bridge
+        self.announce = announce
 
     def actual(self) -> list[Actual]:
         return self.ovs.actual(self.bridge, self.links.link_exists)
@@ -97,6 +103,8 @@ class Plumber:
                 raise PlumbingError(f"endpoint {want.endpoint_id}: plug failed: {e}") from e
         LOG.info("plugged %s: port %s ofport %d, %s in %s", want.endpoint_id, want.port_name,
                  ofport, ifname, want.netns)
+        if self.announce is not None:
+            self.announce(want.netns, ifname, want.mac, want.ip)
         return Plugged(want.endpoint_id, want.port_name, ofport, ifname, want.mac, want.netns)
 
     def _undo(self, port_name: str) -> None:

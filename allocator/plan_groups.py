@@ -38,8 +38,9 @@ class GroupPlanning:
         claimed = self.__dict__.setdefault("_claimed_ids", {}).setdefault(pool, set())
         if old:
             kv = self._lookup(key_of(old))
-            if kv is UNKNOWN:
-                return None
+            if kv is UNKNOWN:  # assumed kept for this pass (it asks for the key anyway), so
+                claimed.add(old)  # what depends on it asks for its own keys in the same round
+                return old
             if _owner(kv) in (None, owner) and old not in claimed:
                 claimed.add(old)
                 self._put(key_of(old), codec.dumps({"owner": owner}))

@@ -7,11 +7,13 @@ Layout (all names carry the work dir's prefix ``P``)::
                  socat <wd>/run/etcd.sock -> etcd (one per member: etcd2.sock, …)
                  socat <host run>/controller.sock -> :<ofp>     (plain OpenFlow)
                  socat <wd>/run/ofp.sock -> :<ofp>                (TLS: ssl: targets are TCP)
-    P-ul         Linux bridges "vx" (VXLAN underlay IP) and "vl" (VLAN trunk)
+    P-ul         Linux bridges "vx" (VXLAN underlay IP) and "vl" (VLAN trunk, a hub); with
+                 physical machines, an OVS "access" switch on "vl" (:mod:`topologies.externals`)
     P-<host>     ovsdb-server + ovs-vswitchd (netdev), br-phy[ul0] with the VTEP IP,
                  uplink NIC (config's Intf, default eth2), socat 127.0.0.1:<etcd> -> etcd.sock
                  (per member), TLS: socat 127.0.0.1:<ofp> -> ofp.sock; the agent (creates br-int)
     P-c-<name>   one per container (``run``)
+    P-x-<name>   one per physical machine (``run-external``): access ports of VLANs on "vl"
 
 ``--tls`` (:mod:`topologies.certs`): etcd (client and peer, client certificates required), the
 REST API (HTTPS) and OpenFlow (``ssl:`` targets, OVS's SSL table) all use the bed's own CA.
@@ -428,7 +430,8 @@ def _teardown(workdir: Path, state: BedState, say: Say) -> bool:
             proc.netns_delete(name)
             say(f"deleted namespace {name}")
             did = True
-    for sock in list((workdir / "run").glob("*.sock")) + list(workdir.glob("hosts/*/run/*")):
+    for sock in [*(workdir / "run").glob("*.sock"), *workdir.glob("hosts/*/run/*"),
+                 *workdir.glob("underlay/run/*")]:
         sock.unlink(missing_ok=True)
     for made in ("etcd", "tls"):
         if (workdir / made).exists():
@@ -442,7 +445,7 @@ def _teardown(workdir: Path, state: BedState, say: Say) -> bool:
 def _stop_strays(workdir: Path, say: Say) -> bool:
     """OVS daemons found through pidfiles (state file lost): stop them if they are ours."""
     did = False
-    for pidfile in workdir.glob("hosts/*/run/*.pid"):
+    for pidfile in [*workdir.glob("hosts/*/run/*.pid"), *workdir.glob("underlay/run/*.pid")]:
         try:
             pid = int(pidfile.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")

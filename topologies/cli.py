@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from topologies import bed, containers, restart
+from topologies import bed, containers, externals, restart
 from topologies.plan import PlanError, Ports, default_ports, load_config_hosts, make_plan
 from topologies.proc import CommandError, free_port
 
@@ -20,6 +20,8 @@ examples:
   python -m topologies up --hosts host1,host2 --no-controller --no-agent --workdir /tmp/b1
   python -m topologies run host1 myContainer1
   python -m topologies exec myContainer1 -- ip addr
+  python -m topologies run-external phys1 --vlan 100 --ip 10.1.0.100/24 --gateway 10.1.0.1
+  python -m topologies exec phys1 -- ping -c3 10.1.0.2
   python -m topologies exec host1 -- ovs-ofctl -O OpenFlow13 dump-flows br-int
   python -m topologies status
   python -m topologies up --config examples/two_hosts_vxlan.json --etcd-members 3 --tls
@@ -102,18 +104,36 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                    help="wait until the container has an IPv4 address")
 
-    stop = command("stop", "stop a container", ("stop myContainer1",),
-                   description="Deregister CONTAINER (the agent unplugs it) and delete its "
-                               "namespace.")
-    stop.add_argument("container")
+    x = command("run-external", "start a physical machine (a plain namespace) on the VLAN "
+                "trunk", (
+        "run-external phys1 --vlan 100 --ip 10.1.0.100/24",
+        "run-external phys2 --vlan 100 --ip 10.1.0.101/24 --gateway 10.1.0.1",
+        "run-external router1 --vlan 300 --ip 10.9.0.1/24 --vlan 400 --ip 10.20.0.1/24"),
+        description="An ordinary machine (no OVS, no agent): one interface (eth0, eth1, ...) "
+                    "per --vlan/--ip pair, each an access port of that VLAN on the trunk the "
+                    "hosts' uplinks share.  With more than one pair it forwards IPv4 between "
+                    "them (a physical router).  `exec NAME`, `status`, `stop NAME` and `down` "
+                    "work on it.")
+    x.add_argument("name")
+    x.add_argument("--vlan", type=int, action="append", default=[], required=True,
+                   metavar="ID", help="VLAN id of the next interface's access port (repeatable)")
+    x.add_argument("--ip", action="append", default=[], required=True, metavar="A.B.C.D/N",
+                   help="that interface's address (one per --vlan, in the same order)")
+    x.add_argument("--gateway", metavar="G", help="default route via G (inside one --ip subnet)")
+
+    stop = command("stop", "stop a container or a physical machine", (
+        "stop myContainer1", "stop phys1"),
+        description="Deregister CONTAINER (the agent unplugs it) and delete its namespace; or "
+                    "remove the physical machine NAME (its access ports and namespace).")
+    stop.add_argument("container", metavar="NAME")
 
     e = command("exec", "run a command in a container, a host or the underlay", (
         "exec myContainer1 -- ping -c3 11.1.0.2",
         "exec host1 -- ovs-ofctl -O OpenFlow13 dump-flows br-int",
         "exec underlay -- ip link"),
-        description="Run CMD in the namespace of a container, a host (with OVS_RUNDIR set, so "
-                    "ovs-vsctl/ovs-ofctl work) or 'underlay'. The command's exit code is "
-                    "returned.")
+        description="Run CMD in the namespace of a container, a physical machine, a host (with "
+                    "OVS_RUNDIR set, so ovs-vsctl/ovs-ofctl work) or 'underlay' (OVS_RUNDIR of "
+                    "its access switch). The command's exit code is returned.")
     e.add_argument("name")
     e.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
 
@@ -156,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "exec":
         _exec_workdir(args)
     workdir = Path(args.workdir).resolve()
-    if os.geteuid() != 0 and args.cmd in ("up", "run", "stop", "exec", "down", "restart"):
+    if os.geteuid() != 0 and args.cmd in ("up", "run", "run-external", "stop", "exec",
+                                              "down", "restart"):
         print("error: the test bed needs root (network namespaces)", file=sys.stderr)
         return 2
     try:
@@ -180,8 +201,13 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
         restart.restart(workdir, args.name, args.host, say=_say)
     elif args.cmd == "run":
         containers.run(workdir, args.host, args.container, args.id, args.wait, say=_say)
+    elif args.cmd == "run-external":
+        externals.run(workdir, args.name, args.vlan, args.ip, args.gateway, say=_say)
     elif args.cmd == "stop":
-        containers.stop(workdir, args.container, say=_say)
+        if args.container in bed.BedState.load(workdir).externals:
+            externals.stop(workdir, args.container, say=_say)
+        else:
+            containers.stop(workdir, args.container, say=_say)
     elif args.cmd == "exec":
         cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
         containers.exec_in(workdir, args.name, cmd)

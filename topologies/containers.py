@@ -38,6 +38,9 @@ def run(workdir: Path, host: str, container: str, cid: str | None = None,
             raise BedError(f"container {container} already runs on {other}")
         if any(h.name == container for h in plan.hosts):
             raise BedError(f"{container!r} is a host name: pick another container name")
+        if container in state.externals:
+            raise BedError(f"{container!r} is a physical machine (run-external): pick another "
+                           "container name")
         ns = container_netns(plan.prefix, container)
         rec = {"host": host, "netns": ns, "id": cid or new_container_id()}
         proc.netns_add(ns)
@@ -90,17 +93,21 @@ def stop(workdir: Path, container: str, say: Say = print) -> None:
 
 
 def exec_target(workdir: Path, name: str) -> tuple[str, dict[str, str]]:
-    """The namespace (and environment) of a container, a host or ``underlay``."""
+    """The namespace (and environment) of a container, a physical machine, a host or
+    ``underlay`` (with the access switch's OVS environment)."""
     state = BedState.load(workdir)
     plan = load_plan(state)
     if name in state.containers:
         return state.containers[name]["netns"], {}
+    if name in state.externals:
+        return state.externals[name]["netns"], {}
     if name == "underlay":
-        return plan.underlay_ns, {}
+        return plan.underlay_ns, ovs.OvsPaths(workdir / "underlay").env()
     host = plan.host(name) if any(h.name == name for h in plan.hosts) else None
     if host is None:
-        raise BedError(f"no container or host {name!r} (containers: "
-                       f"{', '.join(sorted(state.containers)) or 'none'}; hosts: "
+        raise BedError(f"no container, machine or host {name!r} (containers: "
+                       f"{', '.join(sorted(state.containers)) or 'none'}; machines: "
+                       f"{', '.join(sorted(state.externals)) or 'none'}; hosts: "
                        f"{', '.join(h.name for h in plan.hosts)})")
     return host.netns, ovs.host_paths(workdir, host.name).env()
 
@@ -160,10 +167,21 @@ def status(workdir: Path) -> dict[str, Any]:
     for name, rec in sorted(state.containers.items()):
         containers.append({"name": name, "host": rec["host"], "netns": rec["netns"],
                            "id": rec["id"], "interfaces": _addresses(rec["netns"])})
+    externals = []
+    for name, rec in sorted(state.externals.items()):
+        have = _by_ifname(rec["netns"])
+        legs = [{**leg, "up": have.get(leg["ifname"]) == leg["cidr"]} for leg in rec["legs"]]
+        externals.append({"name": name, "netns": rec["netns"], "gateway": rec["gateway"],
+                          "forwarding": rec["forwarding"], "legs": legs})
     others = {p["name"]: proc.alive(p["pid"], p["start"]) for p in state.pids
               if not p.get("host")}
     return {"workdir": plan.workdir, "prefix": plan.prefix, "etcd": etcd_url(plan),
-            "revision": revision, "processes": others, "hosts": hosts, "containers": containers}
+            "revision": revision, "processes": others, "hosts": hosts, "containers": containers,
+            "externals": externals}
+
+
+def _by_ifname(ns: str) -> dict[str, str]:
+    return {a.split()[0]: a.split()[1] for a in _addresses(ns)}
 
 
 def format_status(st: dict[str, Any]) -> str:
@@ -183,4 +201,10 @@ def format_status(st: dict[str, Any]) -> str:
                      f"{'; '.join(c['interfaces']) or 'no IPv4 yet'}")
     if not st["containers"]:
         lines.append("no containers")
+    for x in st.get("externals", []):
+        legs = "; ".join(f"{leg['ifname']} vlan {leg['vlan']} {leg['cidr']}"
+                         + ("" if leg["up"] else " (DOWN)") for leg in x["legs"])
+        lines.append(f"machine {x['name']}  netns {x['netns']}  {legs}"
+                     + (f"  default via {x['gateway']}" if x["gateway"] else "")
+                     + ("  forwarding" if x["forwarding"] else ""))
     return "\n".join(lines)

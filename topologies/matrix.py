@@ -9,6 +9,12 @@ with the sender's own IP and MAC (port security passes) to the receiver's MAC, a
 switch's isolation can stop them.  Pairs where that cannot be arranged without breaking the
 container's own networks (an address the container already reaches in its own networks, a
 container with several endpoints, or the same container) are not testable by ping: ``None``.
+
+Networks attached to one router reach each other through their gateways (routed: no pins; what
+a container reaches that way is one of its "own" addresses for the rule above).  A physical
+machine (``run-external``) takes part as an endpoint of the VLAN network it sits on: it reaches
+that network's containers through the hand-off, and nothing else (a router routes only to its
+endpoints).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 
 from netaddr import IPAddress, IPNetwork
 
-from intent.model import EndpointSpec, NetworkSpec
+from intent.model import EndpointSpec, NetworkSpec, RouterSpec
 
 
 @dataclass(frozen=True)
@@ -42,15 +48,23 @@ class MatrixPlan:
     pins: tuple[Pin, ...]
 
 
-def plan_matrix(endpoints: Iterable[EndpointSpec],
-                networks: Mapping[str, NetworkSpec]) -> MatrixPlan:
-    """The matrix of ``endpoints`` (bound, running): expectations and neighbour pins."""
+def plan_matrix(endpoints: Iterable[EndpointSpec], networks: Mapping[str, NetworkSpec],
+                routers: Iterable[RouterSpec] = (),
+                physical: Iterable[str] = ()) -> MatrixPlan:
+    """The matrix of ``endpoints`` (bound, running; ``physical``: the ids among them that are
+    physical machines): expectations and neighbour pins."""
     eps = tuple(sorted(endpoints, key=lambda e: (networks[e.network].tenant, e.network, e.id)))
+    machines = set(physical)
+    domain = {n: (r.tenant, r.name) for r in routers for n in r.networks}
     per_container = Counter(e.netns_owner for e in eps)
-    own_nets: dict[str, set[str]] = {}
-    for e in eps:
-        own_nets.setdefault(e.netns_owner, set()).add(e.network)
-    reached = {c: {e.ip for e in eps if e.network in nets} for c, nets in own_nets.items()}
+
+    def routed(a: EndpointSpec, b: EndpointSpec) -> bool:
+        return (a.network in domain and domain[a.network] == domain.get(b.network)
+                and a.id not in machines and b.id not in machines)
+
+    reached: dict[str, set[str]] = {e.netns_owner: set() for e in eps}
+    for a in eps:
+        reached[a.netns_owner] |= {b.ip for b in eps if b.network == a.network or routed(a, b)}
     expect: dict[tuple[str, str], bool | None] = {}
     candidates: list[tuple[EndpointSpec, EndpointSpec]] = []
     for a in eps:
@@ -60,7 +74,7 @@ def plan_matrix(endpoints: Iterable[EndpointSpec],
             ca, cb = a.netns_owner, b.netns_owner
             if ca == cb:
                 expect[(a.id, b.id)] = None
-            elif a.network == b.network:
+            elif a.network == b.network or routed(a, b):
                 expect[(a.id, b.id)] = True
             elif (per_container[ca] > 1 or per_container[cb] > 1 or b.ip in reached[ca]
                   or a.ip in reached[cb]):

@@ -219,3 +219,91 @@ def plan_from_dict(data: dict[str, Any]) -> BedPlan:
     return BedPlan(workdir=data["workdir"], prefix=data["prefix"],
                    underlay_ns=data["underlay_ns"], ports=Ports(**ports),
                    hosts=tuple(HostPlan(**h) for h in data["hosts"]), tls=data.get("tls", False))
+
+
+# ------------------------------------------------------------------ physical machines
+
+ACCESS_BRIDGE = "access"  # the OVS bridge (underlay namespace) with the physical machines' ports
+ACCESS_TRUNK = ("acc-trunk", "vl-acc")  # its trunk port and that veth's end in the "vl" hub
+
+
+@dataclass(frozen=True)
+class ExternalLeg:
+    """One interface of a physical machine: an access port of ``vlan`` with ``cidr``."""
+
+    ifname: str
+    vlan: int
+    cidr: str  # the machine's own address with its prefix length, e.g. 10.1.0.100/24
+    mac: str  # stable per (bed, machine, interface): a machine started again keeps its MAC
+
+
+@dataclass(frozen=True)
+class ExternalPlan:
+    """A physical machine (``run-external``): legs, default gateway, IP forwarding."""
+
+    name: str
+    netns: str
+    legs: tuple[ExternalLeg, ...]
+    gateway: str | None
+
+    @property
+    def forwarding(self) -> bool:
+        """More than one leg: the machine routes between its VLANs."""
+        return len(self.legs) > 1
+
+
+def external_netns(prefix: str, name: str) -> str:
+    return f"{prefix}-x-{name}"
+
+
+def external_mac(prefix: str, name: str, leg: int) -> str:
+    """A locally administered unicast MAC for leg ``leg`` of machine ``name``: the same each
+    time the machine starts, so the neighbour caches of those it talked to stay right (an ARP
+    answered by a switch's responder never reaches them to correct a changed MAC)."""
+    d = hashlib.blake2b(f"{prefix}/{name}/{leg}".encode(), digest_size=5).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in d)
+
+
+def plan_external(prefix: str, name: str, vlans: list[int], cidrs: list[str],
+                  gateway: str | None = None) -> ExternalPlan:
+    """Check ``run-external``'s arguments (``--vlan``/``--ip`` in pairs) and name the legs."""
+    check_name("machine", name)
+    if not vlans or len(vlans) != len(cidrs):
+        raise PlanError(f"run-external {name}: give --vlan ID and --ip A.B.C.D/N in pairs, one "
+                        f"pair per interface (got {len(vlans)} --vlan, {len(cidrs)} --ip)")
+    legs: list[ExternalLeg] = []
+    for i, (vlan, cidr) in enumerate(zip(vlans, cidrs, strict=True)):
+        if not 1 <= vlan <= 4094:
+            raise PlanError(f"--vlan {vlan}: a VLAN id is 1-4094")
+        if vlan in (leg.vlan for leg in legs):
+            raise PlanError(f"--vlan {vlan} given twice: one interface per VLAN")
+        iface = _interface(cidr)
+        for leg in legs:
+            if iface.network.overlaps(ipaddress.IPv4Interface(leg.cidr).network):
+                raise PlanError(f"--ip {cidr}: overlaps --ip {leg.cidr} of --vlan {leg.vlan}")
+        legs.append(ExternalLeg(f"eth{i}", vlan, str(iface), external_mac(prefix, name, i)))
+    if gateway is not None:
+        try:
+            gw = ipaddress.IPv4Address(gateway)
+        except ValueError:
+            raise PlanError(f"--gateway {gateway!r}: not an IPv4 address") from None
+        nets = [ipaddress.IPv4Interface(leg.cidr) for leg in legs]
+        if not any(gw in n.network for n in nets):
+            raise PlanError(f"--gateway {gateway}: outside every --ip subnet "
+                            f"({', '.join(str(n.network) for n in nets)})")
+        if any(gw == n.ip for n in nets):
+            raise PlanError(f"--gateway {gateway}: is the machine's own address")
+    return ExternalPlan(name, external_netns(prefix, name), tuple(legs), gateway)
+
+
+def _interface(cidr: str) -> ipaddress.IPv4Interface:
+    if "/" not in cidr:
+        raise PlanError(f"--ip {cidr!r}: give the prefix length too (A.B.C.D/N)")
+    try:
+        iface = ipaddress.IPv4Interface(cidr)
+    except ValueError:
+        raise PlanError(f"--ip {cidr!r}: not an IPv4 address with a prefix length") from None
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        raise PlanError(f"--ip {cidr}: the subnet's network or broadcast address, not a host's")
+    return iface

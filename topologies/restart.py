@@ -2,11 +2,12 @@
 line it was first started with (for fault tests: ``kill -9`` it, then restart it).
 
 Names are those ``status`` shows: ``etcd`` (or ``etcd1``…``etcdN`` in a cluster), ``controller``,
-``agent``, ``ovsdb-server``, ``ovs-vswitchd``, the relays; per-host ones take ``--host``.  A
-process still running is stopped first (SIGTERM).  The command returns once the process is ready
-again: an etcd member answers ``/health``, the controller listens, an OVS daemon has detached
-(after ``ovs-vswitchd``, br-phy gets its VTEP address and the tunnel neighbours back: the
-userspace datapath re-creates its tap device bare).
+``agent``, ``ovsdb-server``, ``ovs-vswitchd``, the relays; per-host ones take ``--host``; the
+underlay's access switch (physical machines) is ``ovsdb-server:underlay`` /
+``ovs-vswitchd:underlay``.  A process still running is stopped first (SIGTERM).  The command
+returns once the process is ready again: an etcd member answers ``/health``, the controller
+listens, an OVS daemon has detached (after ``ovs-vswitchd``, br-phy gets its VTEP address and
+the tunnel neighbours back: the userspace datapath re-creates its tap device bare).
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ def restart(workdir: Path, name: str, host: str | None = None, say: Say = print)
         if proc.alive(rec["pid"], rec["start"]):
             proc.stop(rec["pid"], rec["start"])
         t0 = time.monotonic()
-        if launch.get("pidfile"):  # an OVS daemon: --detach returns once it is ready
-            daemon = name
-            paths = ovs.host_paths(workdir, str(rec["host"]))
-            pid = ovs.start_daemon(paths, plan.host(str(rec["host"])).netns, daemon)
+        if launch.get("pidfile") and rec.get("host"):  # an OVS daemon: --detach returns once
+            paths = ovs.host_paths(workdir, str(rec["host"]))  # it is ready
+            pid = ovs.start_daemon(paths, plan.host(str(rec["host"])).netns, name)
+        elif launch.get("pidfile"):  # the underlay's access switch (``<daemon>:underlay``)
+            pid = ovs.start_daemon(ovs.OvsPaths(workdir / "underlay"), plan.underlay_ns,
+                                   name.split(":")[0])
         else:
             pid = proc.spawn(launch["cmd"], Path(launch["log"]), env=launch.get("env") or None,
                              cwd=launch.get("cwd"))

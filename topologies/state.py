@@ -31,6 +31,9 @@ class BedState:
     pids: list[dict[str, Any]] = field(default_factory=list)  # {name, pid, start, host, launch}
     netns: list[str] = field(default_factory=list)
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {host, netns, id}
+    # physical machines (``run-external``): name -> {netns, legs: [{ifname, vlan, cidr, port}],
+    # gateway, forwarding}
+    externals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, workdir: Path) -> BedState:
@@ -41,7 +44,8 @@ class BedState:
             return cls(path=path)
         return cls(path=path, plan=data.get("plan"), options=data.get("options", {}),
                    pids=data.get("pids", []), netns=data.get("netns", []),
-                   containers=data.get("containers", {}))
+                   containers=data.get("containers", {}),
+                   externals=data.get("externals", {}))
 
     @property
     def exists(self) -> bool:
@@ -49,7 +53,8 @@ class BedState:
 
     def save(self) -> None:
         data = {"plan": self.plan, "options": self.options, "pids": self.pids,
-                "netns": self.netns, "containers": self.containers}
+                "netns": self.netns, "containers": self.containers,
+                "externals": self.externals}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(tmp, self.path)

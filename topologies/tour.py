@@ -1,12 +1,15 @@
 """``make demo``: the product tour on a real test bed, in one command.
 
 Brings up the hosts of an example (OVS per host, etcd, controller, agents), loads its intent with
-netdcli, starts its containers, prints an isolation matrix (every endpoint pings every other) and
-one host's flows with the intent object behind each, then tears everything down (also on Ctrl-C
-or an error; ``--keep`` leaves the bed running).  Exit code 0 when the matrix is as the intent
-says: reachable exactly within one tenant's network.  The default example puts two tenants (one
-VLAN, one VXLAN network) in the same subnet, and between networks every container knows the other
-endpoints' MACs (static ARP), so a leak would show as a reply.
+netdcli, starts its containers and a physical machine (``run-external``: a plain namespace on the
+first VLAN network's VLAN), prints an isolation matrix (every endpoint pings every other), the
+TTL of a routed pair, and one host's flows with the intent object behind each, then tears
+everything down (also on Ctrl-C or an error; ``--keep`` leaves the bed running).  Exit code 0
+when the matrix is as the intent says: reachable exactly within a network (the physical machine
+included), and between the networks of one router.  The default example puts two tenants (a
+VLAN, a VXLAN network) in the same subnet, and a router between the VLAN network and a VXLAN one;
+between networks every container knows the other endpoints' MACs (static ARP), so a leak would
+show as a reply.
 
     python -m topologies.tour [--config FILE] [--workdir DIR] [--keep]
 """
@@ -24,14 +27,17 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from intent.model import EndpointSpec, ResolvedIntent
+from netaddr import IPNetwork
+
+from intent.model import VLAN, EndpointSpec, ResolvedIntent
 from intent.resolved import read_resolved
-from topologies import bed, containers
+from topologies import bed, containers, externals
 from topologies.matrix import Pin, plan_matrix
-from topologies.plan import Ports, default_ports, load_config_hosts, make_plan
+from topologies.plan import Ports, default_ports, external_netns, load_config_hosts, make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / "examples" / "two_tenants_one_subnet.json"  # VLAN + VXLAN, one subnet
+DEFAULT_CONFIG = ROOT / "examples" / "two_tenants_router.json"  # VLAN + VXLAN, one subnet, router
+PHYSICAL = "phys1"
 OK, NO = "✓", "✗"
 
 
@@ -72,6 +78,23 @@ def start_containers(workdir: Path, intent: ResolvedIntent) -> dict[str, str]:
     return {c["name"]: c["netns"] for c in st["containers"]}
 
 
+def start_physical(workdir: Path, intent: ResolvedIntent) -> EndpointSpec | None:
+    """A physical machine on the first VLAN network with endpoints, at the subnet's last free
+    host address; as a pseudo endpoint of that network (None: no VLAN network)."""
+    used = {e.network for e in intent.endpoints if e.host}
+    nets = sorted((n for n in intent.networks if n.net_type == VLAN and n.name in used),
+                  key=lambda n: (n.tenant, n.name))
+    if not nets:
+        return None
+    net = nets[0]
+    taken = {e.ip for e in intent.endpoints if e.network == net.name} | {net.gateway}
+    subnet = IPNetwork(net.subnet)
+    ip = next(str(a) for a in reversed(list(subnet.iter_hosts())) if str(a) not in taken)
+    rec = externals.run(workdir, PHYSICAL, [net.tag], [f"{ip}/{subnet.prefixlen}"], say=say)
+    return EndpointSpec(f"{net.name}-{PHYSICAL}", net.name, PHYSICAL, None, ip,
+                        rec["legs"][0]["mac"])
+
+
 def label(ep: EndpointSpec, intent: ResolvedIntent) -> str:
     tenant = next((n.tenant for n in intent.networks if n.name == ep.network), "?")
     return f"{tenant}/{ep.network}/{ep.container}"
@@ -107,14 +130,17 @@ def apply_pin(netns: str, pin: Pin) -> None:
         subprocess.run(cmd, check=True, capture_output=True, timeout=10)
 
 
-def isolation_matrix(intent: ResolvedIntent, netns: dict[str, str]) -> tuple[list[str], bool]:
-    """The printed matrix (row pings column) and whether it matches the intent.
+def isolation_matrix(intent: ResolvedIntent, netns: dict[str, str],
+                     physical: tuple[EndpointSpec, ...] = ()) -> tuple[list[str], bool]:
+    """The printed matrix (row pings column) and whether it matches the intent; ``physical``:
+    pseudo endpoints of physical machines (their ``netns`` entries under their names).
 
     Between networks, each side knows the other's real MAC (``topologies.matrix``), so a reply
     means the switch let a frame through that isolation must stop.
     """
-    plan = plan_matrix((e for e in intent.endpoints if e.host and e.netns_owner in netns),
-                       {n.name: n for n in intent.networks})
+    plan = plan_matrix([*(e for e in intent.endpoints if e.host and e.netns_owner in netns),
+                        *physical], {n.name: n for n in intent.networks}, intent.routers,
+                       [p.id for p in physical])
     for pin in plan.pins:
         apply_pin(netns[pin.container], pin)
     eps = plan.endpoints
@@ -145,10 +171,45 @@ def isolation_matrix(intent: ResolvedIntent, netns: dict[str, str]) -> tuple[lis
     if plan.pins:
         lines.append(f"({len(plan.pins)} static ARP entries: between networks each side knows "
                      "the other's real MAC, so only isolation can stop a frame)")
+    for p in physical:
+        lines.append(f"({p.container}: a physical machine on the VLAN of {p.network}, no OVS, no "
+                     "agent; a router routes only to endpoints)")
     if any(v is None for v in plan.expect.values()):
         lines.append("(= not testable by ping from that container: same container, or an "
                      "address its own networks use)")
     return lines, good
+
+
+def routed_pairs(intent: ResolvedIntent, netns: dict[str, str]) -> list[str]:
+    """For every router: one endpoint pings one of another network, and the reply's TTL is
+    compared with a ping inside the network (routing decrements it by exactly one)."""
+    lines = []
+    for r in intent.routers:
+        eps = [e for e in intent.endpoints if e.host and e.network in r.networks
+               and e.netns_owner in netns]
+        src = next((e for e in eps if any(x.network == e.network and x.id != e.id
+                                           for x in eps)), None)
+        dst = next((e for e in eps if src and e.network != src.network), None)
+        peer = next((e for e in eps if src and e.network == src.network and e.id != src.id),
+                    None)
+        if src is None or dst is None or peer is None:
+            continue
+        routed, switched = ttl_of(netns[src.netns_owner], dst.ip), \
+            ttl_of(netns[src.netns_owner], peer.ip)
+        ok = routed is not None and switched is not None and routed == switched - 1
+        lines.append(f"router {r.tenant}/{r.name}: {src.container} ({src.network}) -> "
+                     f"{dst.container} ({dst.network}) ttl={routed}, inside {src.network} "
+                     f"ttl={switched} {OK if ok else NO + '!'}")
+    return lines
+
+
+def ttl_of(netns: str, ip: str) -> int | None:
+    for _ in range(3):
+        res = subprocess.run(["ip", "netns", "exec", netns, "ping", "-c1", "-W1", ip],
+                             capture_output=True, text=True, timeout=10)
+        if "ttl=" in res.stdout:
+            return int(res.stdout.split("ttl=")[1].split()[0])
+    return None
 
 
 def show_flows(rest: str, host: str) -> list[str]:
@@ -199,16 +260,25 @@ def tour(args: argparse.Namespace) -> int:
     for n in sorted(intent.networks, key=lambda n: (n.tenant, n.name)):
         say(f"tenant {n.tenant:<14} network {n.name:<10} {n.net_type:<5} {n.tag:<6} {n.subnet}")
 
-    step("3/5 containers: each a namespace registered with its host; the agent plugs it")
+    step("3/5 containers: each a namespace registered with its host; the agent plugs it; and a "
+         "physical machine on the VLAN trunk")
     netns = start_containers(workdir, intent)
+    phys = start_physical(workdir, intent)
+    physical = (phys,) if phys else ()
+    if phys:
+        netns[phys.container] = external_netns(plan.prefix, phys.container)
 
     step(f"4/5 isolation matrix: row pings column ({OK} reply, {NO} none; '!' = not as intended)")
     t0 = time.monotonic()
-    lines, good = isolation_matrix(intent, netns)
+    lines, good = isolation_matrix(intent, netns, physical)
     for line in lines:
         print(line, flush=True)
     say(f"({time.monotonic() - t0:.1f}s) " + ("as intended: reachable exactly within a "
-        "tenant's network" if good else "NOT as intended: see the cells marked '!'"))
+        "network, and between the networks of one router" if good else
+        "NOT as intended: see the cells marked '!'"))
+    for line in routed_pairs(intent, netns):
+        say(line)
+        good &= line.endswith(OK)
 
     host = args.flows_host or plan.hosts[0].name
     step(f"5/5 flows of {host}'s switch, each with the intent object behind it")

@@ -202,11 +202,14 @@ class ScenarioBed:
         return {int(m, 16) for m in re.findall(r"cookie=(0x[0-9a-f]+)", out)}
 
     @contextmanager
-    def capture(self, name: str, bpf: str, iface: str = "eth0") -> Iterator[list[str]]:
-        """tcpdump in container ``name`` while the block runs; the list gets the packet lines."""
+    def capture(self, name: str, bpf: str, iface: str = "eth0",
+                inbound: bool = False) -> Iterator[list[str]]:
+        """tcpdump in container ``name`` while the block runs; the list gets the packet lines
+        (``inbound``: only what ``iface`` receives, e.g. on a trunk port, what its host sent)."""
         lines: list[str] = []
         cmd = [sys.executable, "-m", "topologies", "--workdir", str(self.workdir), "exec", name,
-               "--", "tcpdump", "-i", iface, "-n", "-l", "-U", "-e", bpf]
+               "--", "tcpdump", "-i", iface, "-n", "-l", "-U", "-e",
+               *(["-Q", "in"] if inbound else []), bpf]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=ROOT)
         try:

@@ -61,3 +61,50 @@ def test_cluster_and_tls_plans_survive_the_record_and_refuse_port_clashes() -> N
     assert plan_from_dict(old).etcd_members == 1 and not plan_from_dict(old).tls
     with pytest.raises(PlanError, match="ports collide"):
         make_plan("/tmp/x", [{"name": "a"}], Ports(30000, 30001, 30002, 30003, ((30002, 30004),)))
+
+
+def test_external_machine_legs_are_named_in_order_and_forward_with_two() -> None:
+    from topologies.plan import ExternalLeg, plan_external
+
+    one = plan_external("nbab12", "phys1", [100], ["10.1.0.100/24"], "10.1.0.1")
+    assert one.netns == "nbab12-x-phys1" and one.gateway == "10.1.0.1"
+    assert one.legs == (ExternalLeg("eth0", 100, "10.1.0.100/24", one.legs[0].mac),)
+    assert not one.forwarding
+    router = plan_external("nbab12", "r", [300, 400], ["10.9.0.1/24", "10.20.0.1/24"])
+    assert [(leg.ifname, leg.vlan) for leg in router.legs] == [("eth0", 300), ("eth1", 400)]
+    macs = [leg.mac for leg in router.legs]
+    assert len(set(macs)) == 2 and all(m.startswith("02:") and len(m) == 17 for m in macs)
+    # started again, the machine keeps its MACs; another bed's machine of that name does not
+    assert [leg.mac for leg in plan_external("nbab12", "r", [300, 400], ["10.9.0.1/24",
+            "10.20.0.1/24"]).legs] == macs
+    assert plan_external("nbcd34", "r", [300], ["10.9.0.1/24"]).legs[0].mac != macs[0]
+    assert router.forwarding and router.gateway is None
+
+
+@pytest.mark.parametrize("vlans, cidrs, gateway, message", [
+    ([], [], None, "in pairs"),
+    ([100, 200], ["10.1.0.5/24"], None, r"got 2 --vlan, 1 --ip"),
+    ([0], ["10.1.0.5/24"], None, "--vlan 0: a VLAN id is 1-4094"),
+    ([4095], ["10.1.0.5/24"], None, "--vlan 4095"),
+    ([100, 100], ["10.1.0.5/24", "10.2.0.5/24"], None, "--vlan 100 given twice"),
+    ([100], ["10.1.0.5"], None, "prefix length"),
+    ([100], ["10.1.0.300/24"], None, "not an IPv4 address"),
+    ([100], ["10.1.0.0/24"], None, "network or broadcast"),
+    ([100], ["10.1.0.255/24"], None, "network or broadcast"),
+    ([100, 200], ["10.1.0.5/24", "10.1.0.6/16"], None, "overlaps --ip 10.1.0.5/24"),
+    ([100], ["10.1.0.5/24"], "10.2.0.1", "--gateway 10.2.0.1: outside every --ip subnet"),
+    ([100], ["10.1.0.5/24"], "10.1.0.5", "the machine's own address"),
+    ([100], ["10.1.0.5/24"], "gw", "not an IPv4 address"),
+])
+def test_external_machine_bad_arguments_name_the_flag(vlans, cidrs, gateway, message) -> None:
+    from topologies.plan import plan_external
+
+    with pytest.raises(PlanError, match=message):
+        plan_external("nbab12", "phys1", vlans, cidrs, gateway)
+
+
+def test_external_machine_name_is_checked() -> None:
+    from topologies.plan import plan_external
+
+    with pytest.raises(PlanError, match="bad machine name"):
+        plan_external("nbab12", "a b", [100], ["10.1.0.5/24"])

@@ -64,3 +64,43 @@ def test_attach_uuid_rows_ping_from_the_infra_container():
     plan = plan_matrix([ep("red", "web", "10.1.1.5", "pod1"), ep("green", "db", "10.1.1.6",
                                                                    "pod2")], NETS)
     assert {p.container for p in plan.pins} == {"pod1", "pod2"}
+
+
+def test_networks_on_one_router_reach_each_other_and_are_not_pinned():
+    from intent.model import RouterSpec
+
+    nets = {**NETS, "blue": NetworkSpec("blue", "t-vlan", "vxlan", 20001, "10.2.0.0/24")}
+    eps = [ep("red", "r1", "10.1.1.11"), ep("blue", "b1", "10.2.0.5"),
+           ep("green", "g1", "10.1.1.21"), ep("green", "g2", "10.2.0.5")]
+    router = RouterSpec("t-vlan", "rt", 1, ("red", "blue"))
+    plan = plan_matrix(eps, nets, [router])
+    assert plan.expect[("red-r1", "blue-b1")] is True and plan.expect[("blue-b1", "red-r1")]
+    assert not any({p.container, p.peer_ip} == {"r1", "10.2.0.5"} for p in plan.pins)
+    # g2 has b1's address: r1 reaches it through its router, so a pin would break that
+    assert plan.expect[("red-r1", "green-g2")] is None
+    assert plan.expect[("blue-b1", "green-g1")] is None  # g1's own network has b1's address
+    assert plan.expect[("red-r1", "green-g1")] is False  # other tenant: pinned, isolated
+    assert Pin("r1", "10.1.1.11", "10.1.1.21", "02:00:0a:01:01:15", False) in plan.pins
+    # the same networks without the router: isolated, and pinned
+    bare = plan_matrix(eps[:2], nets)
+    assert bare.expect[("red-r1", "blue-b1")] is False and len(bare.pins) == 2
+    # a router of another tenant with the same name routes nothing here
+    other = plan_matrix(eps[:2], nets, [RouterSpec("t-vxlan", "rt", 2, ("green",))])
+    assert other.expect[("red-r1", "blue-b1")] is False
+
+
+def test_a_physical_machine_reaches_its_vlan_network_only_never_routed():
+    from intent.model import RouterSpec
+
+    nets = {**NETS, "blue": NetworkSpec("blue", "t-vlan", "vxlan", 20001, "10.2.0.0/24")}
+    phys = ep("red", "phys1", "10.1.1.200")
+    eps = [ep("red", "r1", "10.1.1.11"), ep("blue", "b1", "10.2.0.5"),
+           ep("green", "g1", "10.1.1.21"), phys]
+    plan = plan_matrix(eps, nets, [RouterSpec("t-vlan", "rt", 1, ("red", "blue"))],
+                       physical=[phys.id])
+    assert plan.expect[(phys.id, "red-r1")] is True and plan.expect[("red-r1", phys.id)]
+    assert plan.expect[(phys.id, "blue-b1")] is False  # a router routes to endpoints only
+    assert plan.expect[("blue-b1", phys.id)] is False
+    assert plan.expect[(phys.id, "green-g1")] is False
+    assert Pin("phys1", "10.1.1.200", "10.2.0.5", "02:00:0a:02:00:05", True) in plan.pins
+    assert Pin("g1", "10.1.1.21", "10.1.1.200", phys.mac, False) in plan.pins

@@ -121,10 +121,12 @@ class CountingStore(MemoryStore):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.keys_read = 0
+        self.round_trips = 0
 
     def read(self, keys=(), prefixes=(), revision=None):
         snap = super().read(keys, prefixes, revision)
         self.keys_read += len(snap.items)
+        self.round_trips += 1
         return snap
 
     def key_names(self, prefix, revision=None):
@@ -137,12 +139,14 @@ class CountingStore(MemoryStore):
 def test_adding_one_endpoint_reads_the_same_whatever_the_store_holds(others: int) -> None:
     store = CountingStore(**STOCK)
     apply_config(store, load_config(tenant(eps(others, prefix="old"))))
-    store.keys_read = 0
+    store.keys_read = store.round_trips = 0
     add = apply_config(store, load_document({"Tenants": [{"Name": "t1", "Networks": [
         {"Name": "n1", "Endpoints": [{"Container": "new", "Host": "h2"}]}]}]}), "add")
     assert add.summary == ["created endpoint n1-new"]
     # tenant, its index, ranges, network config/state/pool, the lock, candidate addresses
     assert store.keys_read <= 12, store.keys_read
+    # the named objects, then the network's zone and the candidate addresses together
+    assert store.round_trips == 2
     assert {e.id: e.ip for e in read_resolved(store).endpoints}["n1-new"] == \
         f"10.0.{(others + 2) // 256}.{(others + 2) % 256}"
 
