@@ -129,7 +129,7 @@ def _field_order(name: str) -> int:
 _ORDER = {name: _field_order(name) for name in FIELDS}
 _PACKED_FIELDS: dict[tuple, bytes] = {}  # match field -> its OXM TLV
 _PACKED_ACTIONS: dict[Action, bytes] = {}  # action -> its bytes
-_PACKED_MAX = 1 << 16  # a bound: a full cache is emptied and starts again
+_PACKED_MAX = 1 << 14  # a bound: a full cache is emptied and starts again
 
 
 def _field_rank(f) -> int:
@@ -342,7 +342,7 @@ def _parse_oxm(buf: bytes, off: int, end: int, with_mask: bool = True):
 _MISSING = object()
 _FIELDS_SEEN: dict[bytes, MatchField | None] = {}  # OXM TLV bytes -> its match field
 _ACTIONS_SEEN: dict[bytes, Action] = {}  # action bytes -> the action
-_SEEN_MAX = 1 << 16  # a bound: a full cache is emptied and starts again
+_SEEN_MAX = 1 << 14  # a bound: a full cache is emptied and starts again
 
 
 def _remember(cache: dict, key: bytes, value: object) -> None:
