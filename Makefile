@@ -4,7 +4,8 @@
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 APT_PKGS  := openvswitch-switch etcd-server iputils-ping ethtool socat iperf3 tcpdump mininet \
-             python3-venv python3-pip iproute2 procps podman runc busybox-static
+             python3-venv python3-pip iproute2 procps podman runc busybox-static \
+             containernetworking-plugins
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
 # Docker for the tests: Debian's packages unpacked, never installed (docker.io's postinst would

@@ -34,6 +34,7 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "netplugin-cni":
     sys.modules.setdefault("eventlet", None)  # type: ignore[arg-type]
 
 from agent import plan as P
+from agent.ipam import CniIpam, IpamError, give_back, read_leases
 from agent.netlink import netns_exists
 from agent.ovsdb import Ovsdb, OvsdbError
 from agent.plumb import Plumber, host_lock, lock_path
@@ -185,20 +186,27 @@ def cmd_add(conf: dict, env: Mapping[str, str]) -> dict:
     lock = lock_path(ovs.remote, host)
     try:
         report = reconcile(store, plumber, host, lock, owner=owner,
-                           preferred_ifname=env["CNI_IFNAME"])
+                           preferred_ifname=env["CNI_IFNAME"], ipam=_ipam(conf, env))
         if not report.ok:
             raise CniError(PLUG_FAILED, f"container {owner}: " + "; ".join(report.problems))
         return _result(conf, plumber, report, _wanted(store, host, owner))
     except BaseException:
-        _teardown(store, plumber, host, lock, owner, env["CNI_CONTAINERID"])
+        _teardown(store, plumber, host, lock, owner, env["CNI_CONTAINERID"], _ipam(conf, env))
         raise
     finally:
         ovs.close()
 
 
+def _ipam(conf: Mapping, env: Mapping[str, str]) -> CniIpam:
+    """The runner of IPAM plugins: ``cniPath`` of the config, else ``CNI_PATH`` (a trimmed
+    DEL environment has none: then the default path)."""
+    return CniIpam(conf.get("cniPath") or env.get("CNI_PATH") or "")
+
+
 def _teardown(store: Store | None, plumber: Plumber | None, host: str, lock: str,
-              owner: str | None, cid: str) -> list[str]:
-    """Unplug every port of this container (by name or id) and drop its registry entry."""
+              owner: str | None, cid: str, ipam: CniIpam | None = None) -> list[str]:
+    """Unplug every port of this container (by name or id), give back the addresses its IPAM
+    plugins gave it and drop its registry entry."""
     removed = []
     if plumber is not None:
         with host_lock(lock):
@@ -209,6 +217,12 @@ def _teardown(store: Store | None, plumber: Plumber | None, host: str, lock: str
     if store is not None:
         for eid in removed:
             store.delete(keys.oper_endpoint(eid))
+        if owner and ipam is not None:
+            problems: list[str] = []
+            give_back(store, ipam, [x for x in read_leases(store, host)
+                                    if not x.driver and x.container == owner], problems)
+            for p in problems:
+                print(f"netplugin-cni: {p}", file=sys.stderr)
         if owner:
             kv = store.get(keys.runtime_container(host, owner))
             if kv is not None and json.loads(kv.value).get("id", cid) == cid:
@@ -236,7 +250,7 @@ def cmd_del(conf: dict, env: Mapping[str, str]) -> None:
     lock = lock_path(conf.get("ovsdb") or DEFAULT_OVSDB, host)
     try:
         for owner in owners or [None]:
-            _teardown(store, plumber, host, lock, owner, cid)
+            _teardown(store, plumber, host, lock, owner, cid, _ipam(conf, env))
     finally:
         if ovs is not None:
             ovs.close()
@@ -289,6 +303,8 @@ def run(env: Mapping[str, str], stdin: IO[str], stdout: IO[str]) -> int:
         err = CniError(TRY_AGAIN, f"etcd: {e}")
     except OvsdbError as e:
         err = CniError(TRY_AGAIN, str(e))
+    except IpamError as e:
+        err = CniError(PLUG_FAILED, str(e))
     except OSError as e:
         err = CniError(IO_FAILURE, str(e))
     out = {"cniVersion": version, "code": err.code, "msg": err.msg}

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from agent import docker_intent as I
+from agent import ipam as A
 from agent.docker_state import AddressRecord, DockerState, EndpointRecord, NetworkRecord
 from agent.netlink import PlumbingError
 from agent.ovsdb import OvsdbError
@@ -113,10 +114,12 @@ def short(docker_id: str) -> str:
 class Driver:
     """The protocol handlers of one host's driver."""
 
-    def __init__(self, store: Store, host: str, plumbing: Plumbing) -> None:
+    def __init__(self, store: Store, host: str, plumbing: Plumbing,
+                 ipam: A.Backend | None = None) -> None:
         self.store = store
         self.host = host
         self.plumbing = plumbing
+        self.ipam = ipam or A.CniIpam()
         self.state = DockerState(store, host)
         self.lock = threading.RLock()
         self.routes: dict[str, Callable[[dict], dict]] = {
@@ -157,7 +160,7 @@ class Driver:
                 msg = "; ".join(e.problems)
             except StoreError as e:
                 msg = f"etcd: {e}"
-            except (OvsdbError, PlumbingError) as e:
+            except (OvsdbError, PlumbingError, A.IpamError) as e:
                 msg = str(e)
             except (KeyError, TypeError, ValueError) as e:
                 msg = f"bad request to {path}: {e!r}"
@@ -347,7 +350,16 @@ class Driver:
         if want:
             _check_host_address(want, spec)
         ep = I.add_endpoint(self.store, name, PENDING + secrets.token_hex(6), self.host, want)
-        self.state.put_address(AddressRecord(name, ep.ip, ep.id))
+        handle = ""
+        if not ep.ip:  # the network's IPAM plugin gives it (the same backend as the agent's)
+            try:
+                ip = A.obtain(self.store, self.ipam, self.host, spec, ep.id, A.NO_NETNS,
+                              driver=DRIVER_MARK)
+            except (A.IpamError, IntentError):
+                I.delete_endpoint(self.store, ep.id)
+                raise
+            ep, handle = replace(ep, ip=ip), ep.id
+        self.state.put_address(AddressRecord(name, ep.ip, ep.id, handle=handle))
         LOG.info("address %s of network %s held by %s", ep.ip, name, ep.id)
         return {"Address": f"{ep.ip}/{subnet.prefixlen}", "Data": {}}
 
@@ -361,6 +373,11 @@ class Driver:
     def release(self, rec: AddressRecord) -> None:
         if I.address_owner(self.store, rec.network, rec.ip) == rec.endpoint:
             I.delete_endpoint(self.store, rec.endpoint)
+        if rec.handle:
+            lease = next((x for x in A.read_leases(self.store, self.host)
+                          if (x.network, x.handle) == (rec.network, rec.handle)), None)
+            if lease is not None:
+                A.release(self.store, self.ipam, lease, clear=False)
         self.state.delete_address(rec.network, rec.ip)
         LOG.info("address %s of network %s released (%s)", rec.ip, rec.network, rec.endpoint)
 

@@ -7,7 +7,7 @@ Docker fixes an endpoint's address once its IPAM driver handed it out, so every 
 driver creates carries its address as a static ``IpAddress`` (and networks Docker uses get their
 ``SubnetCIDR`` pinned, which static addresses need).  Renaming an endpoint (Docker endpoint id ->
 container name) keeps its address: the old endpoint's deletion and the new one's creation are one
-write (:class:`_Rename`).
+write (:func:`allocator.write.replace_endpoint`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from allocator.merge import Delta, Stored, merge_add, merge_delete
-from allocator.plan import Reads
-from allocator.write import Change, Writer, apply_config, delete_object
+from allocator.write import apply_config, delete_object, replace_endpoint
 from intent import codec, keys
 from intent.errors import ConflictError, NotFoundError
 from intent.model import (
     Config,
     EndpointConfig,
     EndpointSpec,
-    HostConfig,
     NetworkConfig,
     NetworkSpec,
     TenantConfig,
@@ -93,7 +90,8 @@ def networks_with_subnet(store: Store, subnet: str) -> list[NetworkSpec]:
 
 
 def has_endpoints(store: Store, network: str) -> bool:
-    return bool(store.list(keys.alloc_ip_prefix(network)))
+    return bool(store.list(keys.alloc_ip_prefix(network)) or
+                store.list(keys.alloc_delegated_prefix(network)))
 
 
 # --------------------------------------------------------------------------- writes
@@ -178,49 +176,6 @@ def add_endpoint(store: Store, network: str, container: str, host: str,
     return _require_endpoint(store, ep.id)
 
 
-class _Rename(Writer):
-    """One write that deletes endpoint ``old`` and creates ``new`` (its address freed and taken
-    again in the same plan).  Needs a public replace/rename entry point in ``allocator.write``;
-    until then it supplies the merge step of :class:`Writer`."""
-
-    def __init__(self, store: Store, old: EndpointConfig, new: EndpointConfig,
-                 tenant: str) -> None:
-        super().__init__(store)
-        self.old, self.new, self.tenant = old, new, tenant
-
-    def _doc_of(self, *eps: EndpointConfig) -> Config:
-        return _doc(self.tenant, NetworkConfig(name=self.old.network, tenant=self.tenant,
-                                               endpoints=eps))
-
-    def change(self) -> Change:
-        return Change("add", self._doc_of(self.old, self.new), paths=False)
-
-    def _merge(self, change: Change, reads: Reads) -> Delta:
-        stored = _stored_from(reads)
-        delta, _, _ = merge_delete(self._doc_of(self.old), stored)
-        added = merge_add(self._doc_of(self.new), stored, frozenset({("endpoint",
-                                                                      self.new.id)}))
-        delta.endpoints.update(added.endpoints)
-        return delta
-
-
-def _stored_from(reads: Reads) -> Stored:
-    def objects(prefix: str, cls: type) -> dict:
-        out = {}
-        for k, kv in reads.items.items():
-            if k.startswith(prefix):
-                try:
-                    out[keys.last_segment(k)] = codec.loads(cls, kv.value)
-                except (ValueError, TypeError):
-                    continue
-        return out
-
-    return Stored(hosts=objects(keys.CONFIG_HOSTS, HostConfig),
-                  tenants=objects(keys.CONFIG_TENANTS, TenantConfig),
-                  networks=objects(keys.CONFIG_NETWORKS, NetworkConfig),
-                  endpoints=objects(keys.CONFIG_ENDPOINTS, EndpointConfig))
-
-
 def rename_endpoint(store: Store, old_id: str, container: str, host: str) -> EndpointSpec:
     """Replace endpoint ``old_id`` by ``<network>-<container>`` with the same (static) address."""
     old = _require_endpoint(store, old_id)
@@ -231,8 +186,7 @@ def rename_endpoint(store: Store, old_id: str, container: str, host: str) -> End
     kv = store.get(keys.endpoint(old_id))
     if kv is None:
         raise NotFoundError(f'endpoint "{old_id}" does not exist')
-    w = _Rename(store, codec.loads(EndpointConfig, kv.value), new, _tenant_of(store, old.network))
-    w.apply(w.change())
+    replace_endpoint(store, codec.loads(EndpointConfig, kv.value), new)
     return _require_endpoint(store, new.id)
 
 

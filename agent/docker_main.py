@@ -37,6 +37,7 @@ from agent.docker_api import DockerAPI, DockerUnavailable
 from agent.docker_driver import Driver
 from agent.docker_plumb import OvsPlumbing
 from agent.docker_reconcile import reconcile
+from agent.ipam import DEFAULT_CNI_PATH, CniIpam
 from agent.ovsdb import OvsdbError
 from intent.store import StoreError
 from intent.version import version_text
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                            "unix:///var/run/docker.sock"),
                    help="dockerd's API socket, to learn container names "
                         "(default: $DOCKER_HOST or %(default)s)")
+    p.add_argument("--cni-path", default=os.environ.get("CNI_PATH", DEFAULT_CNI_PATH),
+                   metavar="DIR[:DIR...]", help="where networks' CNI IPAM plugins are found "
+                                                "(default: $CNI_PATH or %(default)s)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--version", action="version", version=version_text("netplugin-docker"))
     return p.parse_args(argv)
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(args.etcd, EtcdTls.from_options(args.etcd_ca, args.etcd_cert,
                                                            args.etcd_key))
         plumbing = OvsPlumbing(args.ovsdb, args.bridge)
-        driver = Driver(store, args.host, plumbing)
+        driver = Driver(store, args.host, plumbing, CniIpam(args.cni_path))
         reconcile(driver, None)
     except (StoreError, OvsdbError, OSError) as e:
         print(f"netplugin-docker: {e}", file=sys.stderr)

@@ -71,6 +71,7 @@ class AddressRecord:
     endpoint: str  # the netplugin endpoint id holding the address
     docker_endpoint: str = ""
     ipam: bool = True  # handed out by this IPAM driver (ReleaseAddress will come)
+    handle: str = ""  # the network's CNI IPAM plugin gave it under this id (its lease)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import time
 
 from agent.garp import Announcer
 from agent.host import HostOptions, setup_host
+from agent.ipam import DEFAULT_CNI_PATH, CniIpam
 from agent.metrics import AgentMetrics
 from agent.netlink import HostSide
 from agent.ovsdb import Ovsdb, OvsdbError, OvsdbUnreachable
@@ -33,7 +34,9 @@ from intent.version import version_text
 LOG = logging.getLogger("netplugin.agent")
 EXAMPLES = """examples:
   netplugin-agent --host host1 --etcd http://10.0.0.5:2379 --controller tcp:10.0.0.5:6653
+  netplugin-agent --host host1 --controller tcp:10.0.0.5:6653,tcp:10.0.0.6:6653,tcp:10.0.0.7:6653
   netplugin-agent --host host2 --underlay-if eth1 --uplink eth2 --log-level DEBUG
+  netplugin-agent --host host1 --cni-path /opt/cni/bin:/usr/lib/cni   (networks with "Ipam")
   netplugin-agent --host host1 --controller ssl:10.0.0.1:6653 \\
       --etcd https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \\
       --etcd-ca ca.pem --etcd-cert host1.pem --etcd-key host1.key
@@ -54,11 +57,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--etcd-cert", help=f"client certificate for etcd (or ${ENV_CERT})")
     p.add_argument("--etcd-key", help=f"private key of --etcd-cert (or ${ENV_KEY})")
     p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
-    p.add_argument("--controller", default=None, help="OpenFlow controller target of br-int")
+    p.add_argument("--controller", default=None, metavar="TARGET[,TARGET...]",
+                   help="OpenFlow controller target of br-int, or several controllers "
+                        "separated by commas (br-int connects to all; they elect its master)")
     p.add_argument("--datapath-type", default="netdev", help="br-int/br-phy datapath type")
     p.add_argument("--vtep-ip", default=None, help="VTEP IP (default: from br-phy / discovered)")
     p.add_argument("--underlay-if", default=None, help="underlay NIC to put in br-phy")
     p.add_argument("--uplink", default=None, help="uplink NIC for VLAN hand-off (on br-int)")
+    p.add_argument("--cni-path", default=os.environ.get("CNI_PATH", DEFAULT_CNI_PATH),
+                   metavar="DIR[:DIR...]",
+                   help="where networks' CNI IPAM plugins are found (default: $CNI_PATH or "
+                        "%(default)s)")
     p.add_argument("--resync-interval", type=float, default=5.0, help="seconds between resyncs")
     p.add_argument("--lease-ttl", type=int, default=10, help="registration lease TTL (s)")
     p.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
@@ -156,7 +165,8 @@ class Agent:
 
     def _reconcile(self) -> None:
         plumber = Plumber(self.ovs, self.links, announce=self.announcer)
-        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host))
+        rep = reconcile(self.store, plumber, self.host, lock_path(self.args.ovsdb, self.host),
+                        ipam=CniIpam(self.args.cni_path))
         self.metrics.reconciled(rep)
         if rep.revision != self.reconciled or rep.plugged or rep.unplugged:
             # one line per store revision looked at: what a test (or a user) waits for

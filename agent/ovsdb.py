@@ -25,6 +25,7 @@ with warnings.catch_warnings():
     import ovs.jsonrpc
     import ovs.stream
     from ovsdbapp import exceptions as ovsdbapp_exc
+    from ovsdbapp.backend.ovs_idl import command as ovs_command
     from ovsdbapp.backend.ovs_idl import connection, idlutils
     from ovsdbapp.schema.open_vswitch import impl_idl
 
@@ -33,6 +34,7 @@ from agent.plan import Actual
 LOG = logging.getLogger(__name__)
 TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller")
 POLL = 0.02  # seconds between looks at the replica while waiting for ovs-vswitchd
+CONTROLLER_BACKOFF_MS = 1000  # OVS's smallest max_backoff
 
 
 class _DropPostCommitTraceback(logging.Filter):
@@ -61,8 +63,13 @@ class BridgeSpec:
     datapath_type: str = "netdev"
     protocols: tuple[str, ...] = ("OpenFlow13",)
     fail_mode: str | None = "secure"
-    controller: str | None = None
+    controller: str | None = None  # one OpenFlow target, or several separated by commas
     other_config: tuple[tuple[str, str], ...] = ()
+
+
+def controller_targets(text: str | None) -> list[str]:
+    """The sorted OpenFlow targets of a ``--controller`` value (comma-separated)."""
+    return sorted({t.strip() for t in (text or "").split(",") if t.strip()})
 
 
 def _open(remote: str, timeout: float):
@@ -85,6 +92,25 @@ def _fetch_schema(remote: str, timeout: float) -> dict:
         return resp.result
     finally:
         rpc.close()
+
+
+class _SetControllers(ovs_command.BaseCommand):
+    """The bridge's controllers, all in one transaction, each retrying a lost connection at
+    least every ``max_backoff`` ms (OVS's default backoff doubles to 8 s: a restarted
+    controller would wait that long for its switches)."""
+
+    def __init__(self, api: Any, bridge: str, targets: list[str], max_backoff: int) -> None:
+        super().__init__(api)
+        self.bridge, self.targets, self.max_backoff = bridge, targets, max_backoff
+
+    def run_idl(self, txn: Any) -> None:
+        br = idlutils.row_by_value(self.api.idl, "Bridge", "name", self.bridge)
+        rows = []
+        for target in self.targets:
+            row = txn.insert(self.api.tables["Controller"])
+            row.target, row.max_backoff = target, [self.max_backoff]
+            rows.append(row)
+        br.controller = rows
 
 
 def _one(value: Any) -> Any:
@@ -209,6 +235,8 @@ class Ovsdb:
                 "datapath_type": br.datapath_type, "protocols": list(br.protocols),
                 "fail_mode": _one(br.fail_mode), "other_config": dict(br.other_config),
                 "controller": sorted(c.target for c in br.controller)}
+            slow = [c.uuid for c in (br.controller if br is not None else ())
+                    if _one(c.max_backoff) != CONTROLLER_BACKOFF_MS]
         cmds = []
         if have is None:
             cmds.append(api.add_br(name, may_exist=True, datapath_type=spec.datapath_type))
@@ -224,9 +252,13 @@ class Ovsdb:
         missing = {k: v for k, v in spec.other_config if have["other_config"].get(k) != v}
         if missing:
             cmds.append(api.db_set("Bridge", name, ("other_config", missing)))
-        want = [spec.controller] if spec.controller else []
-        if have["controller"] != want:
-            cmds.append(api.set_controller(name, want) if want else api.del_controller(name))
+        want = controller_targets(spec.controller)
+        if have["controller"] != want:  # every target in one transaction: never none between
+            cmds.append(_SetControllers(api, name, want, CONTROLLER_BACKOFF_MS) if want
+                        else api.del_controller(name))
+        else:  # the same targets: only their backoff (no reconnect, no flush)
+            cmds += [api.db_set("Controller", u, ("max_backoff", CONTROLLER_BACKOFF_MS))
+                     for u in slow]
         self.transact(cmds, f"bridge {name}")
         self._wait(lambda: self.dpid(name) is not None, f"datapath id of {name}")
 

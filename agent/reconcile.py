@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from agent import plan as P
+from agent.ipam import Backend, CniIpam, delegate_wanted, give_back, read_leases
 from agent.netlink import PlumbingError, netns_exists
 from agent.ovsdb import OvsdbError
 from agent.plumb import Plugged, Plumber, host_lock
@@ -86,9 +87,14 @@ def read_inputs(store: Store, host: str) -> Inputs:
 
 
 def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str | None = None,
-              preferred_ifname: str | None = None) -> Report:
-    """Bring OVS and the containers of ``host`` to the intent; ``owner`` limits it to one netns."""
+              preferred_ifname: str | None = None, ipam: Backend | None = None) -> Report:
+    """Bring OVS and the containers of ``host`` to the intent; ``owner`` limits it to one netns.
+
+    Endpoints whose network's IPAM plugin gives their address get it before they are plugged
+    (``ipam``: the plugins' runner); an address that does not end up plugged, and one whose
+    endpoint is no longer plugged here, is given back."""
     report = Report()
+    ipam = ipam or CniIpam()
     with host_lock(lock):
         inp = read_inputs(store, host)
         want, problems = P.desired_set(host, inp.endpoints, inp.networks, inp.runtime,
@@ -106,6 +112,11 @@ def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str |
         report.problems += [p.message for p in problems]
         report.revision = inp.revision
         hold = frozenset(p.endpoint_id for p in problems if p.hold)
+        leases = [lease for lease in read_leases(store, host) if not lease.driver and (
+            owner is None or lease.container == owner)]
+        want, obtained, found = delegate_wanted(store, ipam, host, want, inp.networks,
+                                                {(x.network, x.endpoint): x for x in leases})
+        report.problems += found
         actions = P.plan(host, want, actual, oper, links, hold)
         first = True
         for act in actions:
@@ -116,6 +127,12 @@ def reconcile(store: Store, plumber: Plumber, host: str, lock: str, owner: str |
         report.kept = [a.endpoint_id for a in actual if a.endpoint_id in want and
                        a.endpoint_id not in {p.endpoint_id for p in report.plugged} and
                        a.endpoint_id not in report.unplugged]
+        plugged = {p.endpoint_id for p in report.plugged} | set(report.kept)
+        failed = {e for e in obtained if e not in plugged}  # nothing half-plugged stays
+        leases = [x for x in read_leases(store, host) if not x.driver and (
+            owner is None or x.container == owner)]
+        give_back(store, ipam, [x for x in leases if x.endpoint in failed or (
+            x.endpoint not in want and x.endpoint not in hold)], report.problems)
     for msg in report.problems:
         LOG.error("%s", logline("problem", host=host, error=msg))
     return report

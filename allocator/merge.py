@@ -50,6 +50,8 @@ class Delta:
     routers: dict[tuple[str, str], Pair] = field(default_factory=dict)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)  # networks whose endpoints are all here
+    # endpoint id -> the address its network's IPAM plugin gave it (None: given back)
+    delegated: dict[str, str | None] = field(default_factory=dict)
 
     def label(self, kind: str, name: str) -> str:
         """How messages name an object: its JSON path in the document, else ``kind "name"``."""

@@ -18,20 +18,21 @@ import json
 
 from allocator.merge import Delta, strip
 from allocator.plan_groups import GroupPlanning
+from allocator.plan_ipam import IpamPlanning, address_fields
+from allocator.plan_pools import PoolPlanning
 from allocator.plan_qos import QosPlanning
 from allocator.plan_routers import RouterPlanning
 from allocator.pools import (
     default_gateway,
     ip_int,
     ip_str,
-    mac_for_int,
     next_free_id,
     next_free_subnet,
     subnet_bounds,
 )
 from allocator.reads import UNKNOWN, Need, Plan, Reads, load_json
 from intent import codec, keys
-from intent.errors import PoolExhausted, ValidationError
+from intent.errors import ValidationError
 from intent.model import (
     VXLAN,
     EndpointConfig,
@@ -53,9 +54,6 @@ from intent.validate import (
     range_overlaps,
 )
 
-CANDIDATES = 8  # addresses read beyond those a write needs, for a lucky single round trip
-SCAN_ABOVE = 64  # more auto addresses than this in one network: read its whole IP prefix
-
 
 def _owner(name: str) -> str:
     return codec.dumps({"owner": name})
@@ -74,7 +72,7 @@ def tag_key(net_type: str, tag: int) -> str:
     return keys.alloc_vni(tag) if net_type == VXLAN else keys.alloc_vlan(tag)
 
 
-class Planner(GroupPlanning, RouterPlanning, QosPlanning):
+class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlanning):
     """One planning pass; :meth:`run` returns a :class:`Plan` or a :class:`Need`."""
 
     def __init__(self, delta: Delta, reads: Reads) -> None:
@@ -286,7 +284,8 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             return
         spec = NetworkSpec(name=name, tenant=tenant.name, net_type=new.pkt_tag_type or "vlan",
                            tag=tag, subnet=subnet, gateway=gateway, zone=zone,
-                           qos_profile=new.qos_profile or None, multicast=new.multicast)
+                           qos_profile=new.qos_profile or None, multicast=new.multicast,
+                           ipam=new.ipam if new.ipam and new.ipam.delegated else None)
         self.specs[name] = spec
         if old_spec is not None and (old_spec.subnet, old_spec.gateway) != (subnet, gateway) \
                 and name not in self.d.expanded:
@@ -391,6 +390,11 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             else:
                 later.append(item)
         auto = []
+        for item in list(later):
+            if item[3].ipam is not None or item[0].id in self.d.delegated:
+                # the network's IPAM plugin gives the address
+                later.remove(item)
+                self.delegated_endpoint(item)
         for item in later:
             ip = self._kept(*item)
             if ip is None:
@@ -411,7 +415,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             self._delete(keys.endpoint(eid))
             self._delete(keys.state_endpoint(eid))
             if old_spec is not None:
-                self._release(old_spec.network, old_spec.ip)
+                self.release_endpoint(old_spec)
                 tenant = self.tenant_of_network(old_spec.network)
                 if tenant and old_spec.group:
                     self.member_change(tenant, old_spec.group, None)
@@ -434,12 +438,13 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             return None
         return new, old_spec, net_cfg, spec, label
 
-    def _endpoint_keys(self, item, ip: int | None) -> None:
-        if ip is None:
+    def _endpoint_keys(self, item, ip: int | None, pending: bool = False) -> None:
+        if ip is None and not pending:
             return
         new, old = item[0], item[1]
+        address, mac = address_fields(ip)
         state = EndpointSpec(id=new.id, network=new.network, container=new.container,
-                             host=new.host, ip=ip_str(ip), mac=mac_for_int(ip),
+                             host=new.host, ip=address, mac=mac,
                              attach_uuid=new.attach_uuid, group=new.endpoint_group or None,
                              qos_profile=new.qos_profile or None)
         tenant = item[3].tenant
@@ -473,7 +478,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
     def _kept(self, ep: EndpointConfig, old: EndpointSpec | None, net: NetworkConfig,
               spec: NetworkSpec, label: str) -> int | None:
         """The endpoint's previous address when it is still valid (None: allocate one)."""
-        if old is None or old.network != spec.name:
+        if old is None or old.network != spec.name or not old.ip:
             return None
         first, last = subnet_bounds(spec.subnet)
         ip = ip_int(old.ip)
@@ -500,79 +505,9 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning):
             return None
         taken.add(ip)
         if old is not None and (old.network, old.ip) != (network, ip_str(ip)):
-            self._release(old.network, old.ip)
+            self.release_endpoint(old)
         self._put(keys.alloc_ip(network, ip_str(ip)), _owner(ep.id))
         return ip
-
-    def _pool(self, network: str, first: int) -> dict:
-        if network not in self.pools:
-            if self._lookup(keys.ip_pool(network)) is UNKNOWN:
-                return {"next": first + 1}
-            self.pools[network] = load_json(self.r, keys.ip_pool(network), {"next": first + 1})
-        pool = self.pools[network]
-        if pool.get("next", 0) <= first:
-            pool["next"] = first + 1
-        return pool
-
-    def _auto(self, ep: EndpointConfig, old: EndpointSpec | None, net: NetworkConfig,
-              spec: NetworkSpec, label: str) -> int | None:
-        first, last = subnet_bounds(spec.subnet)
-        gateway = ip_int(spec.gateway) if spec.gateway else None
-        pool = self._pool(spec.name, first)
-        taken = self.taken.setdefault(spec.name, set())
-        released = self.released.get(spec.name, set())
-        prefix = keys.alloc_ip_prefix(spec.name)
-        candidate = pool["next"]
-        wanted: set[str] = set()
-        while candidate < last:
-            if candidate == gateway or candidate in taken:
-                candidate += 1
-                continue
-            key = prefix + ip_str(candidate)
-            kv = self.r.lookup(key)
-            if kv is UNKNOWN:
-                wanted.add(key)
-                break
-            if kv is None or candidate in released:
-                pool["next"] = candidate + 1  # everything below is taken now
-                return self._claim(spec.name, candidate, ep, label, old)
-            candidate += 1
-        else:
-            raise PoolExhausted(f'network "{spec.name}" subnet {spec.subnet}')
-        pending = sum(1 for e in self.d.endpoints.values()
-                      if e[1] is not None and e[1].network == spec.name and not e[1].ip_address)
-        if pending > SCAN_ABOVE:
-            self.need.prefixes.add(prefix)
-        else:
-            self.need.keys.update(prefix + ip_str(a) for a in
-                                  range(candidate, min(last, candidate + pending + CANDIDATES)))
-        return None
-
-    def _release(self, network: str, ip: str) -> None:
-        self._delete(keys.alloc_ip(network, ip))
-        self.released.setdefault(network, set()).add(ip_int(ip))
-        if self._network_goes(network):
-            return
-        if network not in self.pools:
-            if self._lookup(keys.ip_pool(network)) is UNKNOWN:
-                return
-            self.pools[network] = load_json(self.r, keys.ip_pool(network), {})
-        pool = self.pools[network]
-        pool["next"] = min(pool.get("next", ip_int(ip)), ip_int(ip))
-
-    def _network_goes(self, network: str) -> bool:
-        return network in self.d.networks and self.d.networks[network][1] is None
-
-    def _finish_pools(self) -> None:
-        """Advance each pool's ``next`` past the addresses this write took; write it."""
-        for network, pool in self.pools.items():
-            if self._network_goes(network) or "next" not in pool:
-                continue
-            taken = self.taken.get(network, set())
-            nxt = pool.get("next", 0)
-            while nxt in taken:
-                nxt += 1
-            self._put(keys.ip_pool(network), codec.dumps({"next": nxt}))
 
     # ------------------------------------------------------------------ summary
     def _summary(self) -> list[str]:

@@ -87,6 +87,7 @@ def ip_str(value: int) -> str:
     return f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
 
 
+@lru_cache(maxsize=65536)
 def subnet_bounds(subnet: str) -> tuple[int, int]:
     """(network address, broadcast address) of ``subnet`` as integers."""
     base, length = subnet.split("/")

@@ -68,17 +68,22 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Change:
-    """A requested change: ``mode`` add | delete | desired | bind."""
+    """A requested change: ``mode`` add | delete | desired | bind | address | replace.
+
+    ``address``: ``addresses`` records (or, with None, gives back) the address an endpoint's
+    IPAM plugin gave it.  ``replace``: ``doc`` names one network with two endpoints, the first
+    deleted and the second created in the same write (its address may be the first's)."""
 
     mode: str
     doc: Config = Config()
     bindings: tuple[EndpointConfig, ...] = ()
+    addresses: tuple[tuple[str, str | None], ...] = ()
     create_only: frozenset[tuple[str, str]] = frozenset()
     paths: bool = True  # name objects by their JSON path in ``doc``
 
     def size(self) -> int:
         return (len(self.doc.hosts) + len(self.doc.tenants) + len(self.doc.networks())
-                + len(self.doc.endpoints()) + len(self.bindings))
+                + len(self.doc.endpoints()) + len(self.bindings) + len(self.addresses))
 
 
 def _decode(kv: KeyValue | None, cls: type):
@@ -127,6 +132,9 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
     names = [keys.CONFIG_TXN]
     if change.mode == "bind":
         return names, []
+    if change.mode == "address":
+        return names + [k for eid, _ in change.addresses
+                        for k in (keys.endpoint(eid), keys.state_endpoint(eid))], []
     doc = change.doc
     names += [keys.host_config(h.name) for h in doc.hosts]
     if doc.tenants:
@@ -201,6 +209,10 @@ class Writer:
                     by_container.setdefault(e.container, []).append(e)
             return merge_bindings(list(change.bindings), by_container)
         stored = _stored(reads)
+        if change.mode == "address":
+            return _address_delta(change, stored)
+        if change.mode == "replace":
+            return _replace_delta(change, stored)
         if change.mode == "add":
             delta = merge_add(change.doc, stored, change.create_only)
         elif change.mode == "delete":
@@ -259,10 +271,10 @@ class Writer:
                          delete: bool) -> None:
         """Add every endpoint of ``networks`` to ``delta`` (deleted, or to be re-planned)."""
         for n in dict.fromkeys(networks):
-            prefix = keys.alloc_ip_prefix(n)
-            self._read(reads, [], [prefix])
+            prefix, pending = keys.alloc_ip_prefix(n), keys.alloc_delegated_prefix(n)
+            self._read(reads, [], [prefix, pending])
             owners = []
-            for kv in reads.under(prefix):
+            for kv in reads.under(prefix) + reads.under(pending):
                 try:
                     owners.append(json.loads(kv.value)["owner"])
                 except (ValueError, KeyError, TypeError):
@@ -385,6 +397,31 @@ class Writer:
                 self.sleep(0.2)
 
 
+def _address_delta(change: Change, stored: Stored) -> Delta:
+    delta = Delta()
+    for eid, ip in change.addresses:
+        ep = stored.endpoints.get(eid)
+        if ep is None:
+            raise NotFoundError(f'endpoint "{eid}" does not exist')
+        delta.endpoints[eid] = (ep, ep)
+        delta.delegated[eid] = ip
+    return delta
+
+
+def _replace_delta(change: Change, stored: Stored) -> Delta:
+    (tenant,) = change.doc.tenants
+    (net,) = tenant.networks
+    old, new = net.endpoints
+    one = Config(tenants=(TenantConfig(name=tenant.name, networks=(
+        NetworkConfig(name=net.name, tenant=tenant.name, endpoints=(old,)),)),))
+    delta, _, _ = merge_delete(one, stored)
+    added = merge_add(Config(tenants=(TenantConfig(name=tenant.name, networks=(
+        NetworkConfig(name=net.name, tenant=tenant.name, endpoints=(new,)),)),)), stored,
+        frozenset({("endpoint", new.id)}))
+    delta.endpoints.update(added.endpoints)
+    return delta
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -401,6 +438,28 @@ def apply_config(store: Store, config: Config, mode: str = "desired", *,
 def apply_bindings(store: Store, bindings: list[EndpointConfig]) -> ApplyResult:
     """Bind endpoints to hosts late (``-host-bindings-cfg``)."""
     return Writer(store).apply(Change("bind", bindings=tuple(bindings), paths=False))
+
+
+def record_address(store: Store, ep_id: str, ip: str | None) -> ApplyResult:
+    """Record the address endpoint ``ep_id``'s IPAM plugin gave it (None: it was given back
+    and the endpoint waits for one again).  Refused (ValidationError naming both endpoints)
+    when another endpoint of the network holds it."""
+    return Writer(store).apply(Change("address", addresses=((ep_id, ip),), paths=False))
+
+
+def replace_endpoint(store: Store, old: EndpointConfig, new: EndpointConfig) -> ApplyResult:
+    """Delete endpoint ``old`` and create ``new`` (same network) in one write: ``new`` may take
+    ``old``'s static address (a rename that keeps the address).  ConflictError if ``new``
+    exists."""
+    if old.network != new.network:
+        raise ValidationError(f'endpoint "{new.id}": replaces "{old.id}" of another network')
+    kv = store.get(keys.network(old.network))
+    net = _decode(kv, NetworkConfig)
+    if net is None:
+        raise NotFoundError(f'network "{old.network}" does not exist')
+    doc = Config(tenants=(TenantConfig(name=net.tenant, networks=(
+        NetworkConfig(name=net.name, tenant=net.tenant, endpoints=(old, new)),)),))
+    return Writer(store).apply(Change("replace", doc, paths=False))
 
 
 def delete_object(store: Store, kind: str, name: str) -> ApplyResult:

@@ -13,6 +13,7 @@ from intent.model import (
     EndpointSpec,
     HostConfig,
     HostSpec,
+    IpamConfig,
     McastGroupConfig,
     MulticastConfig,
     NetworkConfig,
@@ -70,6 +71,9 @@ def loads(cls: type[T], text: str) -> T:
         kwargs["policies"] = tuple(kwargs["policies"])
     if cls in (NetworkConfig, NetworkSpec) and isinstance(kwargs.get("multicast"), dict):
         kwargs["multicast"] = multicast_from(kwargs["multicast"])
+    if cls in (NetworkConfig, NetworkSpec) and isinstance(kwargs.get("ipam"), dict):
+        kwargs["ipam"] = IpamConfig(**{k: v for k, v in kwargs["ipam"].items()
+                                       if k in ("type", "plugin", "config", "hosts")})
     if cls in (RouterConfig, RouterSpec) and kwargs.get("networks") is not None:
         kwargs["networks"] = tuple(kwargs["networks"])
     return cls(**kwargs)

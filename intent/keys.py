@@ -17,6 +17,8 @@
     /netplugin/alloc/vni/<vni>                    owner network
     /netplugin/alloc/subnet/<tenant>/<cidr>       owner network   ('/' in the CIDR is '_')
     /netplugin/alloc/ip/<network>/<ip>            owner endpoint id
+    /netplugin/alloc/delegated/<network>/<ep-id>  an endpoint waiting for its address from the
+                                                  network's IPAM plugin (no alloc/ip key yet)
     /netplugin/alloc/pool/<network>               IP pool index: lowest maybe-free address, count
     /netplugin/alloc/tenant/<tenant>              tenant index: its networks' tags and subnets
     /netplugin/alloc/ranges                       every tenant's Vlans/Vxlans ranges (disjoint)
@@ -33,10 +35,16 @@
     /netplugin/state/routers/<tenant>/<router>    RouterSpec (resolved: id = routing domain)
     /netplugin/oper/hosts/<host>                  agent registration (under a lease)
     /netplugin/oper/endpoints/<endpoint-id>       plugged port: host, ofport, port name
+    /netplugin/oper/ipam/<host>/<network>/<handle>  an address a host obtained from an IPAM
+                                                  plugin (what its DEL needs)
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
     /netplugin/oper/applied                       revision the controller has applied
     /netplugin/oper/gateways/<tenant>/<router>    MAC of an external router's physical gateway
                                                   (learnt by the controller's ARP)
+    /netplugin/oper/controllers/<name>            a live controller (under its lease)
+    /netplugin/oper/masters/<host>                the controller that is master of the host's
+                                                  switch (under that controller's lease); its
+                                                  mod revision is the OpenFlow generation id
     /netplugin/runtime/<host>/<container>         running container -> netns path
     /netplugin/locks/<write-id>                   a large writer is alive (under its lease)
     /netplugin/writes/<slot>                      id of a recent write (a retry recognises it)
@@ -64,6 +72,7 @@ ALLOC_VNI = ALLOC + "vni/"
 ALLOC_SUBNET = ALLOC + "subnet/"
 ALLOC_IP = ALLOC + "ip/"
 ALLOC_POOL = ALLOC + "pool/"
+ALLOC_DELEGATED = ALLOC + "delegated/"
 ALLOC_TENANT = ALLOC + "tenant/"
 ALLOC_RANGES = ALLOC + "ranges"
 ALLOC_GROUPID = ALLOC + "groupid/"
@@ -83,6 +92,9 @@ OPER_REALIZED = OPER + "realized/"
 OPER_APPLIED = OPER + "applied"
 OPER_MCAST = OPER + "mcast/"
 OPER_GATEWAYS = OPER + "gateways/"
+OPER_CONTROLLERS = OPER + "controllers/"
+OPER_MASTERS = OPER + "masters/"
+OPER_IPAM = OPER + "ipam/"
 RUNTIME = ROOT + "runtime/"
 LOCKS = ROOT + "locks/"
 WRITES = ROOT + "writes/"
@@ -125,6 +137,22 @@ def alloc_ip_prefix(network_name: str) -> str:
 
 def alloc_ip(network_name: str, ip: str) -> str:
     return alloc_ip_prefix(network_name) + ip
+
+
+def alloc_delegated_prefix(network_name: str) -> str:
+    return f"{ALLOC_DELEGATED}{network_name}/"
+
+
+def alloc_delegated(network_name: str, ep_id: str) -> str:
+    return alloc_delegated_prefix(network_name) + ep_id
+
+
+def oper_ipam_prefix(host: str) -> str:
+    return f"{OPER_IPAM}{host}/"
+
+
+def oper_ipam(host: str, network_name: str, handle: str) -> str:
+    return f"{OPER_IPAM}{host}/{network_name}/{handle}"
 
 
 def group(tenant_name: str, name: str) -> str:
@@ -228,6 +256,14 @@ def oper_endpoint(ep_id: str) -> str:
 
 def realized(host: str) -> str:
     return OPER_REALIZED + host
+
+
+def controller(name: str) -> str:
+    return OPER_CONTROLLERS + name
+
+
+def master(host: str) -> str:
+    return OPER_MASTERS + host
 
 
 def runtime_prefix(host: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from intent.errors import ValidationError
+from intent.ipam_doc import parse_ipam, parse_reserved_flag
 from intent.jsontext import parse_json
 from intent.mcast_doc import parse_multicast
 from intent.model import (
@@ -63,7 +64,8 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
                     ip_address=r.string(ef, "IpAddress", epath),
                     endpoint_group=(r.string(ef, "EndpointGroup", epath) or ""
                                     if "EndpointGroup" in ef else None),
-                    qos_profile=parse_ref(r, ef, epath)))
+                    qos_profile=parse_ref(r, ef, epath),
+                    reserved=parse_reserved_flag(r, ef, epath)))
             networks.append(NetworkConfig(
                 name=net_name, tenant=name,
                 pkt_tag_type=r.net_type(nf, "PktTagType", npath, None),
@@ -72,7 +74,9 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
                 default_gw=r.string(nf, "DefaultGw", npath),
                 endpoints=tuple(endpoints),
                 qos_profile=parse_ref(r, nf, npath),
-                multicast=parse_multicast(r, nf, npath)))
+                multicast=parse_multicast(r, nf, npath),
+                ipam=parse_ipam(r, nf, npath),
+                reserved=_reserved_text(r, nf, npath)))
         tenants.append(TenantConfig(
             name=name, default_net_type=default_type,
             subnet_pool=r.string(f, "SubnetPool", path),
@@ -85,6 +89,15 @@ def parse_document(data: Any) -> tuple[Config, list[str]]:
             routers=parse_routers(r, f, name, path),
             qos_profiles=parse_profiles(r, f, name, path)))
     return Config(hosts=tuple(hosts), tenants=tuple(tenants)), r.problems
+
+
+def _reserved_text(r: Reader, fields: dict, path: str) -> str | None:
+    """A network's ``Reserved`` as given ("" clears it; None: not given)."""
+    value = fields.get("Reserved")
+    if value == "":
+        return ""
+    text = r.string(fields, "Reserved", path)
+    return None if text is None else ",".join(p.strip() for p in text.split(","))
 
 
 def read_json(source: dict | list | str | Path) -> Any:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 VLAN = "vlan"
 VXLAN = "vxlan"
 NET_TYPES = (VLAN, VXLAN)
+BUILTIN, CNI = "builtin", "cni"  # IPAM backends of a network
 
 
 # --------------------------------------------------------------------------- config layer
@@ -44,6 +45,7 @@ class EndpointConfig:
     ip_address: str | None = None  # static IP; allocated when None
     endpoint_group: str | None = None  # None: not given; "": explicitly in no group
     qos_profile: str | None = None  # None: not given; "": explicitly none
+    reserved: bool | None = None  # True: its static IpAddress may lie in the Reserved ranges
 
     @property
     def id(self) -> str:
@@ -64,6 +66,26 @@ class NetworkConfig:
     endpoints: tuple[EndpointConfig, ...] = ()
     qos_profile: str | None = None  # None: not given; "": explicitly none
     multicast: MulticastConfig | None = None  # None: not given
+    ipam: IpamConfig | None = None  # None: not given (the built-in allocator)
+    reserved: str | None = None  # "a.b.c.d-a.b.c.e,a.b.c.f": never handed out; "": none
+
+
+@dataclass(frozen=True)
+class IpamConfig:
+    """A network's IPAM backend: ``builtin`` (the allocator) or ``cni`` (a CNI IPAM plugin
+    binary called on the endpoint's host at plug time).  ``config`` is the canonical JSON of
+    the plugin's ``ipam`` object (without ``type``); ``hosts`` the canonical JSON of per-host
+    objects merged over it (``{"host1": {"dataDir": …}}``)."""
+
+    type: str = BUILTIN
+    plugin: str | None = None
+    config: str = "{}"
+    hosts: str = "{}"
+
+    @property
+    def delegated(self) -> bool:
+        """Whether addresses come from a plugin at plug time (not from the write path)."""
+        return self.type == CNI
 
 
 IN, OUT = "in", "out"
@@ -251,6 +273,7 @@ class NetworkSpec:
     zone: int = 0  # conntrack zone (allocated; 0: none yet)
     qos_profile: str | None = None
     multicast: MulticastConfig | None = None
+    ipam: IpamConfig | None = None  # a delegating backend (None: the built-in allocator)
 
 
 @dataclass(frozen=True)
@@ -261,7 +284,7 @@ class EndpointSpec:
     network: str
     container: str
     host: str | None  # None until bound
-    ip: str
+    ip: str  # "": not known yet (its network's IPAM plugin gives it at plug time)
     mac: str
     attach_uuid: str | None = None
     group: str | None = None  # endpoint group (of the network's tenant)

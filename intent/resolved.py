@@ -75,7 +75,8 @@ def resolved_from_snapshot(snap: Snapshot) -> ResolvedIntent:
     routers = [codec.loads(RouterSpec, kv.value) for k, kv in sorted(snap.items.items())
                if k.startswith(keys.STATE_ROUTERS)]
     return ResolvedIntent(networks=tuple(sorted(networks.values(), key=lambda n: n.name)),
-                          endpoints=tuple(sorted(endpoints.values(), key=lambda e: e.id)),
+                          endpoints=tuple(sorted((e for e in endpoints.values() if e.ip),
+                                                 key=lambda e: e.id)),
                           hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
                           revision=snap.revision, tenants=tuple(tenants),
                           groups=tuple(groups), policies=tuple(policies),

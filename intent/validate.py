@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
+from intent.ipam_doc import check_reserved, reserved_problem
 from intent.model import VXLAN, Config, EndpointConfig, HostConfig, NetworkConfig, TenantConfig
 from intent.names import name_problem, runtime_id_problem
 
@@ -144,10 +145,13 @@ def check_subnet(tenant: TenantConfig, net: NetworkConfig, label: str, add: Add,
 
 def check_network(tenant: TenantConfig, net: NetworkConfig, label: str, add: Add,
                   complete: bool = True) -> IPNetwork | None:
-    """Name, tag, subnet and gateway of a network; returns its valid explicit subnet."""
+    """Name, tag, subnet, gateway and reserved ranges of a network; returns its valid explicit
+    subnet."""
     _name(net.name, f"{label}.Name", add)
     check_tag(tenant, net, label, add, complete)
-    return check_subnet(tenant, net, label, add, complete)
+    subnet = check_subnet(tenant, net, label, add, complete)
+    check_reserved(net, subnet, label, add)
+    return subnet
 
 
 def check_endpoint(ep: EndpointConfig, label: str, add: Add) -> None:
@@ -162,7 +166,8 @@ def check_endpoint(ep: EndpointConfig, label: str, add: Add) -> None:
 
 def check_static_ip(net: NetworkConfig, ep: EndpointConfig, label: str,
                     subnet: IPNetwork | None, add: Add, complete: bool = True) -> int | None:
-    """A static ``IpAddress`` inside the subnet and not reserved; returns it as an int."""
+    """A static ``IpAddress`` inside the subnet, not the gateway's and not in the network's
+    ``Reserved`` ranges unless the endpoint says ``Reserved``; returns it as an int."""
     ip = ipv4(ep.ip_address or "")
     where = f'{label}.IpAddress "{ep.ip_address}"'
     if ip is None:
@@ -181,6 +186,8 @@ def check_static_ip(net: NetworkConfig, ep: EndpointConfig, label: str,
         add(f"{where}: is the broadcast address of {subnet.cidr}")
     elif ip == gateway:
         add(f"{where}: is the network's gateway address")
+    elif not ep.reserved and reserved_problem(net, int(ip)):
+        add(f"{where}: {reserved_problem(net, int(ip))}")
     else:
         return int(ip)
     return None

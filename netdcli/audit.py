@@ -132,6 +132,14 @@ def _endpoints(problems: list[str], nets_cfg: dict, eps_cfg: dict, nets: dict, e
         if cfg.ip_address and spec.ip != cfg.ip_address:
             problems.append(f"endpoint {eid}: asks for {cfg.ip_address}, state has {spec.ip}")
         net = nets.get(spec.network)
+        if not spec.ip:  # waits for its address from the network's IPAM plugin
+            if net is not None and net.ipam is None:
+                problems.append(f"endpoint {eid}: has no address, and its network "
+                                f"{spec.network} allocates them")
+            elif keys.alloc_delegated(spec.network, eid) not in v.json_values:
+                problems.append(f"endpoint {eid}: waits for an address but is not listed "
+                                f"under {keys.alloc_delegated_prefix(spec.network)}")
+            continue
         try:
             inside = net is not None and IPAddress(spec.ip) in IPNetwork(net.subnet)
         except (AddrFormatError, ValueError, TypeError):
@@ -146,7 +154,7 @@ def _endpoints(problems: list[str], nets_cfg: dict, eps_cfg: dict, nets: dict, e
         problems.append(f"endpoint {eid}: resolved state without intent")
     seen: dict[tuple[str, str], str] = {}
     for eid, spec in sorted(eps.items()):
-        for what, value in (("address", spec.ip), ("MAC", spec.mac)):
+        for what, value in (("address", spec.ip), ("MAC", spec.mac)) if spec.ip else ():
             other = seen.setdefault((spec.network, f"{what} {value}"), eid)
             if other != eid:
                 problems.append(f"network {spec.network}: {what} {value} is used by both "

@@ -59,11 +59,11 @@ def _lookup(snap: Snapshot, prefix: str, cls: type, name: str, what: str):
 
 def _network_with_endpoints(store: Store, name: str) -> tuple[Snapshot, NetworkSpec, list]:
     """A network's state and its endpoints' state and oper keys, read consistently."""
-    first = read_consistent(store, keys=[keys.state_network(name)],
-                            prefixes=[keys.alloc_ip_prefix(name)])
+    lists = (keys.alloc_ip_prefix(name), keys.alloc_delegated_prefix(name))  # + pending ones
+    first = read_consistent(store, keys=[keys.state_network(name)], prefixes=list(lists))
     net = _lookup(first, keys.STATE_NETWORKS, NetworkSpec, name, "network")
     ids = sorted(json.loads(kv.value)["owner"] for k, kv in first.items.items()
-                 if k.startswith(keys.alloc_ip_prefix(name)))
+                 if k.startswith(lists))
     snap = read_consistent(store, keys=[k for i in ids for k in (keys.state_endpoint(i),
                                                                   keys.oper_endpoint(i))])
     eps = [codec.loads(EndpointSpec, snap.value(keys.state_endpoint(i))) for i in ids

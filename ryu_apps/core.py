@@ -30,11 +30,13 @@ from ofctl import cookies, wire
 from ofctl.engine import Engine, EntryDelta, HostTable
 from ofctl.model import Flow, Group, Meter, SwitchState
 from ofctl.pipeline import MARKER, marker_flow
+from ryu_apps import roles
+from ryu_apps.election import Election
 from ryu_apps.framework import blocking, hub
 from ryu_apps.gateways import GatewayLearner
 from ryu_apps.intake import Intake
 from ryu_apps.realize import Realizer
-from ryu_apps.switch import Outgoing, Rejected, Session, SwitchError
+from ryu_apps.switch import EQUAL, MASTER, NotMaster, Outgoing, Rejected, Session, SwitchError
 
 LOG = logging.getLogger(__name__)
 RETRY = 1.0
@@ -52,8 +54,9 @@ class Controller:
     """Keeps every connected switch equal to the intent in the store."""
 
     def __init__(self, store: Store, audit_interval: float = 60.0, timeout: float = 60.0,
-                 audit_on_connect: bool = True) -> None:
+                 audit_on_connect: bool = True, election: Election | None = None) -> None:
         self.store = store
+        self.election = election  # None: the only controller (role EQUAL, always writes)
         self.audit_interval = audit_interval
         self.audit_on_connect = audit_on_connect
         self.timeout = timeout
@@ -61,9 +64,11 @@ class Controller:
         self.cache = Intake(self.engine)
         self.realizer = Realizer(store)
         self.sessions: dict[int, Session] = {}
-        self.gateways = GatewayLearner(store, lambda: self.engine, self.session_of)
+        self.gateways = GatewayLearner(store, lambda: self.engine, self.writer_of)
         self.running = False
         self.events_seen = 0
+        self.changed_at: dict[str, int] = {}  # host -> revision of the last change of its tables
+        self.changed_floor = 0
         self.watch_revision = 0  # the newest revision the watch delivered and was applied
         # per-host totals that outlive a switch's session (metrics)
         self.syncs_total: Counter[str] = Counter()
@@ -74,17 +79,30 @@ class Controller:
         self._snap = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Load the store, then start the watch, realize and audit greenthreads."""
+    def start(self, background: bool = False) -> None:
+        """Load the store, then start the watch, realize and audit greenthreads
+        (``background``: return at once; switches that connect meanwhile wait for the load,
+        so the OpenFlow listener can take them while a large store is read)."""
         self.running = True
+        if self.election is not None:
+            self.election.on_change = partial(roles.on_change, self)
+            self.election.start()
+        if background:
+            self._threads = [hub.spawn(self._load_and_run)]
+        else:
+            self._load_and_run()
+
+    def _load_and_run(self) -> None:
         self._reload()
-        self._threads = [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run),
-                         hub.spawn(self.gateways.run)]
+        self._threads += [hub.spawn(self._watch_loop), hub.spawn(self.realizer.run),
+                          hub.spawn(self.gateways.run)]
         if self.audit_interval > 0:
             self._threads.append(hub.spawn(self._audit_loop))
 
     def stop(self) -> None:
         self.running = False
+        if self.election is not None:
+            self.election.stop()
         if self._watcher is not None:
             self._watcher.close()
         for s in list(self.sessions.values()):
@@ -109,6 +127,8 @@ class Controller:
         intake = Intake(fresh)
         intake.load(snap)
         self.engine, self.cache, self._snap = fresh, intake, snap
+        # the newest change any host may still have to realize (for hosts another master has)
+        self.changed_floor = max((kv.mod_revision for kv in snap.items.values()), default=0)
         self.realizer.advance(intake.revision)
         for s in self.sessions.values():
             s.host = intake.host_for_dpid(s.dpid)
@@ -148,6 +168,9 @@ class Controller:
     def on_event(self, ev: Any) -> None:
         """Apply one store event and wake the switches it affects."""
         self.events_seen += 1
+        if self.election is not None and self.election.owns(ev.key):
+            self.election.apply(ev)
+            return
         if not self.cache.apply(ev):
             return
         if ev.key.startswith(keys.OPER_HOSTS):
@@ -155,6 +178,7 @@ class Controller:
         dirty = self.engine.dirty_hosts()
         for host in dirty:
             self.realizer.changed(host, ev.mod_revision)
+            self.changed_at[host] = ev.mod_revision
         for s in self.sessions.values():
             if s.host in dirty:
                 s.kick()
@@ -191,6 +215,9 @@ class Controller:
             if s.host:
                 self.engine.drop_table(s.host)
                 self.realizer.forget(s.host)
+                mine = self.election and self.election.is_mine(s.host)
+                if mine:  # the others need not wait for our lease to take this switch
+                    hub.spawn(self.election.release, s.host, mine.generation)
             LOG.info("%s", logline("switch-disconnected", dpid=f"{dp.id:016x}", host=s.host))
 
     def switch_message(self, dp: Any, msg: Any) -> None:
@@ -204,6 +231,10 @@ class Controller:
             if s.host == host and s.alive:
                 return s
         return None
+
+    def writer_of(self, host: str) -> Session | None:
+        """The session of ``host``'s switch when this controller may send to it."""
+        return self.session_of(host) if self.is_master(host) else None
 
     def packet_in(self, dp: Any, data: bytes) -> None:
         """A frame a switch passed up (only gateway ARP replies are sent to the controller)."""
@@ -230,10 +261,13 @@ class Controller:
                 continue
             s.busy = True
             try:
+                if self.election is not None and not roles.settle(self, s):
+                    continue
                 while s.alive and s.host and (s.pending or s.need_check or s.need_full or
                                               s.checked is not None):
                     s.pending = False
                     self.sync(s)
+                roles.took_over(s)
                 if s.alive and s.audit_due and not s.audit_slices:
                     s.audit_due = False
                     s.audit_slices = list(range(1 << SLICE_BITS)) + [-1]
@@ -241,6 +275,8 @@ class Controller:
                     self._audit_slice(s, s.audit_slices.pop(0))
                     if s.audit_slices:
                         s.wake.set()
+            except NotMaster as exc:
+                roles.refused(self, s, str(exc))
             except Rejected as exc:
                 self._failed(s, str(exc), full=False)
             except SwitchError as exc:
@@ -289,6 +325,10 @@ class Controller:
         self.syncs_total[host] += 1
         self.realizer.end(host, ok=True)
         return sent
+
+    def table_of(self, host: str) -> HostTable:
+        """``host``'s desired table, kept up to date."""
+        return self._table(host)
 
     def _table(self, host: str) -> HostTable:
         if host not in self.engine.tables:
@@ -447,17 +487,44 @@ class Controller:
             out.append({
                 "name": name, "dpid": reg.get("dpid"), "vtep_ip": reg.get("vtep_ip"),
                 "connected": s is not None, "in_sync": bool(s and s.in_sync),
-                "realized_revision": self.realizer.realized(name) if s else None,
+                "realized_revision": self.realized_of(name) if s else None,
                 "changes_sent": s.changes_sent if s else 0, "syncs": s.syncs if s else 0,
                 "last_error": s.last_error if s else None,
                 "rejected": [f"{o} ({why})" for o, why in s.rejected] if s else [],
+                **self.mastership(name, s),
             })
         return out
+
+    def mastership(self, host: str, s: Session | None = None) -> dict:
+        """Who is master of ``host``'s switch, and this controller's role there."""
+        if self.election is None:
+            return {"master": None, "role": EQUAL if s else None}
+        m = self.election.masters.get(host)
+        return {"master": m.controller if m else None, "master_rest": m.rest if m else None,
+                "generation": m.generation if m else None,
+                "role": s.role if s and s.role_known else None,
+                "master_since": s.master_since if s else None}
+
+    def is_master(self, host: str) -> bool:
+        """Whether this controller writes ``host``'s switch (the only controller always does)."""
+        s = self.session_of(host)
+        if s is None:
+            return False
+        return self.election is None or (s.role == MASTER and
+                                         self.election.is_mine(host) is not None)
+
+    def realized_of(self, host: str, live: bool = False) -> int:
+        """The revision ``host``'s switch realized: ours when we are its master (or the only
+        controller), else as its master wrote it in the store (``live``: for waiters here)."""
+        if self.election is None or self.is_master(host):
+            return self.realizer.realized(host, live=live)
+        return roles.realized_elsewhere(self, host, live)
 
     def wait_realized(self, revision: int, timeout: float) -> bool:
         """Block (cooperatively) until every connected host realized ``revision``."""
         return self.realizer.wait(revision, lambda: [s.host for s in self.sessions.values()
-                                                     if s.host], timeout)
+                                                     if s.host], timeout,
+                                  realized=partial(self.realized_of, live=True))
 
 
 def _owner(entry: Any) -> str:

@@ -108,7 +108,7 @@ def decode_network(name: str, value: str) -> NetworkSpec:
     return n
 
 
-def decode_endpoint(eid: str, value: str) -> EndpointSpec:
+def decode_endpoint(eid: str, value: str) -> EndpointSpec | None:
     _object(value)
     try:
         e = codec.loads(EndpointSpec, value)
@@ -118,6 +118,8 @@ def decode_endpoint(eid: str, value: str) -> EndpointSpec:
         raise BadValue(f"names endpoint {e.id!r}, not {eid!r}")
     if not isinstance(e.network, str) or not (e.host is None or isinstance(e.host, str)):
         raise BadValue("network and host must be names")
+    if e.ip == "" and e.mac == "":
+        return None  # pending: its network's IPAM plugin gives the address at plug time
     mac = e.mac.lower() if isinstance(e.mac, str) else ""
     if len(mac) != 17 or any(c not in "0123456789abcdef:" for c in mac):
         raise BadValue(f"mac {e.mac!r} is not a MAC address")
@@ -255,7 +257,9 @@ class Intake:
             if key.startswith(keys.STATE_NETWORKS):
                 self.engine.set_network(name, value and decode_network(name, value))
             elif key.startswith(keys.STATE_ENDPOINTS):
-                self.engine.set_endpoint(name, value and decode_endpoint(name, value))
+                ep = value and decode_endpoint(name, value)
+                # an endpoint waiting for its address from an IPAM plugin has no flows yet
+                self.engine.set_endpoint(name, ep or None)
             elif key.startswith(keys.OPER_HOSTS):
                 self._registration(name, value and decode_registration(name, value))
             elif key.startswith(keys.CONFIG_HOSTS):

@@ -52,6 +52,9 @@ EXAMPLES = """examples:
       --etcd-ca ca.pem --etcd-cert ctl.pem --etcd-key ctl.key \\
       --ofp-ssl-listen-port 6653 --ctl-privkey ctl.key --ctl-cert ctl.pem --ca-certs ca.pem \\
       --rest-cert ctl.pem --rest-key ctl.key      # TLS everywhere (switches: ssl:IP:6653)
+  netplugin-controller --etcd http://10.0.0.5:2379 --ofp-listen-host 10.0.0.6 \
+      --controller-name ctl2 --master-lease-ttl 3   # one of several: they elect each
+                                                    # switch's master through etcd
 """
 HAND_OVER = ("When a real Ryu is importable, ryu-manager hands over to Ryu's own manager\n"
              "(ryu.cmd.manager), which then runs the same modules on Ryu.")

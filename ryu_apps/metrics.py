@@ -45,7 +45,9 @@ class ControllerMetrics:
 
     def __init__(self, controller: Any, master: Callable[[Any], bool] | None = None) -> None:
         self.controller = controller
-        self.master = master or getattr(controller, "is_master", None) or always_master
+        by_host = getattr(controller, "is_master", None)  # Controller.is_master(host)
+        self.master = master or (by_host and (lambda s: bool(s.host) and by_host(s.host))) \
+            or always_master
         self.registry = CollectorRegistry(auto_describe=True)
         self.realize_latency = Histogram(
             f"{NS}_intent_realized_seconds", "Seconds from an intent change reaching the "

@@ -66,6 +66,13 @@ OPTS = [
                help="largest REST request body in bytes (larger: 413)"),
     cfg.FloatOpt("audit-interval", default=60.0,
                  help="seconds between re-reads of every switch (0: only on connect)"),
+    cfg.IntOpt("master-lease-ttl", default=5, min=0,
+               help="seconds a controller's etcd lease lives without a refresh: when it dies, "
+                    "another controller becomes master of its switches that long after (several "
+                    "controllers; 0: no election, this controller writes every switch)"),
+    cfg.StrOpt("controller-name", default=None,
+               help="this controller's name in the election, unique among the controllers "
+                    "(default: HOSTNAME:REST-PORT)"),
     cfg.FloatOpt("switch-timeout", default=60.0, help="seconds to wait for a switch's answer"),
     cfg.FloatOpt("igmp-query-interval", min=1.0,
                  default=float(os.environ.get("NETPLUGIN_IGMP_QUERY_INTERVAL") or 60.0),
@@ -172,6 +179,20 @@ def _serve_https(listen: tuple[str, int], app, cert: str, key: str) -> None:
                          protocol=Protocol)
 
 
+def _election(conf, store, https: bool):
+    """The etcd election of masters among several controllers (None: ``--master-lease-ttl 0``)."""
+    if not conf.master_lease_ttl:
+        return None
+    import socket
+
+    from ryu_apps.election import Election
+
+    rest = (f"{'https' if https else 'http'}://{conf.rest_host}:{conf.rest_port}"
+            if conf.rest_port else None)
+    name = conf.controller_name or f"{socket.gethostname()}:{conf.rest_port or os.getpid()}"
+    return Election(store, name, conf.master_lease_ttl, rest)
+
+
 class NetPluginApp(RyuApp):
     """Switch lifecycle events → controller engine; REST API on the hub."""
 
@@ -193,14 +214,15 @@ class NetPluginApp(RyuApp):
         self.store = kwargs.get("store") or open_store(
             conf.etcd, EtcdTls.from_options(conf.etcd_ca, conf.etcd_cert, conf.etcd_key))
         self.controller = Controller(self.store, audit_interval=conf.audit_interval,
-                                     timeout=conf.switch_timeout)
+                                     timeout=conf.switch_timeout, election=_election(
+                                         conf, self.store, self._rest_tls is not None))
         self.rest_port = conf.rest_port
         self._rest_server = None
         self.snooper = Snooper(self.store, self._locate, conf.igmp_query_interval)
 
     def start(self):
         thread = super().start()
-        self.controller.start()
+        self.controller.start(background=True)  # OpenFlow listens while the store loads
         self._querier_thread = hub.spawn(self._querier)
         conf = self.CONF
         if getattr(conf, "ctl_privkey", None) and getattr(conf, "ctl_cert", None):
@@ -258,7 +280,7 @@ class NetPluginApp(RyuApp):
             hub.sleep(interval)
             try:
                 sessions = {s.host: s for s in list(self.controller.sessions.values())
-                            if s.host and s.alive}
+                            if s.host and s.alive and self.controller.is_master(s.host)}
                 for q in queries(sessions, self.controller.engine, min(10.0, interval / 2)):
                     dp = sessions[q.host].dp
                     parser, ofp = dp.ofproto_parser, dp.ofproto
@@ -278,7 +300,7 @@ class NetPluginApp(RyuApp):
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPGroupDescStatsReply,
                  ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPBarrierReply,
-                 ofp_event.EventOFPErrorMsg], MAIN_DISPATCHER)
+                 ofp_event.EventOFPRoleReply, ofp_event.EventOFPErrorMsg], MAIN_DISPATCHER)
     def _reply(self, ev) -> None:
         self.controller.switch_message(ev.msg.datapath, ev.msg)
 

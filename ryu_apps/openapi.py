@@ -26,7 +26,14 @@ def _list(item: str) -> dict[str, Any]:
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Endpoint": {"type": "object", "required": ["Container"], "properties": {
         "Container": _REQUIRED, "Host": _STR, "AttachUUID": _STR, "IpAddress": _STR,
-        "EndpointGroup": _STR}},
+        "EndpointGroup": _STR, "Reserved": {"type": "boolean", "nullable": True}}},
+    "Ipam": {"anyOf": [
+        {"type": "string", "enum": ["builtin"]},
+        {"type": "object", "nullable": True, "properties": {
+            "Type": {"type": "string", "enum": ["builtin", "cni"]}, "Plugin": _STR,
+            "Config": {"type": "object", "nullable": True},
+            "Hosts": {"type": "object", "nullable": True,
+                      "additionalProperties": {"type": "object"}}}}]},
     "Rule": {"type": "object", "required": ["Id", "Priority", "Direction", "Action"],
              "properties": {
                  "Id": _INT, "Priority": _INT, "Direction": {"type": "string",
@@ -61,7 +68,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Network": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "PktTagType": _NET_TYPE, "PktTag": _INT, "SubnetCIDR": _STR,
         "DefaultGw": _STR, "Endpoints": _list("Endpoint"), "QosProfile": _STR,
-        "Multicast": {"$ref": "#/components/schemas/Multicast"}}},
+        "Multicast": {"$ref": "#/components/schemas/Multicast"},
+        "Ipam": {"$ref": "#/components/schemas/Ipam"}, "Reserved": _STR}},
     "Tenant": {"type": "object", "required": ["Name"], "properties": {
         "Name": _REQUIRED, "DefaultNetType": _NET_TYPE, "SubnetPool": _STR,
         "AllocSubnetLen": _INT, "Vlans": _RANGES, "Vxlans": _RANGES,

@@ -26,6 +26,7 @@ from ryu_apps.framework import blocking, hub
 LOG = logging.getLogger(__name__)
 BATCH = 128
 RETRY = 1.0
+COALESCE = 0.1  # how long publishing waits for syncs under way (see Realizer._settle)
 APPLIED = "\0applied"  # the applied revision's slot in ``written`` (no host has this name)
 
 
@@ -97,6 +98,7 @@ class Realizer:
     def forget(self, host: str) -> None:
         """``host``'s switch is gone: it realizes nothing until it syncs again."""
         self.synced.discard(host)
+        self.written.pop(host, None)
         self.pending.pop(host, None)
         self.inflight.pop(host, None)
         self._since_pending.pop(host, None)
@@ -119,15 +121,21 @@ class Realizer:
             ev.set()
         self._kick.set()
 
-    def wait(self, revision: int, hosts, timeout: float) -> bool:
-        """Block (cooperatively) until every host of ``hosts()`` realized ``revision``."""
+    def notify(self) -> None:
+        """Something waiters depend on changed (e.g. another controller's realized revision)."""
+        self._changed()
+
+    def wait(self, revision: int, hosts, timeout: float, realized=None) -> bool:
+        """Block (cooperatively) until every host of ``hosts()`` realized ``revision``
+        (``realized(host)``: default :meth:`realized` counting the watch position)."""
+        realized = realized or (lambda h: self.realized(h, live=True))
         deadline = time.monotonic() + timeout
         ev = hub.Event()
         self._waiters.add(ev)
         try:
             while True:
                 if max(self.applied, self.seen) >= revision and all(
-                        self.realized(h, live=True) >= revision for h in hosts()):
+                        realized(h) >= revision for h in hosts()):
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -145,6 +153,7 @@ class Realizer:
             self._kick.wait()
             self._kick.clear()
             hub.sleep(0)  # let a burst of events and syncs land first
+            self._settle()
             todo = {h: self.realized(h) for h in self.synced}
             todo = {keys.realized(h): r for h, r in todo.items()
                     if r and self.written.get(h) != r}
@@ -164,6 +173,17 @@ class Realizer:
                 LOG.warning("cannot write realized revisions (%s); retrying", exc)
                 hub.sleep(RETRY)
                 self._kick.set()
+
+    def _settle(self) -> None:
+        """Wait (at most ``COALESCE`` s) for the syncs under way: a change would otherwise be
+        published twice - its host behind, then caught up - and waiters only want the second."""
+        deadline = time.monotonic() + COALESCE
+        while self.running and (self.pending or self.inflight):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._kick.clear()
+            self._kick.wait(timeout=left)
 
     def stop(self) -> None:
         self.running = False

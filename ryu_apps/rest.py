@@ -151,7 +151,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/networks/{network}/multicast", "get_multicast",
           "A network's multicast: snooping, declared and learned receivers per group and host",
           errors=(400, 404)),
-    Route("GET", "/hosts", "list_hosts", "Hosts with switch status and realized revision"),
+    Route("GET", "/hosts", "list_hosts", "Hosts with switch status, realized revision "
+          "and the master controller of each switch"),
     Route("GET", "/hosts/{host}/flows", "host_flows",
           "The flows, groups and meters a host's switch should hold, each with its owner",
           errors=(400, 404)),
@@ -357,8 +358,8 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
 
     def _network_endpoints(self, values: dict[str, str], network: str) -> list[str]:
         """Endpoint ids of ``network`` from its IP owner keys (``values`` holds that prefix)."""
-        prefix = keys.alloc_ip_prefix(network)
-        return sorted(json.loads(v)["owner"] for k, v in values.items() if k.startswith(prefix))
+        lists = (keys.alloc_ip_prefix(network), keys.alloc_delegated_prefix(network))
+        return sorted(json.loads(v)["owner"] for k, v in values.items() if k.startswith(lists))
 
     # ------------------------------------------------------------------ handlers
 
@@ -417,7 +418,7 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
 
     def get_network(self, call: Call, network: str) -> dict:
         values = self._read([keys.network(network), keys.state_network(network)],
-                            [keys.alloc_ip_prefix(network)])
+                            [keys.alloc_ip_prefix(network), keys.alloc_delegated_prefix(network)])
         if keys.network(network) not in values:
             raise NotFoundError(f'network "{network}" does not exist')
         state = values.get(keys.state_network(network))
@@ -471,7 +472,9 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
             name = keys.last_segment(kv.key)
             reg = json.loads(kv.value)
             rows.setdefault(name, {"name": name, "dpid": reg.get("dpid"),
-                                   "vtep_ip": reg.get("vtep_ip"), "connected": False})
+                                   "vtep_ip": reg.get("vtep_ip"), "connected": False,
+                                   **(self.controller.mastership(name) if self.controller
+                                      else {})})
         for kv in self.store.list(keys.OPER_REALIZED):
             row = rows.get(keys.last_segment(kv.key))
             if row is not None and row.get("realized_revision") is None:

@@ -35,6 +35,22 @@ class SwitchError(Exception):
     """The switch did not answer in time, went away, or refused something."""
 
 
+class NotMaster(SwitchError):
+    """The switch refused us as master: a later generation id took over (stale ROLE_REQUEST,
+    or a table change refused because this connection is a slave)."""
+
+
+MASTER, SLAVE, EQUAL = "master", "slave", "equal"
+ROLE_CODES = {MASTER: OFP.OFPCR_ROLE_MASTER, SLAVE: OFP.OFPCR_ROLE_SLAVE,
+              EQUAL: OFP.OFPCR_ROLE_EQUAL}
+
+
+def _not_master(e: Any) -> bool:
+    """Whether an error message says this connection may not write (any more)."""
+    return ((e.type, e.code) == (OFP.OFPET_BAD_REQUEST, OFP.OFPBRC_IS_SLAVE) or
+            e.type == OFP.OFPET_ROLE_REQUEST_FAILED)
+
+
 class Rejected(SwitchError):
     """The switch refused messages; ``owners`` are the intent objects of the refused entries."""
 
@@ -135,6 +151,15 @@ class Session:
         self.marker: int | None = None  # the digest the switch holds
         self.checked: int | None = None  # marker matched this digest; table still to build
         self.unsent: tuple[Outgoing, int, int] | None = None  # refused whole: send again
+        # role (several controllers): EQUAL until a ROLE_REQUEST is answered; only EQUAL
+        # (no election) and MASTER write
+        self.role = EQUAL
+        self.role_known = False  # a ROLE_REQUEST of ours was answered
+        self.generation: int | None = None
+        self.refused: int | None = None  # the generation the switch refused as stale
+        self.takeover = False  # a barrier is due once the new master's first sync is done
+        self.master_since: float | None = None  # wall clock of that barrier's answer
+        self.claiming = False  # a claim of the mastership is scheduled
         self._xids = itertools.count(0x80000000)
         self._waiters: dict[int, _Waiter] = {}
         self._ranges: list[tuple[int, int, _Waiter]] = []
@@ -185,7 +210,7 @@ class Session:
             w.errors.append(msg)
             if xid in self._waiters:
                 w.done.set()
-        elif isinstance(msg, PARSER.OFPBarrierReply):
+        elif isinstance(msg, (PARSER.OFPBarrierReply, PARSER.OFPRoleReply)):
             w.done.set()
         elif isinstance(msg, PARSER.OFPMultipartReply):
             w.parts.extend(b.raw for b in msg.body)
@@ -219,6 +244,33 @@ class Session:
             e = w.errors[0]
             raise SwitchError(f"{self.host}: {what} refused: error type={e.type} code={e.code}")
         return b"".join(w.parts)
+
+    def request_role(self, role: str, generation: int) -> None:
+        """Send a ROLE_REQUEST and wait for its answer; :class:`NotMaster` when the switch
+        refuses it (stale generation id)."""
+        xid = self.next_xid()
+        w = self._waiters[xid] = _Waiter()
+        try:
+            self.dp.send(serialize(PARSER.OFPRoleRequest(None, ROLE_CODES[role],
+                                                         generation & 0xFFFFFFFFFFFFFFFF), xid))
+            self._wait(w, f"role request {role}")
+        finally:
+            self._waiters.pop(xid, None)
+        if w.errors:
+            e = w.errors[0]
+            raise NotMaster(f"{self.host}: role {role} with generation {generation} refused: "
+                            f"error type={e.type} code={e.code}")
+        self.role, self.role_known, self.generation = role, True, generation
+
+    def barrier(self) -> None:
+        """Send a barrier and wait for its answer."""
+        xid = self.next_xid()
+        w = self._waiters[xid] = _Waiter()
+        try:
+            self.dp.send(wire.barrier(xid))
+            self._wait(w, "barrier")
+        finally:
+            self._waiters.pop(xid, None)
 
     def read_flows(self, table: int = wire.OFPTT_ALL, cookie: int = 0,
                    cookie_mask: int = 0) -> list:
@@ -273,6 +325,8 @@ class Session:
             self._wait(w, what)
         finally:
             self._ranges.remove((first, last, w))
+        if any(_not_master(e) for e in w.errors):
+            raise NotMaster(f"{self.host}: {what} refused: this controller is not master")
         if w.errors:
             rejected = [(owners[e.xid], f"type={e.type} code={e.code}") for e in w.errors
                         if e.xid in owners]

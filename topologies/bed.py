@@ -62,8 +62,9 @@ def etcd_url(plan: BedPlan) -> str:
     return ",".join(etcd_urls(plan))
 
 
-def rest_url(plan: BedPlan) -> str:
-    return f"{plan.scheme}://127.0.0.1:{plan.ports.rest}"
+def rest_url(plan: BedPlan, index: int = 0) -> str:
+    """The REST API of controller number ``index`` (from 0)."""
+    return f"{plan.scheme}://127.0.0.1:{plan.ports.controller_ports[index][1]}"
 
 
 def tls_files(plan: BedPlan) -> dict[str, certs.CertFiles]:
@@ -127,7 +128,8 @@ def _python_env() -> dict[str, str]:
 
 
 def up(workdir: Path, plan: BedPlan, *, controller: bool = True, agent: bool = True,
-       verbose_controller: bool = False, say: Say = print) -> BedState:
+       verbose_controller: bool = False, say: Say = print,
+       lease_ttl: int | None = None) -> BedState:
     """Bring the test bed up; on any failure tear down what was made and raise ``BedError``."""
     with locked(workdir):
         state = BedState.load(workdir)
@@ -148,12 +150,13 @@ def up(workdir: Path, plan: BedPlan, *, controller: bool = True, agent: bool = T
                       *(p for pair in plan.ports.etcd_members for p in pair)]
         busy = [p for p in etcd_ports if not proc.port_free(p)]
         if controller:
-            busy += [p for p in (plan.ports.ofp, plan.ports.rest) if not proc.port_free(p)]
+            busy += [p for pair in plan.ports.controller_ports for p in pair
+                     if not proc.port_free(p)]
         if busy:
             raise BedError(f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use: "
                            "choose others with --etcd-port/--ofp-port/--rest-port")
         state.plan = plan_to_dict(plan)
-        state.options = {"controller": controller, "agent": agent}
+        state.options = {"controller": controller, "agent": agent, "lease_ttl": lease_ttl}
         state.save()
         try:
             _bring_up(workdir, plan, state, controller, agent, verbose_controller, say)
@@ -201,7 +204,8 @@ def _bring_up(workdir: Path, plan: BedPlan, state: BedState, controller: bool, a
     check_underlay(plan)
 
     if controller:
-        start_controller(workdir, plan, state, verbose_controller, say)
+        for index in range(len(plan.controllers)):
+            start_controller(workdir, plan, state, verbose_controller, say, index)
     if agent:
         start_agents(workdir, plan, state, controller, say)
     _summary(plan, controller, say)
@@ -310,19 +314,26 @@ def _wait_alive(state: BedState, name: str, pred: Callable[[], bool], timeout: f
         time.sleep(0.2)
 
 
-def controller_command(plan: BedPlan, verbose: bool = False) -> list[str]:
-    """The controller's command line: loopback only (host namespaces reach OpenFlow through
-    relays); on a TLS bed OpenFlow, REST and its etcd client use the bed's certificates."""
+def controller_command(plan: BedPlan, verbose: bool = False, index: int = 0,
+                       lease_ttl: int | None = None) -> list[str]:
+    """Controller number ``index``'s command line: loopback only (host namespaces reach
+    OpenFlow through relays); on a TLS bed OpenFlow, REST and its etcd client use the bed's
+    certificates.  With several controllers, each has its own name and ports."""
     script = Path(sys.executable).with_name("ryu-manager")  # the project's console script
     manager = [str(script)] if script.exists() else [sys.executable, "-m", "ryu_apps.manager"]
+    ofp, rest = plan.ports.controller_ports[index]
     cmd = [*manager, "ryu_apps.netplugin", "--ofp-listen-host", "127.0.0.1",
            "--etcd", etcd_url(plan), "--rest-host", "127.0.0.1",
-           "--rest-port", str(plan.ports.rest)]
+           "--rest-port", str(rest), "--controller-name", plan.controllers[index]]
+    if lease_ttl is None and len(plan.controllers) > 1:
+        lease_ttl = 3
+    if lease_ttl is not None:
+        cmd += ["--master-lease-ttl", str(lease_ttl)]
     ctl = tls_files(plan).get("controller")
     if ctl is None:
-        cmd += ["--ofp-tcp-listen-port", str(plan.ports.ofp)]
+        cmd += ["--ofp-tcp-listen-port", str(ofp)]
     else:
-        cmd += ["--ofp-ssl-listen-port", str(plan.ports.ofp), "--ctl-privkey", str(ctl.key),
+        cmd += ["--ofp-ssl-listen-port", str(ofp), "--ctl-privkey", str(ctl.key),
                 "--ctl-cert", str(ctl.cert), "--ca-certs", str(ctl.ca),
                 "--rest-cert", str(ctl.cert), "--rest-key", str(ctl.key),
                 *etcd_tls_flags(plan, "controller")]
@@ -330,38 +341,45 @@ def controller_command(plan: BedPlan, verbose: bool = False) -> list[str]:
 
 
 def start_controller(workdir: Path, plan: BedPlan, state: BedState, verbose: bool,
-                     say: Say) -> None:
-    say(f">> controller: ryu-manager ryu_apps.netplugin, OpenFlow 127.0.0.1:{plan.ports.ofp}"
-        f"{' (TLS)' if plan.tls else ''}, REST {rest_url(plan)}")
-    log = workdir / "logs" / "controller.log"
-    record(state, "controller", controller_command(plan, verbose), log, env=_python_env(),
-           cwd=str(PROJECT_ROOT))
-    wait_controller(state, plan, log)
+                     say: Say, index: int = 0) -> None:
+    """Controller number ``index`` and its relays (one per host)."""
+    name = plan.controllers[index]
+    ofp, _rest = plan.ports.controller_ports[index]
+    suffix = name[len("controller"):]  # "" for the first, "2", "3" … for the others
+    say(f">> {name}: ryu-manager ryu_apps.netplugin, OpenFlow 127.0.0.1:{ofp}"
+        f"{' (TLS)' if plan.tls else ''}, REST {rest_url(plan, index)}")
+    log = workdir / "logs" / f"{name}.log"
+    record(state, name, controller_command(plan, verbose, index,
+                                           (state.options or {}).get("lease_ttl")),
+           log, env=_python_env(), cwd=str(PROJECT_ROOT))
+    wait_controller(state, plan, log, index)
     if plan.tls:  # ssl: targets are TCP: a TCP port in each host namespace, relayed
-        sock = workdir / "run" / "ofp.sock"
-        record(state, "ofp-relay", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
-                                    f"TCP:127.0.0.1:{plan.ports.ofp},nodelay"],
-               workdir / "logs" / "ofp-relay.log")
+        sock = workdir / "run" / f"ofp{suffix}.sock"
+        record(state, f"ofp-relay{suffix}", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                                             f"TCP:127.0.0.1:{ofp},nodelay"],
+               workdir / "logs" / f"ofp-relay{suffix}.log")
         proc.wait_for(sock.exists, 5, "the OpenFlow relay socket")
     for host in plan.hosts:
         paths = ovs.host_paths(workdir, host.name)
         if plan.tls:
-            record(state, f"ofp-relay:{host.name}", proc.ns_cmd(host.netns, [
-                "socat", f"TCP-LISTEN:{plan.ports.ofp},bind=127.0.0.1,fork,reuseaddr,nodelay",
-                f"UNIX-CONNECT:{workdir / 'run' / 'ofp.sock'}"]),
-                workdir / "logs" / f"ofp-relay-{host.name}.log", host.name)
+            record(state, f"ofp-relay{suffix}:{host.name}", proc.ns_cmd(host.netns, [
+                "socat", f"TCP-LISTEN:{ofp},bind=127.0.0.1,fork,reuseaddr,nodelay",
+                f"UNIX-CONNECT:{workdir / 'run' / f'ofp{suffix}.sock'}"]),
+                workdir / "logs" / f"ofp-relay{suffix}-{host.name}.log", host.name)
             continue
-        record(state, f"ofp-relay:{host.name}",
-               ["socat", f"UNIX-LISTEN:{paths.controller_sock},fork,unlink-early",
-                f"TCP:127.0.0.1:{plan.ports.ofp},nodelay"],
-               workdir / "logs" / f"ofp-relay-{host.name}.log", host.name)
-        proc.wait_for(paths.controller_sock.exists, 5, f"{host.name}'s controller relay")
+        sock = paths.controller_sock_of(index)
+        record(state, f"ofp-relay{suffix}:{host.name}",
+               ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                f"TCP:127.0.0.1:{ofp},nodelay"],
+               workdir / "logs" / f"ofp-relay{suffix}-{host.name}.log", host.name)
+        proc.wait_for(sock.exists, 5, f"{host.name}'s relay to {name}")
 
 
-def wait_controller(state: BedState, plan: BedPlan, log: Path) -> None:
-    """Until the controller listens for OpenFlow and REST."""
-    _wait_alive(state, "controller", lambda: proc.port_open(plan.ports.ofp)
-                and proc.port_open(plan.ports.rest), 60, log)
+def wait_controller(state: BedState, plan: BedPlan, log: Path, index: int = 0) -> None:
+    """Until controller number ``index`` listens for OpenFlow and REST."""
+    ofp, rest = plan.ports.controller_ports[index]
+    _wait_alive(state, plan.controllers[index], lambda: proc.port_open(ofp)
+                and proc.port_open(rest), 60, log)
 
 
 def agent_command(workdir: Path, plan: BedPlan, host: HostPlan, controller: bool) -> list[str]:
@@ -372,9 +390,9 @@ def agent_command(workdir: Path, plan: BedPlan, host: HostPlan, controller: bool
            "--vtep-ip", host.vtep_ip, "--underlay-if", UNDERLAY_IF, "--uplink", host.uplink,
            *etcd_tls_flags(plan)]
     if controller:
-        target = f"ssl:127.0.0.1:{plan.ports.ofp}" if plan.tls else \
-            f"unix:{paths.controller_sock}"
-        cmd += ["--controller", target]
+        targets = [f"ssl:127.0.0.1:{ofp}" if plan.tls else f"unix:{paths.controller_sock_of(i)}"
+                   for i, (ofp, _rest) in enumerate(plan.ports.controller_ports)]
+        cmd += ["--controller", ",".join(targets)]
     return cmd
 
 
@@ -397,6 +415,9 @@ def start_agents(workdir: Path, plan: BedPlan, state: BedState, controller: bool
 
 def _summary(plan: BedPlan, controller: bool, say: Say) -> None:
     say(f">> up. etcd: {etcd_url(plan)}" + (f"  REST: {rest_url(plan)}" if controller else ""))
+    if controller and len(plan.controllers) > 1:
+        say("   controllers: " + "  ".join(f"{n} REST {rest_url(plan, i)}"
+                                           for i, n in enumerate(plan.controllers)))
     for line in env_lines(plan):
         if controller or "NETPLUGIN_REST" not in line:
             say(line)

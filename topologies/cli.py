@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     u = command("up", "bring the test bed up", (
         "up --config examples/two_hosts_multiple_vxlan_nets.json",
         "up --hosts host1,host2 --no-controller --no-agent --workdir /tmp/b1",
-        "up --config examples/two_hosts_vxlan.json --etcd-members 3 --tls"),
+        "up --config examples/two_hosts_vxlan.json --etcd-members 3 --tls",
+        "up --config examples/two_hosts_vxlan.json --controllers 3 --workdir /tmp/b3"),
         description="Start hosts (OVS in namespaces), the underlay, etcd, the "
                     "controller and the agents; health-check each.")
     src = u.add_mutually_exclusive_group(required=True)
@@ -74,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--ofp-port", type=int, help="controller OpenFlow port")
     u.add_argument("--rest-port", type=int, help="controller REST port")
     u.add_argument("--no-controller", action="store_true", help="do not start the controller")
+    u.add_argument("--controllers", type=int, default=1, metavar="N",
+                   help="start N controllers (default 1); every switch connects to all, and "
+                        "they elect one master per switch through etcd")
+    u.add_argument("--master-lease-ttl", type=int, default=None, metavar="SEC",
+                   help="the controllers' election lease TTL (default: 3 with several "
+                        "controllers, the controller's own default with one)")
     u.add_argument("--no-agent", action="store_true", help="do not start the agents")
     u.add_argument("--verbose-controller", action="store_true",
                    help="start the controller with --verbose")
@@ -154,8 +161,11 @@ def _ports(args: argparse.Namespace, workdir: Path) -> Ports:
     if not 1 <= args.etcd_members <= 7:
         raise PlanError("--etcd-members: between 1 and 7")
     members = tuple((free_port(), free_port()) for _ in range(args.etcd_members - 1))
+    if not 1 <= args.controllers <= 7:
+        raise PlanError("--controllers: between 1 and 7")
+    ctls = tuple((free_port(), free_port()) for _ in range(args.controllers - 1))
     return Ports(etcd=etcd, etcd_peer=etcd + 1, ofp=args.ofp_port or d.ofp,
-                 rest=args.rest_port or d.rest, etcd_members=members)
+                 rest=args.rest_port or d.rest, etcd_members=members, controllers=ctls)
 
 
 def _exec_workdir(args: argparse.Namespace) -> None:
@@ -194,7 +204,8 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
                   for n in args.hosts.split(",") if n.strip()])
         plan = make_plan(workdir, hosts, _ports(args, workdir), tls=args.tls)
         bed.up(workdir, plan, controller=not args.no_controller, agent=not args.no_agent,
-               verbose_controller=args.verbose_controller, say=_say)
+               verbose_controller=args.verbose_controller, say=_say,
+               lease_ttl=args.master_lease_ttl)
     elif args.cmd == "down":
         bed.down(workdir, say=_say)
     elif args.cmd == "restart":

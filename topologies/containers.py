@@ -16,7 +16,7 @@ from typing import Any
 
 from intent import keys
 from topologies import ovs, proc
-from topologies.bed import BedError, Say, etcd_client, etcd_url, load_plan, read_json
+from topologies.bed import BedError, Say, etcd_client, etcd_url, load_plan, read_json, rest_url
 from topologies.plan import check_name, container_netns
 from topologies.state import BedState, locked
 
@@ -162,6 +162,7 @@ def status(workdir: Path) -> dict[str, Any]:
                 "ovs-vswitchd") else [],
             "registered": read_json(oper.get(keys.oper_host(h.name))),
             "realized": read_json(oper.get(keys.realized(h.name))),
+            "master": (read_json(oper.get(keys.master(h.name))) or {}).get("controller"),
         })
     containers = []
     for name, rec in sorted(state.containers.items()):
@@ -175,9 +176,13 @@ def status(workdir: Path) -> dict[str, Any]:
                           "forwarding": rec["forwarding"], "legs": legs})
     others = {p["name"]: proc.alive(p["pid"], p["start"]) for p in state.pids
               if not p.get("host")}
+    controllers = [{"name": name, "rest": rest_url(plan, i), "up": others.get(name, False),
+                    "registered": keys.controller(name) in oper}
+                   for i, name in enumerate(plan.controllers)
+                   if (state.options or {}).get("controller", True)]
     return {"workdir": plan.workdir, "prefix": plan.prefix, "etcd": etcd_url(plan),
-            "revision": revision, "processes": others, "hosts": hosts, "containers": containers,
-            "externals": externals}
+            "revision": revision, "processes": others, "controllers": controllers,
+            "hosts": hosts, "containers": containers, "externals": externals}
 
 
 def _by_ifname(ns: str) -> dict[str, str]:
@@ -189,12 +194,16 @@ def format_status(st: dict[str, Any]) -> str:
              f"store revision {st['revision'] if st['revision'] is not None else 'unreachable'}"]
     lines.append("  " + "  ".join(f"{n}:{'up' if ok else 'DOWN'}"
                                   for n, ok in st["processes"].items()))
+    for c in st.get("controllers", []):
+        lines.append(f"{c['name']}  REST {c['rest']}  {'up' if c['up'] else 'DOWN'}"
+                     f"{'  (in the election)' if c['registered'] else ''}")
     for h in st["hosts"]:
         realized = h["realized"]["revision"] if isinstance(h["realized"], dict) else "-"
         procs = " ".join(f"{n}:{'up' if ok else 'DOWN'}" for n, ok in h["processes"].items())
         lines.append(f"host {h['name']}  netns {h['netns']}  vtep {h['vtep_ip']}  uplink "
                      f"{h['uplink']}  bridges {','.join(h['bridges']) or '-'}  "
-                     f"registered {'yes' if h['registered'] else 'no'}  realized {realized}")
+                     f"registered {'yes' if h['registered'] else 'no'}  realized {realized}"
+                     f"  master {h.get('master') or '-'}")
         lines.append(f"  {procs}")
     for c in st["containers"]:
         lines.append(f"container {c['name']}  on {c['host']}  id {c['id']}  netns {c['netns']}  "

@@ -49,6 +49,10 @@ class OvsPaths:
         """The relay to the controller; inside the run dir, where OVS accepts unix targets."""
         return self.run / "controller.sock"
 
+    def controller_sock_of(self, index: int) -> Path:
+        """The relay to the test bed's controller number ``index`` (0: :attr:`controller_sock`)."""
+        return self.controller_sock if index == 0 else self.run / f"controller{index + 1}.sock"
+
     def env(self) -> dict[str, str]:
         return {"OVS_RUNDIR": str(self.run), "OVS_DBDIR": str(self.run),
                 "OVS_LOGDIR": str(self.home), "OVS_SYSCONFDIR": str(self.run)}

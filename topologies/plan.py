@@ -50,11 +50,18 @@ class Ports:
     rest: int
     # (client, peer) ports of the etcd members after the first (``up --etcd-members N``)
     etcd_members: tuple[tuple[int, int], ...] = ()
+    # (OpenFlow, REST) ports of the controllers after the first (``up --controllers N``)
+    controllers: tuple[tuple[int, int], ...] = ()
 
     @property
     def etcd_clients(self) -> list[int]:
         """Client ports of every etcd member, the first member's first."""
         return [self.etcd] + [c for c, _p in self.etcd_members]
+
+    @property
+    def controller_ports(self) -> list[tuple[int, int]]:
+        """(OpenFlow, REST) ports of every controller, the first one's first."""
+        return [(self.ofp, self.rest), *self.controllers]
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,22 @@ class BedPlan:
     def scheme(self) -> str:
         return "https" if self.tls else "http"
 
+    @property
+    def controllers(self) -> list[str]:
+        """The controllers' names (``controller``, ``controller2`` …), as ``status`` shows them."""
+        return [controller_name(i) for i in range(len(self.ports.controller_ports))]
+
     def host(self, name: str) -> HostPlan:
         for h in self.hosts:
             if h.name == name:
                 return h
         raise PlanError(f"no host {name!r} in this test bed (hosts: "
                         f"{', '.join(h.name for h in self.hosts) or 'none'})")
+
+
+def controller_name(index: int) -> str:
+    """The name of the test bed's controller number ``index`` (from 0)."""
+    return "controller" if index == 0 else f"controller{index + 1}"
 
 
 def prefix_for(workdir: str | Path) -> str:
@@ -190,7 +207,8 @@ def make_plan(workdir: str | Path, hosts: list[dict[str, str | None]],
             ul_vx=f"h{i}vx", ul_vl=f"h{i}vl"))
     ports = ports or default_ports(wd)
     every = [ports.etcd, ports.etcd_peer, ports.ofp, ports.rest,
-             *(p for pair in ports.etcd_members for p in pair)]
+             *(p for pair in ports.etcd_members for p in pair),
+             *(p for pair in ports.controllers for p in pair)]
     if len(set(every)) != len(every):
         raise PlanError(f"the test bed's ports collide: {every}")
     return BedPlan(workdir=wd, prefix=prefix, underlay_ns=f"{prefix}-ul",
@@ -216,6 +234,7 @@ def plan_to_dict(plan: BedPlan) -> dict[str, Any]:
 def plan_from_dict(data: dict[str, Any]) -> BedPlan:
     ports = dict(data["ports"])
     ports["etcd_members"] = tuple(tuple(p) for p in ports.get("etcd_members", ()))
+    ports["controllers"] = tuple(tuple(p) for p in ports.get("controllers", ()))
     return BedPlan(workdir=data["workdir"], prefix=data["prefix"],
                    underlay_ns=data["underlay_ns"], ports=Ports(**ports),
                    hosts=tuple(HostPlan(**h) for h in data["hosts"]), tls=data.get("tls", False))

@@ -63,8 +63,9 @@ def _ready(workdir: Path, plan, state: BedState, name: str, rec: dict) -> None:
                       .lstrip("-").isdigit(), 10, f"{h.name}'s br-phy")
         ovs.address_underlay(h)
         ovs.seed_neighbours(paths, [p for p in plan.hosts if p is not h])
-    elif name == "controller":
-        bed.wait_controller(state, plan, workdir / "logs" / "controller.log")
+    elif name in plan.controllers:
+        bed.wait_controller(state, plan, workdir / "logs" / f"{name}.log",
+                            plan.controllers.index(name))
     elif name.startswith("etcd") and "relay" not in name:
         index = 0 if name == "etcd" else int(name[4:]) - 1
         url = bed.etcd_urls(plan)[index]

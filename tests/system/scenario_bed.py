@@ -57,9 +57,10 @@ class ScenarioBed:
                                  f"{res.stdout}\n{res.stderr}")
         return res
 
-    def up(self, config: Path = BED_CONFIG) -> None:
+    def up(self, config: Path = BED_CONFIG, *extra: str) -> None:
+        """Bring the bed up (``extra``: more ``up`` options, e.g. ``--controllers 3``)."""
         self.cli("down", check=False)
-        self.cli("up", "--config", str(config), *self.ports)
+        self.cli("up", "--config", str(config), *self.ports, *extra)
 
     def down(self) -> None:
         self.cli("down", check=False)

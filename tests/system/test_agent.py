@@ -51,6 +51,8 @@ def test_host_setup_and_registration(bed):
     assert h.vsctl("get", "Bridge", "br-int", "datapath_type") == "netdev"
     assert h.vsctl("get", "Bridge", "br-int", "protocols") == "[OpenFlow13]"
     assert h.vsctl("get-controller", "br-int") == "tcp:127.0.0.1:6653"
+    # a restarted controller gets its switch back within a second, not after OVS's 8 s backoff
+    assert h.vsctl("--columns=max_backoff", "--bare", "list", "Controller") == "1000"
     assert iface_col(bed, "vxlan0", "options") == '{key=flow, remote_ip=flow}'
     dpid = int(h.vsctl("get", "Bridge", "br-int", "datapath_id").strip('"'), 16)
     assert reg["dpid"] == dpid and reg["name"] == "npa-h1"

@@ -167,3 +167,40 @@ def test_ovsdb_down(clean):
         assert [x for x in links_in(c.name) if x != "lo"] == []
     finally:
         bed.host.start_ovsdb()
+
+
+def test_add_and_del_on_a_network_whose_addresses_host_local_gives(clean):
+    """The CNI plugin and the agent share the IPAM backend: ADD plugs the address the real
+    host-local plugin hands out (recorded in the intent), DEL gives it back to the plugin."""
+    import shutil
+
+    from allocator.write import apply_config, delete_object
+    from intent.loader import load_config
+    from tests.system.agent_fixtures import WORK
+
+    bed = clean
+    data = WORK / "ipam15-cni-hostlocal"
+    shutil.rmtree(data, ignore_errors=True)
+    ipam = {"Type": "cni", "Plugin": "host-local", "Config": {"dataDir": str(data), "ranges": [[
+        {"subnet": "10.9.0.0/24", "rangeStart": "10.9.0.50", "rangeEnd": "10.9.0.60"}]]}}
+    apply_config(bed.store, load_config({"Hosts": [{"Name": HOST}], "Tenants": [{
+        "Name": "tc", "DefaultNetType": "vxlan", "Vxlans": "300-310", "Networks": [{
+            "Name": "dlg", "SubnetCIDR": "10.9.0.0/24", "Ipam": ipam,
+            "Endpoints": [{"Container": "dweb", "Host": HOST}]}]}]}), "add")
+    try:
+        c = bed.run("dweb", register=False)
+        code, out = cni(bed, "ADD", "dweb", netns=c.netns)
+        assert code == 0, out
+        assert out["ips"] == [{"address": "10.9.0.50/24", "gateway": "10.9.0.1", "interface": 1}]
+        assert "10.9.0.50/24" in c.ip("addr", "show", "eth0")
+        assert (data / "dlg" / "10.9.0.50").read_text().startswith("dlg-dweb")
+        spec = json.loads(bed.store.get(keys.state_endpoint("dlg-dweb")).value)
+        assert (spec["ip"], spec["mac"]) == ("10.9.0.50", "02:00:0a:09:00:32")
+        code, out = cni(bed, "DEL", cid="cafe0123456789", args="")  # trimmed env: no CNI_PATH
+        assert code == 0, out
+        assert not (data / "dlg" / "10.9.0.50").exists()
+        assert json.loads(bed.store.get(keys.state_endpoint("dlg-dweb")).value)["ip"] == ""
+        assert bed.store.list(keys.oper_ipam_prefix(HOST)) == []
+    finally:
+        delete_object(bed.store, "tenant", "tc")
+        shutil.rmtree(data, ignore_errors=True)

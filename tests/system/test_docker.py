@@ -293,3 +293,48 @@ def test_parallel_runs_on_both_hosts_get_distinct_addresses(dbed: DockerBed):
         assert dbed.named("orange", name)["IpAddress"] == ips[name]
     h1 = dbed.hosts["host1"]
     assert h1.reaches("par10", ips["par22"])
+
+
+def test_a_network_whose_addresses_host_local_gives_serves_docker_run(dbed: DockerBed):
+    """Docker's IPAM driver uses the same backend as the agent: the real host-local plugin, a
+    range and a dataDir per host; ``docker rm`` gives the address back to it."""
+    import shutil
+
+    from netaddr import IPAddress
+
+    data = WORKDIR / "ipam-hostlocal"
+    shutil.rmtree(data, ignore_errors=True)
+    ranges = {"host1": ("11.1.2.10", "11.1.2.99"), "host2": ("11.1.2.100", "11.1.2.199")}
+    hosts = {h: {"dataDir": str(data / h), "ranges": [[{"subnet": "11.1.2.0/24",
+                                                         "rangeStart": lo, "rangeEnd": hi}]]}
+             for h, (lo, hi) in ranges.items()}
+    doc = {"Tenants": [{"Name": "tenant-one", "Networks": [{
+        "Name": "deleg", "SubnetCIDR": "11.1.2.0/24",
+        "Ipam": {"Type": "cni", "Plugin": "host-local", "Hosts": hosts}}]}]}
+    dbed.bed.apply(doc, "-add-cfg")
+    h1, h2 = dbed.hosts["host1"], dbed.hosts["host2"]
+    try:
+        for d in (h1, h2):
+            res = network_create(d, "deleg", "deleg", "tenant-one", "--subnet", "11.1.2.0/24")
+            assert res.returncode == 0, res.stderr
+        assert h1.run("dg1", "deleg").returncode == 0, h1.tail("driver")
+        assert h2.run("dg2", "deleg").returncode == 0, h2.tail("driver")
+        ip1, ip2 = h1.ip_of("dg1", "deleg"), h2.ip_of("dg2", "deleg")
+        for ip, h in ((ip1, "host1"), (ip2, "host2")):
+            lo, hi = ranges[h]
+            assert IPAddress(lo) <= IPAddress(ip) <= IPAddress(hi), (h, ip)
+            assert (data / h / "deleg" / ip).exists()
+        assert dbed.named("deleg", "dg1")["IpAddress"] == ip1
+        assert h1.reaches("dg1", ip2), h1.tail("driver")
+        h1.docker("rm", "-f", "dg1")
+        wait_for(lambda: not (data / "host1" / "deleg" / ip1).exists(), 10,
+                 f"host-local on host1 to release {ip1}")
+        wait_for(lambda: dbed.endpoint("deleg-dg1") is None, 10, "deleg-dg1 deleted")
+        assert (data / "host2" / "deleg" / ip2).exists()
+        assert not dbed.bed.etcd_keys(keys.oper_ipam_prefix("host1"))
+    finally:
+        for d in (h1, h2):
+            d.docker("rm", "-f", f"dg{d.host[-1]}", check=False)
+            d.docker("network", "rm", "deleg", check=False)
+        dbed.bed.netdcli("-del-cfg", dbed.bed._file(doc), check=False)
+        shutil.rmtree(data, ignore_errors=True)

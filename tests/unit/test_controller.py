@@ -107,6 +107,36 @@ def test_restart_with_unchanged_intent_sends_zero_changes(world):
         ctl2.stop()
 
 
+def test_a_switch_that_connects_while_the_store_loads_waits_for_it(world):
+    """start(background=True) (the app's: OpenFlow listens while the store is read): a switch
+    that connects before the load ends gets nothing until then, and then nothing but what
+    the intent says - a restart over its unchanged tables sends no change at all."""
+    store, ctl = world
+    first = connect(ctl, 1)
+    ctl.stop()
+    ctl2 = Controller(store, audit_interval=0, timeout=2)
+    loaded = hub.Event()
+    reload = ctl2._reload
+
+    def slow_reload() -> None:
+        hub.sleep(0.3)  # the switch is connected by now
+        reload()
+        loaded.set()
+
+    ctl2._reload = slow_reload
+    ctl2.start(background=True)
+    try:
+        again = FakeDatapath(1)
+        again.flows, again.groups = dict(first.flows), dict(first.groups)
+        again.deliver = ctl2.switch_message
+        s = ctl2.switch_connected(again)
+        assert not loaded.is_set() and s.host is None  # connected during the load
+        wait_for(lambda: s.in_sync and s.realized)
+        assert loaded.is_set() and again.changes() == [] and again.state() == first.state()
+    finally:
+        ctl2.stop()
+
+
 def test_intent_change_reaches_only_affected_switches(world):
     store, ctl = world
     dp1, dp3 = connect(ctl, 1), connect(ctl, 3)

@@ -63,6 +63,35 @@ def test_cluster_and_tls_plans_survive_the_record_and_refuse_port_clashes() -> N
         make_plan("/tmp/x", [{"name": "a"}], Ports(30000, 30001, 30002, 30003, ((30002, 30004),)))
 
 
+def test_several_controllers_each_get_ports_a_name_and_a_relay_every_agent_uses() -> None:
+    from pathlib import Path
+
+    from topologies.bed import agent_command, controller_command, rest_url
+    from topologies.plan import Ports, plan_from_dict, plan_to_dict
+
+    ports = Ports(etcd=30000, etcd_peer=30001, ofp=30002, rest=30003,
+                  controllers=((30010, 30011), (30020, 30021)))
+    plan = make_plan("/tmp/x", [{"name": "a"}, {"name": "b"}], ports)
+    assert plan_from_dict(plan_to_dict(plan)) == plan
+    assert plan.controllers == ["controller", "controller2", "controller3"]
+    assert [rest_url(plan, i) for i in range(3)] == [
+        "http://127.0.0.1:30003", "http://127.0.0.1:30011", "http://127.0.0.1:30021"]
+    cmd = controller_command(plan, index=2)
+    assert cmd[cmd.index("--ofp-tcp-listen-port") + 1] == "30020"
+    assert cmd[cmd.index("--rest-port") + 1] == "30021"
+    assert cmd[cmd.index("--controller-name") + 1] == "controller3"
+    assert cmd[cmd.index("--master-lease-ttl") + 1] == "3"  # several: a short lease
+    assert "--master-lease-ttl" not in controller_command(
+        make_plan("/tmp/x", [{"name": "a"}]))  # one: the controller's own default
+    agent = agent_command(Path("/tmp/x"), plan, plan.hosts[0], controller=True)
+    targets = agent[agent.index("--controller") + 1].split(",")
+    assert [t.rsplit("/", 1)[1] for t in targets] == [
+        "controller.sock", "controller2.sock", "controller3.sock"]
+    with pytest.raises(PlanError, match="collide"):
+        make_plan("/tmp/x", [{"name": "a"}], Ports(etcd=1, etcd_peer=2, ofp=3, rest=4,
+                                                   controllers=((5, 3),)))
+
+
 def test_external_machine_legs_are_named_in_order_and_forward_with_two() -> None:
     from topologies.plan import ExternalLeg, plan_external
 
