@@ -20,13 +20,12 @@ finds it there and knows the switch needs nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from intent.model import EndpointSpec, HostSpec, NetworkSpec
+from ofctl.digests import CODE_HASH, MASK64, h64, h64_memo
 from ofctl.engine_mcast import McastIndex
 from ofctl.engine_policy import PolicyIndex
 from ofctl.engine_qos import QosIndex
@@ -44,27 +43,7 @@ from ofctl.model import Flow, Group, Meter, SwitchState
 from ofctl.pipeline import check_flow
 from ofctl.topology import HostPorts
 
-MASK64 = (1 << 64) - 1
 FEATURE_KINDS = frozenset({"qos", "mcastnet", "mcast"})
-
-
-def h64(*parts: object) -> int:
-    """A stable 64-bit hash (the same in every process, unlike ``hash``)."""
-    text = "\x1f".join(map(str, parts)).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
-
-
-def _code_version() -> int:
-    """A hash of the pipeline's code: a new version never trusts an old marker."""
-    here = Path(__file__).resolve().parent
-    h = hashlib.blake2b(digest_size=8)
-    for path in sorted(here.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return int.from_bytes(h.digest(), "big")
-
-
-CODE_VERSION = _code_version()
 
 
 @dataclass
@@ -79,7 +58,7 @@ class EntryDelta:
         return len(self.flows) + len(self.groups) + len(self.meters)
 
 
-_KEYS = (lambda f: f.key, lambda g: g.group_id, lambda m: m.meter_id)
+_KEYS = (lambda f: (f.table, f.priority, f.match), lambda g: g.group_id, lambda m: m.meter_id)
 
 
 class HostTable:
@@ -125,10 +104,15 @@ class HostTable:
             k = key(e)
             if k not in new_by:
                 self._put(table, before, kind, k, owner, None)
+        check, holders, shadows = self.check and kind == 0, self._owner[kind], self._shadow[kind]
         for k, e in new_by.items():
-            if self.check and kind == 0:
+            if check:
                 check_flow(e)
-            self._put(table, before, kind, k, owner, e)
+            if k in holders or k in shadows:
+                self._put(table, before, kind, k, owner, e)
+            else:  # a key nobody holds (most of a full build): what _put would do
+                before.setdefault(k, None)
+                table[k], holders[k] = e, owner
 
     def _put(self, table: dict, before: dict, kind: int, k, owner: Owner, e) -> None:
         """``owner`` now wants ``e`` at key ``k`` (None: nothing).  When several owners want
@@ -518,22 +502,21 @@ class BaseEngine(PolicyIndex, RouterIndex):
     def digest(self, host: str) -> int:
         """The input digest of ``host``'s tables (see the module docstring)."""
         hp = self.ports(host)
-        total = h64("code", CODE_VERSION) + h64("ports", host, hp.vxlan_port, hp.uplink_port)
+        total = CODE_HASH + h64_memo("ports", host, hp.vxlan_port, hp.uplink_port)
         present = set(self.present_networks(host))
         for n in present | self.routed_visible_networks(host):
             spec = self.networks.get(n)
-            total += h64("net", spec) + self._member_sum.get(n, 0)
+            total += h64_memo("net", spec) + self._member_sum.get(n, 0)
             if n in present:
                 total += self._local_sum.get((n, host), 0)
             for g in self.tunnel_peers(n, host):  # ⊇ remote_hosts
                 hs = self.hosts.get(g)
-                total += h64("remote", n, g, hs.vtep_ip if hs else None)
+                total += h64_memo("remote", n, g, hs.vtep_ip if hs else None)
         for r in self.visible_routers(host):
             if r.external_network:
-                total += h64("external", self.networks.get(r.external_network))
+                total += h64_memo("external", self.networks.get(r.external_network))
         return (total + self.policy_digest(host) + self.router_digest(host)
                 + self.feature_digest(host)) & MASK64
-
 
     # ------------------------------------------------------------------ QoS and multicast
     def feature_owners(self, host: str) -> list[Owner]:

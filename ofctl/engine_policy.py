@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from intent.model import PEER_GROUP, PEER_NETWORK, EndpointGroupSpec, PolicyConfig, RuleConfig
+from ofctl.digests import h64_memo
 from ofctl.fragments import EMPTY, POLICY_OWNER, Fragment, network_id, policy_pipeline_fragment
 from ofctl.policy import rule_flows, rule_owner
 
@@ -219,11 +220,9 @@ class PolicyIndex:
 
     def policy_digest(self, host: str) -> int:
         """Groups, policies and the ids of the networks rules name, of the tenants present."""
-        from ofctl.engine import h64
-
         tenants = {t for t in self._policy_sum if self.tenant_present(t, host)}
         total = sum(self._policy_sum[t] for t in tenants)
         for n, owners in self._peer_network.items():
             if any(self._rules[o][0] in tenants for o in owners if o in self._rules):
-                total += h64("peer-network", n, self.network_id_of(n))
+                total += h64_memo("peer-network", n, self.network_id_of(n))
         return total & MASK64

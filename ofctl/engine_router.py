@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from intent.model import RouterSpec
+from ofctl.digests import h64_memo
 from ofctl.fragments import Owner
 
 MASK64 = (1 << 64) - 1
@@ -187,7 +188,5 @@ class RouterIndex:
 
     def router_digest(self, host: str) -> int:
         """The hash of the routers visible on ``host`` (with their gateways' MACs)."""
-        from ofctl.engine import h64
-
-        return sum(h64("router", r, self._gw_macs.get((r.tenant, r.name)))
+        return sum(h64_memo("router", r, self._gw_macs.get((r.tenant, r.name)))
                    for r in self.visible_routers(host)) & MASK64

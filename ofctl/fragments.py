@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from intent.model import VLAN, VXLAN, EndpointSpec, HostSpec, NetworkSpec, RouterSpec
@@ -166,11 +167,17 @@ def policy_pipeline_fragment() -> Fragment:
     return Fragment(policy_pipeline(cookies.cookie_for(cookies.PIPELINE, "policy")))
 
 
+_SWAP_ETH = Move("eth_src", "eth_dst", 48)  # the responder's fixed actions, made once
+_ARP_REPLY = set_field("arp_op", 2)
+_SWAP_SHA = Move("arp_sha", "arp_tha", 48)
+_SWAP_SPA = Move("arp_spa", "arp_tpa", 32)
+_BACK = Output(OFPP_IN_PORT)
+
+
 def arp_responder(ip: str, mac: str) -> tuple[Action, ...]:
     """Turn an ARP request for ``ip`` into the reply from ``mac``, back out of the in-port."""
-    return (Move("eth_src", "eth_dst", 48), set_field("eth_src", mac), set_field("arp_op", 2),
-            Move("arp_sha", "arp_tha", 48), Move("arp_spa", "arp_tpa", 32),
-            set_field("arp_sha", mac), set_field("arp_spa", ip), Output(OFPP_IN_PORT))
+    return (_SWAP_ETH, set_field("eth_src", mac), _ARP_REPLY, _SWAP_SHA, _SWAP_SPA,
+            set_field("arp_sha", mac), set_field("arp_spa", ip), _BACK)
 
 
 def remote_actions(net: NetworkSpec, host: HostSpec | None,
@@ -200,6 +207,12 @@ def _domain(w: World, network: str) -> tuple[RouterSpec | None, int, int]:
     return r, domain_meta(r.id), META_MASK | DOMAIN_MASK
 
 
+@lru_cache(maxsize=1 << 12)
+def classify_instructions(meta: int, mask: int, goto: int) -> tuple:
+    """Write the network's metadata, go on in ``goto`` (one shared value per network)."""
+    return instructions(WriteMetadata(meta, mask), GotoTable(goto))
+
+
 def endpoint_fragment(w: World, ep: EndpointSpec, host: str) -> Fragment:
     """The entries endpoint ``ep`` owns on ``host`` (none unless it is visible there)."""
     net = w.networks.get(ep.network)
@@ -225,17 +238,16 @@ def endpoint_fragment(w: World, ep: EndpointSpec, host: str) -> Fragment:
         port = w.port(host, ep.id)
         if port is not None:
             qos = w.qos_of(ep) is not None  # through the QoS table first (ofctl.qos)
-            meta = WriteMetadata(nid | dom, dom_mask)
             deliver = local_delivery(port, gid) if policed else (
                 ApplyActions((Output(port),)),)
             flows += [
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_IPV4,
                                            ipv4_src=ep.ip),
-                     instructions(meta, GotoTable(QOS if qos else SRC_GROUP if policed
-                                                  else L3)), ce),
+                     classify_instructions(nid | dom, dom_mask, QOS if qos else SRC_GROUP
+                                           if policed else L3), ce),
                 Flow(CLASSIFY, PRIO, match(in_port=port, eth_src=ep.mac, eth_type=ETH_ARP,
                                            arp_spa=ep.ip, arp_sha=ep.mac),
-                     instructions(meta, GotoTable(QOS if qos else ARP)), ce),
+                     classify_instructions(nid | dom, dom_mask, QOS if qos else ARP), ce),
                 Flow(L2, PRIO, match(metadata=(nid, NET_MASK), eth_dst=ep.mac), deliver, ce)]
             if net.net_type == VLAN and ports.uplink_port is not None:
                 flows.append(uplink_answer(ep, net, nid, ce))

@@ -88,6 +88,7 @@ class MatchField(NamedTuple):
 
 
 Match = tuple[MatchField, ...]  # sorted by name, each name once
+_tuple_new = tuple.__new__
 
 
 def match(**fields: Value | tuple[Value, Value]) -> Match:
@@ -96,15 +97,28 @@ def match(**fields: Value | tuple[Value, Value]) -> Match:
     for name, v in fields.items():
         if v is None:
             continue
-        out.append(masked_field(name, v[0], v[1]) if isinstance(v, tuple)
-                   else masked_field(name, v, None))
-    return tuple(sorted(m for m in out if m is not None))
+        if v.__class__ is tuple:
+            f = _masked(name, v[0], v[1]) if v[1] is not None else _exact(name, v[0])
+            if f is None:
+                continue
+        else:
+            f = _exact(name, v)
+        out.append(f)
+    out.sort()  # names are unique: ordered by name
+    return tuple(out)
+
+
+def _exact(name: str, value: Value) -> MatchField:
+    """``MatchField(name, canonical(name, value))`` without the named tuple's slow path."""
+    if value.__class__ is not int:
+        value = canonical(name, value)
+    return _tuple_new(MatchField, (name, value, None))
 
 
 def masked_field(name: str, value: Value, mask: Value | None) -> MatchField | None:
     """A canonical field: full masks dropped, value reduced by mask; None for a zero mask."""
     if mask is None:
-        return MatchField(name, canonical(name, value))
+        return _exact(name, value)
     return _masked(name, value, mask)
 
 
@@ -236,8 +250,14 @@ _INSTR_ORDER = {ApplyMeter: -1, ClearActions: 0, ApplyActions: 1, WriteActions: 
 
 def instructions(*items: Instruction) -> tuple[Instruction, ...]:
     """Instructions in OpenFlow's execution order (the order OVS reports them)."""
-    return tuple(sorted((i for i in items if not (isinstance(i, ApplyActions) and not i.actions)),
-                        key=lambda i: _INSTR_ORDER[type(i)]))
+    kept = [i for i in items if not (i.__class__ is ApplyActions and not i.actions)]
+    if len(kept) > 1:
+        kept.sort(key=_instr_rank)
+    return tuple(kept)
+
+
+def _instr_rank(i: Instruction) -> int:
+    return _INSTR_ORDER[type(i)]
 
 
 # --------------------------------------------------------------------------- entries

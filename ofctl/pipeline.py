@@ -144,28 +144,31 @@ def check_flow(flow: Flow) -> None:
     t = TABLES.get(flow.table)
     if t is None:
         raise PipelineError(f"unknown table {flow.table}: {flow}")
+    matches = t.matches
     for f in flow.match:
-        if f.name not in t.matches:
+        if f[0] not in matches:
             raise PipelineError(f"table {t.name} may not match {f.name}: {flow}")
     if flow.priority == 0 and (flow.match or flow.instructions != miss_instr(t)):
         raise PipelineError(f"priority 0 is the miss entry of {t.name}: {flow}")
     for i in flow.instructions:
-        if isinstance(i, GotoTable):
+        kind = i.__class__  # the model's classes are final: identity is the type test
+        if kind is GotoTable:
             if i.table not in t.next_tables and not (flow.priority == 0 and i.table == t.miss):
                 raise PipelineError(f"table {t.name} may not go to {i.table}: {flow}")
-        elif isinstance(i, WriteMetadata):
+        elif kind is WriteMetadata:
             if not t.writes_metadata:
                 raise PipelineError(f"table {t.name} may not write metadata: {flow}")
-        elif isinstance(i, (ApplyActions, WriteActions)):
+        elif kind is ApplyActions or kind is WriteActions:
+            allowed = t.actions
             for a in i.actions:
-                if type(a) not in t.actions:
+                if a.__class__ not in allowed:
                     raise PipelineError(f"table {t.name} may not {type(a).__name__}: {flow}")
-                if isinstance(a, SetField) and a.name not in SET_FIELDS:
+                if a.__class__ is SetField and a.name not in SET_FIELDS:
                     raise PipelineError(f"set_field {a.name} not allowed: {flow}")
-        elif isinstance(i, ApplyMeter):
+        elif kind is ApplyMeter:
             if t.id not in METER_TABLES:
                 raise PipelineError(f"table {t.name} may not use a meter: {flow}")
-        elif not isinstance(i, ClearActions):
+        elif kind is not ClearActions:
             raise PipelineError(f"unknown instruction {i!r}")
 
 

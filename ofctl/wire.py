@@ -29,6 +29,7 @@ from ofctl.model import (
     Group,
     GroupAction,
     Instruction,
+    MatchField,
     Meter,
     MeterBand,
     Move,
@@ -125,12 +126,43 @@ def _field_order(name: str) -> int:
     return field | cls << 7  # os-ken sorts fields by this
 
 
+_ORDER = {name: _field_order(name) for name in FIELDS}
+_PACKED_FIELDS: dict[tuple, bytes] = {}  # match field -> its OXM TLV
+_PACKED_ACTIONS: dict[Action, bytes] = {}  # action -> its bytes
+_PACKED_MAX = 1 << 14  # a bound: a full cache is emptied and starts again
+
+
+def _field_rank(f) -> int:
+    return _ORDER[f[0]]
+
+
+def _oxm_of(f) -> bytes:
+    """``oxm`` of one match field, cached (equal fields pack to equal bytes)."""
+    out = _PACKED_FIELDS.get(f)
+    if out is None:
+        out = oxm(f[0], f[1], f[2])
+        if len(_PACKED_FIELDS) >= _PACKED_MAX:
+            _PACKED_FIELDS.clear()
+        _PACKED_FIELDS[f] = out
+    return out
+
+
 def pack_match(m) -> bytes:
     """An ``ofp_match`` (OXM type), padded to 8 bytes, fields in os-ken's order."""
-    fields = b"".join(oxm(f.name, f.value, f.mask)
-                      for f in sorted(m, key=lambda f: _field_order(f.name)))
+    fields = b"".join([_oxm_of(f) for f in sorted(m, key=_field_rank)])
     length = 4 + len(fields)
     return _U16.pack(1) + _U16.pack(length) + fields + bytes(_pad8(length) - length)
+
+
+def _packed_action(a: Action) -> bytes:
+    """``pack_action``, cached (equal actions pack to equal bytes)."""
+    out = _PACKED_ACTIONS.get(a)
+    if out is None:
+        out = pack_action(a)
+        if len(_PACKED_ACTIONS) >= _PACKED_MAX:
+            _PACKED_ACTIONS.clear()
+        _PACKED_ACTIONS[a] = out
+    return out
 
 
 def _oxm_header(name: str) -> bytes:
@@ -180,7 +212,7 @@ def pack_instruction(i: Instruction) -> bytes:
     if isinstance(i, (ApplyActions, WriteActions, ClearActions)):
         kind = (OFPIT_APPLY_ACTIONS if isinstance(i, ApplyActions) else
                 OFPIT_WRITE_ACTIONS if isinstance(i, WriteActions) else OFPIT_CLEAR_ACTIONS)
-        acts = b"".join(pack_action(a) for a in getattr(i, "actions", ()))
+        acts = b"".join([_packed_action(a) for a in getattr(i, "actions", ())])
         return struct.pack("!HH4x", kind, 8 + len(acts)) + acts
     raise TypeError(f"cannot pack instruction {i!r}")
 
@@ -199,7 +231,7 @@ def flow_add(f: Flow, xid: int = 0) -> bytes:
     cached = f.__dict__.get("_wire_add") if xid == 0 else None
     if cached is not None:
         return cached
-    body = _match_bytes(f) + b"".join(pack_instruction(i) for i in f.instructions)
+    body = _match_bytes(f) + b"".join([pack_instruction(i) for i in f.instructions])
     out = _flow_mod(f, OFPFC_ADD, body, xid)
     if xid == 0:
         object.__setattr__(f, "_wire_add", out)
@@ -230,7 +262,7 @@ def group_mod(g: Group, command: int, xid: int = 0) -> bytes:
     buckets = b""
     if command != OFPGC_DELETE:
         for b in g.buckets:
-            acts = b"".join(pack_action(a) for a in b.actions)
+            acts = b"".join([_packed_action(a) for a in b.actions])
             buckets += struct.pack("!HHII4x", 16 + len(acts), 0, ANY, ANY) + acts
     body = struct.pack("!HBxI", command, OFPGT_ALL, g.group_id) + buckets
     return _header(OFPT_GROUP_MOD, 8 + len(body), xid) + body
@@ -307,6 +339,27 @@ def _parse_oxm(buf: bytes, off: int, end: int, with_mask: bool = True):
     return out
 
 
+_MISSING = object()
+_FIELDS_SEEN: dict[bytes, MatchField | None] = {}  # OXM TLV bytes -> its match field
+_ACTIONS_SEEN: dict[bytes, Action] = {}  # action bytes -> the action
+_SEEN_MAX = 1 << 14  # a bound: a full cache is emptied and starts again
+
+
+def _remember(cache: dict, key: bytes, value: object) -> None:
+    if len(cache) >= _SEEN_MAX:
+        cache.clear()
+    cache[key] = value
+
+
+def _match_field(tlv: bytes) -> MatchField | None:
+    """The canonical field of one OXM TLV (None: a zero mask, no field)."""
+    ((name, value, mask),) = _parse_oxm(tlv, 0, 4)
+    if mask is not None and FIELD_BITS.get(name) is None:
+        raise Unknown(f"masked {name}")
+    return masked_field(name, from_int(name, value), None if mask is None else
+                        from_int(name, mask))
+
+
 def parse_match(buf: bytes, off: int) -> tuple[tuple, bytes, int]:
     """(model match, raw padded ofp_match bytes, bytes consumed) at ``off``."""
     mtype, length = struct.unpack_from("!HH", buf, off)
@@ -315,43 +368,64 @@ def parse_match(buf: bytes, off: int) -> tuple[tuple, bytes, int]:
     if mtype != 1:
         raise Unknown(f"match type {mtype}")
     fields = []
-    for name, value, mask in _parse_oxm(buf, off + 4, off + length):
-        bits = FIELD_BITS.get(name)
-        if mask is not None and bits is None:
-            raise Unknown(f"masked {name}")
-        f = masked_field(name, from_int(name, value), None if mask is None else
-                         from_int(name, mask))
+    pos, end = off + 4, off + length
+    seen = _FIELDS_SEEN
+    while pos + 4 <= end:  # each TLV decodes from its own bytes alone: cached by them
+        tlv = bytes(buf[pos:pos + 4 + buf[pos + 3]])
+        f = seen.get(tlv, _MISSING)
+        if f is _MISSING:
+            f = _match_field(tlv)
+            _remember(seen, tlv, f)
         if f is not None:
             fields.append(f)
-    return tuple(sorted(fields)), raw, padded
+        pos += 4 + buf[pos + 3]
+    fields.sort()
+    return tuple(fields), raw, padded
+
+
+def _reach(buf: bytes, off: int, atype: int) -> int:
+    """How many bytes from ``off`` decoding the action there reads."""
+    if atype == OFPAT_SET_FIELD:
+        return 8 + buf[off + 7]
+    return 24 if atype == OFPAT_EXPERIMENTER else 8
 
 
 def parse_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
     out: list[Action] = []
+    seen = _ACTIONS_SEEN
     while off < end:
         atype, length = struct.unpack_from("!HH", buf, off)
         if length < 8 or off + length > end:
             raise WireError("truncated action")
-        if atype == OFPAT_OUTPUT:
-            out.append(Output(_U32.unpack_from(buf, off + 4)[0]))
-        elif atype == OFPAT_SET_FIELD:
-            (name, value, _m), = _parse_oxm(buf, off + 4, off + 8 + _U8.unpack_from(
-                buf, off + 7)[0], with_mask=False)
-            out.append(SetField(name, from_int(name, value)))
-        elif atype == OFPAT_GROUP:
-            out.append(GroupAction(_U32.unpack_from(buf, off + 4)[0]))
-        elif atype == OFPAT_PUSH_VLAN:
-            out.append(PushVlan(_U16.unpack_from(buf, off + 4)[0]))
-        elif atype == OFPAT_POP_VLAN:
-            out.append(PopVlan())
-        elif atype == OFPAT_DEC_NW_TTL:
-            out.append(DecTtl())
-        elif atype == OFPAT_EXPERIMENTER:
-            out.append(_parse_nx(buf, off))
-        else:
-            raise Unknown(f"action type {atype}")
+        raw = bytes(buf[off:off + length])
+        a = seen.get(raw)
+        if a is None:
+            a = _parse_action(buf, off, atype)
+            if _reach(buf, off, atype) <= length:  # decoded from its own bytes alone
+                _remember(seen, raw, a)
+        out.append(a)
         off += length
     return tuple(out)
+
+
+def _parse_action(buf: bytes, off: int, atype: int) -> Action:
+    if atype == OFPAT_OUTPUT:
+        return Output(_U32.unpack_from(buf, off + 4)[0])
+    if atype == OFPAT_SET_FIELD:
+        (name, value, _m), = _parse_oxm(buf, off + 4, off + 8 + _U8.unpack_from(
+            buf, off + 7)[0], with_mask=False)
+        return SetField(name, from_int(name, value))
+    if atype == OFPAT_GROUP:
+        return GroupAction(_U32.unpack_from(buf, off + 4)[0])
+    if atype == OFPAT_PUSH_VLAN:
+        return PushVlan(_U16.unpack_from(buf, off + 4)[0])
+    if atype == OFPAT_POP_VLAN:
+        return PopVlan()
+    if atype == OFPAT_DEC_NW_TTL:
+        return DecTtl()
+    if atype == OFPAT_EXPERIMENTER:
+        return _parse_nx(buf, off)
+    raise Unknown(f"action type {atype}")
 
 
 def _field_at(buf: bytes, off: int) -> str:
@@ -421,6 +495,7 @@ _FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")
 def parse_flow_stats(body: bytes) -> list[Flow | Foreign]:
     """The entries of a flow-stats reply body (after the multipart header)."""
     out: list[Flow | Foreign] = []
+    body = body if isinstance(body, bytes) else bytes(body)
     off = 0
     while off < len(body):
         (length, table, _ds, _dn, priority, _it, _ht, _fl, cookie, _pc,
@@ -442,6 +517,7 @@ def parse_flow_stats(body: bytes) -> list[Flow | Foreign]:
 def parse_group_desc(body: bytes) -> list[Group | int]:
     """Groups of a group-desc reply body; a group the model cannot hold is its bare id."""
     out: list[Group | int] = []
+    body = body if isinstance(body, bytes) else bytes(body)
     off = 0
     while off < len(body):
         length, gtype, group_id = struct.unpack_from("!HBxI", body, off)

@@ -14,7 +14,14 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.bench import bench_controller, bench_ofctl, bench_policy, bench_router, targets
+from tests.bench import (
+    bench_controller,
+    bench_ofctl,
+    bench_policy,
+    bench_router,
+    bench_sync,
+    targets,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     print("== bench_router: entries per host for networks on one router (pure compute)",
           flush=True)
     bench_router.main(["--quick"] if quick else [])
+    print("== bench_sync: a full sync's and a restart's pure code, one host (no switch)",
+          flush=True)
+    bench_sync.main(["--quick"] if quick else [])
     print("== bench_controller: real OVS hosts, stock etcd, the controller as a process",
           flush=True)
     results, failures = bench_controller.run(args)
