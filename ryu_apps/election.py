@@ -205,7 +205,8 @@ class Election:
                 self.realized[name] = int(json.loads(value or "")["revision"])
             except (ValueError, KeyError, TypeError):
                 return
-            self.on_change({name})
+            if self.is_mine(name) is None:  # ours: our own write, our realizer knows already
+                self.on_change({name})
 
     def is_mine(self, host: str) -> Master | None:
         """Our mastership of ``host`` (None: someone else's, nobody's, or no longer certain)."""
