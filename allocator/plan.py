@@ -14,8 +14,6 @@ are checked against their owner keys, the rest is allocated lowest-first.
 
 from __future__ import annotations
 
-import json
-
 from allocator.merge import Delta, strip
 from allocator.plan_groups import GroupPlanning
 from allocator.plan_ipam import IpamPlanning, address_fields
@@ -30,7 +28,7 @@ from allocator.pools import (
     next_free_subnet,
     subnet_bounds,
 )
-from allocator.reads import UNKNOWN, Need, Plan, Reads, load_json
+from allocator.reads import UNKNOWN, Need, Plan, Reads, load_json, owner_of
 from intent import codec, keys
 from intent.errors import ValidationError
 from intent.model import (
@@ -57,15 +55,6 @@ from intent.validate import (
 
 def _owner(name: str) -> str:
     return codec.dumps({"owner": name})
-
-
-def _owner_of(kv: KeyValue | None) -> str | None:
-    if kv is None:
-        return None
-    try:
-        return json.loads(kv.value).get("owner")
-    except (ValueError, AttributeError):
-        return "?"
 
 
 def tag_key(net_type: str, tag: int) -> str:
@@ -312,7 +301,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
             kv = self._lookup(tag_key(typ, net.pkt_tag))
             if kv is UNKNOWN:
                 return None
-            owner = _owner_of(kv)
+            owner = owner_of(kv)
             if owner not in (None, net.name) or net.pkt_tag in claimed:
                 self.problems.append(f"{label}.PktTag {net.pkt_tag}: {typ} tag used by network "
                                      f'"{owner or "another network of this write"}"')
@@ -337,7 +326,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
             if kv is UNKNOWN:  # held for this pass, so the next network asks for the next one
                 claimed.add(candidate)
                 return None
-            if _owner_of(kv) in (None, net.name):
+            if owner_of(kv) in (None, net.name):
                 claimed.add(candidate)
                 return candidate
             used.add(candidate)  # a leftover owner key: skip it
@@ -486,7 +475,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
                 ip in self.taken.setdefault(spec.name, set()):
             return None
         kv = self._lookup(keys.alloc_ip(spec.name, old.ip))
-        if kv is UNKNOWN or _owner_of(kv) not in (None, ep.id):
+        if kv is UNKNOWN or owner_of(kv) not in (None, ep.id):
             return None
         return self._claim(spec.name, ip, ep, label, old)
 
@@ -495,7 +484,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
         kv = self._lookup(keys.alloc_ip(network, ip_str(ip)))
         if kv is UNKNOWN:
             return None
-        owner = _owner_of(kv)
+        owner = owner_of(kv)
         taken = self.taken.setdefault(network, set())
         if (owner not in (None, ep.id) and ip not in self.released.get(network, ())) or \
                 ip in taken:

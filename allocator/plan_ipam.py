@@ -11,11 +11,10 @@ network holds is refused, naming both.  Giving it back makes the endpoint pendin
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from allocator.pools import ip_int, ip_str, mac_for_int, subnet_bounds
-from allocator.reads import UNKNOWN
+from allocator.reads import UNKNOWN, owner_of
 from intent import codec, keys
 from intent.ipam_doc import reserved_end, reserved_ranges
 from intent.model import EndpointSpec
@@ -60,7 +59,7 @@ class IpamPlanning:
         kv = self._lookup(keys.alloc_ip(spec.name, ip_str(ip)))
         if kv is UNKNOWN:
             return
-        owner = _owner_of(kv)
+        owner = owner_of(kv)
         if (owner not in (None, ep.id) and ip not in self.released.get(spec.name, ())) or \
                 ip in taken:
             self.problems.append(
@@ -114,10 +113,3 @@ def address_fields(ip: int | None) -> tuple[str, str]:
     return ("", "") if ip is None else (ip_str(ip), mac_for_int(ip))
 
 
-def _owner_of(kv) -> str | None:
-    if kv is None:
-        return None
-    try:
-        return json.loads(kv.value).get("owner")
-    except (ValueError, AttributeError):
-        return "?"

@@ -85,3 +85,13 @@ def load_json(reads: Reads, key: str, default: Any) -> Any:
         return json.loads(raw)
     except ValueError:
         return default
+
+
+def owner_of(kv: KeyValue | None) -> str | None:
+    """The owner an allocation key names (None: free; "?": unreadable, so taken)."""
+    if kv is None:
+        return None
+    try:
+        return json.loads(kv.value).get("owner")
+    except (ValueError, AttributeError):
+        return "?"
