@@ -103,6 +103,7 @@ class Agent:
         self.view_stale = True  # (re)load it before the next pass
         self.kept = 0  # endpoints the last pass found plugged and right
         self.gate = WatchGate()
+        self.generation = 0  # of the watch that feeds the view
         self.metrics = AgentMetrics(self.host)
 
     # ------------------------------------------------------------------ connections
@@ -150,7 +151,9 @@ class Agent:
     def _load_view(self) -> None:
         """Read the intent this host plans from, then follow it with one watch of the whole
         tree (every event moves the revision a pass reports; few concern this host)."""
-        for w in self.watchers:
+        self.generation += 1  # what the previous watch still delivers is dropped
+        old, self.watchers = self.watchers, []
+        for w in old:
             w.close()
         snap = read_consistent(self.store, (), PREFIXES)
         self.view.load(snap.items.values(), snap.intent_revision or snap.revision)
@@ -158,21 +161,26 @@ class Agent:
         self.view_stale = False
         w = self.store.watch(keys.ROOT, watch_start(snap))
         self.watchers = [w]
-        threading.Thread(target=self._watch, args=(w,), daemon=True, name="watch").start()
+        threading.Thread(target=self._watch, args=(w, self.generation), daemon=True,
+                         name="watch").start()
 
-    def _watch(self, w) -> None:  # noqa: ANN001 - a store Watcher
+    def _watch(self, w, generation: int) -> None:  # noqa: ANN001 - a store Watcher
         try:
             for batch in w.batches():
-                self.events.put(batch)
+                self.events.put((generation, batch))
                 if self.stop.is_set():
                     return
         except StoreError as e:  # history compacted (or the store went away for good)
             LOG.warning("watch: %s; reading the intent again", e)
         if not self.stop.is_set():
-            self.events.put(RELOAD)
+            self.events.put((generation, RELOAD))  # dropped if it was closed for a reload
 
-    def _take(self, item) -> bool:  # noqa: ANN001 - a batch of events, or RELOAD
-        """Apply what the watch delivered; True when a pass should look."""
+    def _take(self, item: tuple) -> bool:
+        """Apply what the watch delivered (a batch of events, or RELOAD); True when a pass
+        should look."""
+        generation, item = item
+        if generation != self.generation:
+            return False
         if item is RELOAD:
             self.view_stale = True
             return True

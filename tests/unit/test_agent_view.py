@@ -86,3 +86,31 @@ def test_unreadable_intent_is_held_not_unplugged_and_heals() -> None:
     v.apply(Event("delete", keys.state_endpoint("blue-a"), None, 15))
     acts, unknown = actions()
     assert unknown == frozenset() and any(isinstance(x, P.Unplug) for x in acts)
+
+
+def test_the_agent_follows_one_watch_and_drops_what_a_replaced_one_still_delivers() -> None:
+    """Agent._load_view reads the intent at one revision and watches from the next; after a
+    reload (the watch's history was compacted), batches of the old watch are ignored."""
+    import argparse
+
+    from agent.main import RELOAD, Agent
+    from intent.store_memory import MemoryStore
+
+    store = MemoryStore()
+    store.put(keys.state_network("blue"), codec.dumps(NET))
+    agent = Agent(argparse.Namespace(host="h1"))
+    agent.store = store
+    agent._load_view()
+    assert agent.view.state.networks == {"blue": NET}
+    first = agent.generation
+    rev = store.put(keys.state_endpoint("blue-a"), codec.dumps(ep("a", "h1")))
+    gen, batch = agent.events.get(timeout=5)
+    assert gen == first and agent._take((gen, batch)) and agent.view.revision == rev
+    stale = (first, [put(keys.state_endpoint("blue-a"), "{not json", rev + 1)])
+    assert agent._take((first, RELOAD)) and agent.view_stale
+    agent._load_view()
+    assert not agent._take(stale) and "blue-a" not in agent.view.state.bad_endpoints
+    assert agent.view.state.endpoints["blue-a"] == ep("a", "h1")
+    agent.stop.set()
+    for w in agent.watchers:
+        w.close()
