@@ -198,24 +198,16 @@ def merge_delete(doc: Config, stored: Stored) -> tuple[Delta, list[str], list[st
             delta.tenants[t.name] = (old_t, None)
             whole_tenants.append(t.name)
             continue
-        for g in t.endpoint_groups:
-            old_g = stored.groups.get((t.name, g.name))
-            if old_g is None:
-                missing.append(f'endpoint group "{g.name}" does not exist in tenant "{t.name}"')
-            else:
-                delta.groups[(t.name, g.name)] = (old_g, None)
-        for q in t.qos_profiles:
-            old_q = stored.qos_profiles.get((t.name, q.name))
-            if old_q is None:
-                missing.append(f'QoS profile "{q.name}" does not exist in tenant "{t.name}"')
-            else:
-                delta.qos_profiles[(t.name, q.name)] = (old_q, None)
-        for r in t.routers:
-            old_r = stored.routers.get((t.name, r.name))
-            if old_r is None:
-                missing.append(f'router "{r.name}" does not exist in tenant "{t.name}"')
-            else:
-                delta.routers[(t.name, r.name)] = (old_r, None)
+        for what, named, have, out in (
+                ("endpoint group", t.endpoint_groups, stored.groups, delta.groups),
+                ("QoS profile", t.qos_profiles, stored.qos_profiles, delta.qos_profiles),
+                ("router", t.routers, stored.routers, delta.routers)):
+            for obj in named:
+                old = have.get((t.name, obj.name))
+                if old is None:
+                    missing.append(f'{what} "{obj.name}" does not exist in tenant "{t.name}"')
+                else:
+                    out[(t.name, obj.name)] = (old, None)
         for p in t.policies:
             old_p = stored.policies.get((t.name, p.name))
             if old_p is None:

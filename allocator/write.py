@@ -250,22 +250,15 @@ class Writer:
                 old = _decode(reads.items.get(keys.network(n)), NetworkConfig)
                 if old is not None:
                     delta.networks[n] = (old, None)
-            for g in groups:
-                old = _decode(reads.items.get(keys.group(t, g)), EndpointGroupConfig)
-                if old is not None:
-                    delta.groups[(t, g)] = (old, None)
-            for p in policies:
-                old = _decode(reads.items.get(keys.policy(t, p)), PolicyConfig)
-                if old is not None:
-                    delta.policies[(t, p)] = (old, None)
-            for q in profiles:
-                old = _decode(reads.items.get(keys.qos_profile(t, q)), QosProfileConfig)
-                if old is not None:
-                    delta.qos_profiles[(t, q)] = (old, None)
-            for r in routers:
-                old = _decode(reads.items.get(keys.router(t, r)), RouterConfig)
-                if old is not None:
-                    delta.routers[(t, r)] = (old, None)
+            for names, key_of, cls, out in (
+                    (groups, keys.group, EndpointGroupConfig, delta.groups),
+                    (policies, keys.policy, PolicyConfig, delta.policies),
+                    (profiles, keys.qos_profile, QosProfileConfig, delta.qos_profiles),
+                    (routers, keys.router, RouterConfig, delta.routers)):
+                for name in names:
+                    old = _decode(reads.items.get(key_of(t, name)), cls)
+                    if old is not None:
+                        out[(t, name)] = (old, None)
 
     def _expand_networks(self, networks: list[str], reads: Reads, delta: Delta,
                          delete: bool) -> None:
