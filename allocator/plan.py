@@ -248,6 +248,9 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
             idx["networks"].pop(name, None)
             return None
         label = self.d.label("network", name)
+        if old_spec is not None and self._unchanged_network(name, new, old_spec):
+            self.specs[name] = old_spec  # planned before, and nothing it depends on changes
+            return None
         if old is not None and old.tenant != new.tenant:
             self.problems.append(f'{label}.Name "{name}": duplicate network name (also network '
                                  f'"{name}" of tenant "{old.tenant}"; names are global)')
@@ -262,6 +265,20 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
         if len(self.problems) > found:
             return None
         return name, new, old_spec, tenant, label
+
+    def _unchanged_network(self, name: str, new: NetworkConfig, old_spec: NetworkSpec) -> bool:
+        """Whether the write leaves network ``name`` as stored: its config and its tenant's are
+        byte-equal to what was read (then its stored spec and owner keys stand; an endpoint add
+        neither re-reads nor re-writes them)."""
+        if old_spec.tenant != new.tenant or name in self.d.expanded:
+            return False
+        if self.r.value(keys.network(name)) != codec.dumps(strip(new)):
+            return False
+        pair = self.d.tenants.get(new.tenant)
+        if pair is None:
+            return True
+        return pair[1] is not None and \
+            self.r.value(keys.tenant(new.tenant)) == codec.dumps(strip(pair[1]))
 
     def _network_keys(self, name: str, new: NetworkConfig, old_spec: NetworkSpec | None,
                       tenant: TenantConfig, tag: int | None, subnet: str | None) -> None:

@@ -74,6 +74,11 @@ class PoolPlanning:
                 continue
             key = prefix + ip_str(candidate)
             kv = self.r.lookup(key)
+            if kv is UNKNOWN and self.r.optimistic:
+                # every address from ``next`` on is usually free: claim it unread, on the
+                # condition (compared in the transaction) that its owner key is still absent
+                self.r.assume_absent(key)
+                kv = None
             if kv is UNKNOWN:
                 wanted.add(key)
                 break

@@ -26,6 +26,9 @@ class Reads:
     full: set[str] = field(default_factory=set)  # prefixes read whole
     requested: list[str] = field(default_factory=list)  # keys read by name (the CAS set)
     revision: int = 0  # the newest store revision read
+    # planning may take an unread key as absent (assume_absent) when the write's compares
+    # make it so: the small-transaction path sets this on its first try only
+    optimistic: bool = False
 
     def add(self, snap: Snapshot, names: list[str] = (), prefixes: list[str] = ()) -> None:
         self.revision = max(self.revision, snap.revision)
@@ -40,6 +43,13 @@ class Reads:
 
     def __post_init__(self) -> None:
         self._req: set[str] = set(self.requested)
+
+    def assume_absent(self, key: str) -> None:
+        """Take unread ``key`` as absent: the write's compare-and-swap then requires it so."""
+        self.absent.add(key)
+        if key not in self._req:
+            self._req.add(key)
+            self.requested.append(key)
 
     def lookup(self, key: str) -> KeyValue | None:
         """The key's value (None: absent), or :data:`UNKNOWN` when it was not read."""

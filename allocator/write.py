@@ -68,22 +68,26 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Change:
-    """A requested change: ``mode`` add | delete | desired | bind | address | replace.
+    """A requested change: ``mode`` add | delete | desired | bind | address | replace | create.
 
     ``address``: ``addresses`` records (or, with None, gives back) the address an endpoint's
     IPAM plugin gave it.  ``replace``: ``doc`` names one network with two endpoints, the first
-    deleted and the second created in the same write (its address may be the first's)."""
+    deleted and the second created in the same write (its address may be the first's).
+    ``create``: ``endpoints`` are created in their (existing) networks; the write reads only
+    them and their networks, not the networks' tenants."""
 
     mode: str
     doc: Config = Config()
     bindings: tuple[EndpointConfig, ...] = ()
     addresses: tuple[tuple[str, str | None], ...] = ()
+    endpoints: tuple[EndpointConfig, ...] = ()
     create_only: frozenset[tuple[str, str]] = frozenset()
     paths: bool = True  # name objects by their JSON path in ``doc``
 
     def size(self) -> int:
         return (len(self.doc.hosts) + len(self.doc.tenants) + len(self.doc.networks())
-                + len(self.doc.endpoints()) + len(self.bindings) + len(self.addresses))
+                + len(self.doc.endpoints()) + len(self.bindings) + len(self.addresses)
+                + len(self.endpoints))
 
 
 def _decode(kv: KeyValue | None, cls: type):
@@ -135,6 +139,10 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
     if change.mode == "address":
         return names + [k for eid, _ in change.addresses
                         for k in (keys.endpoint(eid), keys.state_endpoint(eid))], []
+    if change.mode == "create":
+        return names + [k for e in change.endpoints for k in (
+            keys.network(e.network), keys.state_network(e.network), keys.ip_pool(e.network),
+            keys.endpoint(e.id), keys.state_endpoint(e.id))], []
     doc = change.doc
     names += [keys.host_config(h.name) for h in doc.hosts]
     if doc.tenants:
@@ -183,9 +191,11 @@ class Writer:
         if holder is None or held_by != holder:
             raise LockHeld("a large write is under way")
 
-    def plan(self, change: Change, holder: str | None = None) -> tuple[Reads, Delta, Plan]:
-        """Read and plan ``change`` (``holder``: the large write we are, if any)."""
-        reads = Reads()
+    def plan(self, change: Change, holder: str | None = None, optimistic: bool = False
+             ) -> tuple[Reads, Delta, Plan]:
+        """Read and plan ``change`` (``holder``: the large write we are, if any;
+        ``optimistic``: free-looking addresses are claimed unread, see :class:`Reads`)."""
+        reads = Reads(optimistic=optimistic)
         names, prefixes = first_keys(change)
         self._read(reads, names, prefixes)
         self._check_lock(reads, holder)
@@ -213,6 +223,8 @@ class Writer:
             return _address_delta(change, stored)
         if change.mode == "replace":
             return _replace_delta(change, stored)
+        if change.mode == "create":
+            return _create_delta(change, stored)
         if change.mode == "add":
             delta = merge_add(change.doc, stored, change.create_only)
         elif change.mode == "delete":
@@ -317,11 +329,12 @@ class Writer:
         write_id = uuid.uuid4().hex
         large = change.size() > LARGE_OBJECTS or change.mode == "desired" and \
             change.size() > LARGE_OBJECTS // 2
+        optimistic = True  # until a transaction fails: then every address is read first
         for attempt in range(MAX_ATTEMPTS):
             if large:
                 return self._apply_large(change, write_id)
             try:
-                reads, _delta, p = self.plan(change)
+                reads, _delta, p = self.plan(change, optimistic=optimistic)
             except LockHeld:
                 self._wait_for_lock()
                 continue
@@ -345,6 +358,7 @@ class Writer:
                 continue
             if res.succeeded:
                 return ApplyResult(True, res.revision, p.summary, write_id)
+            optimistic = False
             self.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise ConflictError(f"gave up after {MAX_ATTEMPTS} attempts: other writers keep "
                             f"changing the same objects")
@@ -401,6 +415,18 @@ def _address_delta(change: Change, stored: Stored) -> Delta:
     return delta
 
 
+def _create_delta(change: Change, stored: Stored) -> Delta:
+    delta = Delta()
+    for e in change.endpoints:
+        if e.network not in stored.networks:
+            raise NotFoundError(f'network "{e.network}" does not exist')
+        old = stored.endpoints.get(e.id)
+        if old is not None and (old.network, old.container) == (e.network, e.container):
+            raise ConflictError(f'endpoint "{e.id}" exists already')
+        delta.endpoints[e.id] = (None, e)  # an id held by another pair: the planner refuses it
+    return delta
+
+
 def _replace_delta(change: Change, stored: Stored) -> Delta:
     (tenant,) = change.doc.tenants
     (net,) = tenant.networks
@@ -438,6 +464,12 @@ def record_address(store: Store, ep_id: str, ip: str | None) -> ApplyResult:
     and the endpoint waits for one again).  Refused (ValidationError naming both endpoints)
     when another endpoint of the network holds it."""
     return Writer(store).apply(Change("address", addresses=((ep_id, ip),), paths=False))
+
+
+def create_endpoints(store: Store, endpoints: list[EndpointConfig]) -> ApplyResult:
+    """Create ``endpoints`` in their networks (NotFoundError: a network does not exist;
+    ConflictError: an endpoint does).  Reads only the endpoints and their networks."""
+    return Writer(store).apply(Change("create", endpoints=tuple(endpoints), paths=False))
 
 
 def replace_endpoint(store: Store, old: EndpointConfig, new: EndpointConfig) -> ApplyResult:

@@ -35,6 +35,7 @@ from ofctl.model import (
     SwitchState,
     WriteActions,
     WriteMetadata,
+    canonical_buckets,
     instructions,
     masked_field,
     set_field,
@@ -122,8 +123,8 @@ def decode_flow(s: Any) -> Flow:
 def decode_group(g: Any) -> Group:
     if g.type != OFPGT_ALL:
         raise ValueError(f"group type not modelled: {g}")
-    buckets = tuple(sorted((Bucket(tuple(decode_action(a) for a in b.actions))
-                            for b in g.buckets), key=repr))
+    buckets = canonical_buckets(Bucket(tuple(decode_action(a) for a in b.actions))
+                                for b in g.buckets)
     return Group(g.group_id, buckets)
 
 

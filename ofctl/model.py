@@ -316,10 +316,23 @@ class Meter:
     cookie: int = field(default=0, compare=False, repr=False)
 
 
+def bucket_key(b: Bucket) -> tuple[int, int, str]:
+    """The canonical order of a group's buckets: single-port outputs by port first (the common
+    case, cheap), then the rest by their text."""
+    acts = b.actions
+    if len(acts) == 1 and type(acts[0]) is Output:
+        return (0, acts[0].port, "")
+    return (1, 0, repr(b))
+
+
+def canonical_buckets(buckets) -> tuple[Bucket, ...]:  # noqa: ANN001 - any iterable of Bucket
+    """``buckets`` in canonical order (what equal groups compare by)."""
+    return tuple(sorted(buckets, key=bucket_key))
+
+
 def group(group_id: int, buckets: list[tuple[Action, ...]], cookie: int = 0) -> Group:
     """A type-all group with canonically ordered buckets."""
-    return Group(group_id, tuple(sorted((Bucket(tuple(b)) for b in buckets), key=repr)),
-                 cookie=cookie)
+    return Group(group_id, canonical_buckets(Bucket(tuple(b)) for b in buckets), cookie=cookie)
 
 
 @dataclass(frozen=True)

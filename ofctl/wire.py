@@ -40,6 +40,7 @@ from ofctl.model import (
     SetField,
     WriteActions,
     WriteMetadata,
+    canonical_buckets,
     from_int,
     instructions,
     masked_field,
@@ -258,12 +259,21 @@ def flow_delete_raw(table: int, priority: int, match: bytes, cookie: int = 0,
                           OFPFC_DELETE_STRICT, 0, 0, priority, NO_BUFFER, ANY, ANY, 0) + match
 
 
+def _bucket_bytes(b: Bucket) -> bytes:
+    """One ``ofp_bucket`` (cached on the bucket: a flood group re-sent on every member change
+    keeps most of its buckets)."""
+    out = b.__dict__.get("_wire")
+    if out is None:
+        acts = b"".join([_packed_action(a) for a in b.actions])
+        out = struct.pack("!HHII4x", 16 + len(acts), 0, ANY, ANY) + acts
+        object.__setattr__(b, "_wire", out)
+    return out
+
+
 def group_mod(g: Group, command: int, xid: int = 0) -> bytes:
     buckets = b""
     if command != OFPGC_DELETE:
-        for b in g.buckets:
-            acts = b"".join([_packed_action(a) for a in b.actions])
-            buckets += struct.pack("!HHII4x", 16 + len(acts), 0, ANY, ANY) + acts
+        buckets = b"".join([_bucket_bytes(b) for b in g.buckets])
     body = struct.pack("!HBxI", command, OFPGT_ALL, g.group_id) + buckets
     return _header(OFPT_GROUP_MOD, 8 + len(body), xid) + body
 
@@ -530,7 +540,7 @@ def parse_group_desc(body: bytes) -> list[Group | int]:
                 blen = _U16.unpack_from(body, boff)[0]
                 buckets.append(Bucket(parse_actions(body, boff + 16, boff + blen)))
                 boff += blen
-            out.append(Group(group_id, tuple(sorted(buckets, key=repr))))
+            out.append(Group(group_id, canonical_buckets(buckets)))
         except Unknown:
             out.append(group_id)
         off += length

@@ -434,12 +434,12 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
         return self._written(call, apply.delete_object(self.store, "network", network))
 
     def create_endpoint(self, call: Call, network: str) -> dict:
-        net = self._stored(keys.network(network), NetworkConfig, "network", network)
-        doc = load_document({"Tenants": [{"Name": net.tenant, "Networks": [{
-            "Name": net.name, "Endpoints": [call.body]}]}]})
+        # the body is checked as an endpoint of ``network`` (the tenant named here only frames
+        # it); the write reads the network itself, not its tenant
+        doc = load_document({"Tenants": [{"Name": "endpoint", "Networks": [{
+            "Name": network, "Endpoints": [call.body]}]}]})
         ep = doc.tenants[0].networks[0].endpoints[0]
-        return self._written(call, apply.apply_config(
-            self.store, doc, "add", create_only=frozenset({("endpoint", ep.id)}), paths=False))
+        return self._written(call, apply.create_endpoints(self.store, [ep]))
 
     def list_endpoints(self, call: Call) -> list:
         values = self._read(prefixes=[keys.STATE_ENDPOINTS, keys.OPER_ENDPOINTS])

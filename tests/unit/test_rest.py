@@ -51,6 +51,42 @@ def test_crud_round_trip(app):
     assert call(app, "GET", "/tenants")[1] == []
 
 
+class Counting(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def read(self, keys=(), prefixes=(), revision=None):
+        self.calls.append("read")
+        return super().read(keys, prefixes, revision)
+
+    def txn(self, compares, ops, *args, **kw):
+        self.calls.append("txn")
+        return super().txn(compares, ops, *args, **kw)
+
+
+def test_adding_an_endpoint_is_one_read_and_one_transaction():
+    store = Counting()
+    app = RestApi(store)
+    call(app, "POST", "/tenants", TENANT)
+    call(app, "POST", "/tenants/t1/networks", {"Name": "orange"})
+    call(app, "POST", "/networks/orange/endpoints", {"Container": "c0", "Host": "host1"})
+    store.calls = []
+    status, out = call(app, "POST", "/networks/orange/endpoints",
+                       {"Container": "c1", "Host": "host1"})
+    assert status == 201 and out["summary"] == ["created endpoint orange-c1"]
+    assert store.calls == ["read", "txn"]
+    assert call(app, "GET", "/endpoints/orange-c1")[1]["ip"] == "11.1.0.3"
+    assert call(app, "POST", "/networks/orange/endpoints", {"Container": "c1"}) == (
+        409, {"errors": ['endpoint "orange-c1" exists already']})
+    assert call(app, "POST", "/networks/ghost/endpoints", {"Container": "c1"}) == (
+        404, {"errors": ['network "ghost" does not exist']})
+    status, out = call(app, "POST", "/networks/orange/endpoints",
+                       {"Container": "c2", "EndpointGroup": "nope"})
+    assert status == 400 and "nope" in out["errors"][0], out
+    assert call(app, "GET", "/endpoints/orange-c2")[0] == 404
+
+
 def test_errors_are_json_with_every_message(app):
     status, out = call(app, "POST", "/tenants", {"Name": "t", "Vlans": "9-1", "Bogus": 1})
     assert status == 400 and len(out["errors"]) == 2

@@ -134,21 +134,57 @@ class CountingStore(MemoryStore):
         self.keys_read += len(names)
         return rev, names
 
+    txns = 0
+    written: list[str] = []
+
+    def txn(self, compares, ops, *args, **kw):
+        self.txns += 1
+        res = super().txn(compares, ops, *args, **kw)
+        if res.succeeded:
+            self.written = self.written + [o.key for o in ops]
+        return res
+
 
 @pytest.mark.parametrize("others", [0, 300])
 def test_adding_one_endpoint_reads_the_same_whatever_the_store_holds(others: int) -> None:
     store = CountingStore(**STOCK)
     apply_config(store, load_config(tenant(eps(others, prefix="old"))))
-    store.keys_read = store.round_trips = 0
+    store.keys_read = store.round_trips = store.txns = 0
+    store.written = []
     add = apply_config(store, load_document({"Tenants": [{"Name": "t1", "Networks": [
         {"Name": "n1", "Endpoints": [{"Container": "new", "Host": "h2"}]}]}]}), "add")
     assert add.summary == ["created endpoint n1-new"]
     # tenant, its index, ranges, network config/state/pool, the lock, candidate addresses
     assert store.keys_read <= 12, store.keys_read
-    # the named objects, then the network's zone and the candidate addresses together
-    assert store.round_trips == 2
+    # the named objects only: the network is unchanged (its spec stands) and the address at
+    # the pool's ``next`` is claimed unread, on the condition that its owner key is absent
+    assert store.round_trips == 1
+    assert store.txns == 1
+    assert not [k for k in store.written if "/alloc/subnet/" in k or "/alloc/vni/" in k
+                or "/alloc/zone/" in k or k.startswith("/netplugin/config/networks/")]
     assert {e.id: e.ip for e in read_resolved(store).endpoints}["n1-new"] == \
         f"10.0.{(others + 2) // 256}.{(others + 2) % 256}"
+
+
+def test_an_address_claimed_unread_but_taken_is_read_and_skipped_on_the_retry() -> None:
+    store = CountingStore()
+    base = tenant(eps(1))  # n1-c0 holds 10.9.0.2
+    base["Tenants"][0]["Networks"][0]["SubnetCIDR"] = "10.9.0.0/24"
+    apply_config(store, load_config(base))
+    static = copy.deepcopy(base)
+    static["Tenants"][0]["Networks"][0]["Endpoints"] = [{"Container": "s",
+                                                         "IpAddress": "10.9.0.4"}]
+    apply_config(store, load_document(static), "add")
+    apply_config(store, load_document(tenant([{"Container": "x"}])), "add")
+    store.txns = store.round_trips = 0
+    store.written = []
+    add = apply_config(store, load_document(tenant([{"Container": "y"}])), "add")
+    assert add.summary == ["created endpoint n1-y"]
+    # the unread claim of 10.9.0.4 failed its compare; the retry read the candidates
+    assert store.txns == 2 and store.round_trips == 3
+    ips = {e.id: e.ip for e in read_resolved(store).endpoints}
+    assert (ips["n1-x"], ips["n1-s"], ips["n1-y"]) == ("10.9.0.3", "10.9.0.4", "10.9.0.5")
+    assert json.loads(store.get("/netplugin/alloc/ip/n1/10.9.0.4").value)["owner"] == "n1-s"
 
 
 def test_a_released_address_is_the_next_one_handed_out() -> None:
