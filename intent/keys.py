@@ -38,7 +38,8 @@
     /netplugin/oper/ipam/<host>/<network>/<handle>  an address a host obtained from an IPAM
                                                   plugin (what its DEL needs)
     /netplugin/oper/realized/<host>               intent revision the host's switch realized
-    /netplugin/oper/applied                       revision the controller has applied
+                                                  (see intent.realized)
+    /netplugin/oper/applied/<process>             revision a controller process has applied
     /netplugin/oper/gateways/<tenant>/<router>    MAC of an external router's physical gateway
                                                   (learnt by the controller's ARP)
     /netplugin/oper/controllers/<name>            a live controller (under its lease)
@@ -89,7 +90,7 @@ OPER = ROOT + "oper/"
 OPER_HOSTS = OPER + "hosts/"
 OPER_ENDPOINTS = OPER + "endpoints/"
 OPER_REALIZED = OPER + "realized/"
-OPER_APPLIED = OPER + "applied"
+OPER_APPLIED = OPER + "applied/"
 OPER_MCAST = OPER + "mcast/"
 OPER_GATEWAYS = OPER + "gateways/"
 OPER_CONTROLLERS = OPER + "controllers/"
@@ -256,6 +257,10 @@ def oper_endpoint(ep_id: str) -> str:
 
 def realized(host: str) -> str:
     return OPER_REALIZED + host
+
+
+def applied(process: str) -> str:
+    return OPER_APPLIED + process
 
 
 def controller(name: str) -> str:

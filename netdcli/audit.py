@@ -30,6 +30,7 @@ from intent.model import (
     NetworkSpec,
     TenantConfig,
 )
+from intent.realized import realized_hosts
 from intent.store import Snapshot
 
 _KINDS = {keys.CONFIG_HOSTS: HostConfig, keys.CONFIG_TENANTS: TenantConfig,
@@ -204,10 +205,10 @@ def _oper(problems: list[str], eps: dict, v: _View, snap: Snapshot) -> None:
                             f"{spec.host} but the endpoint is not plugged")
     rev_kv = snap.items.get(keys.CONFIG_REV)
     last_write = rev_kv.mod_revision if rev_kv else 0
+    realized = realized_hosts({k: kv.value for k, kv in snap.items.items()})
     for host in sorted(registered):
-        val = v.json_values.get(keys.realized(host))
-        rev = val.get("revision", 0) if isinstance(val, dict) else 0
-        if not isinstance(rev, int) or rev < last_write:
+        rev = realized.get(host, 0)
+        if rev < last_write:
             problems.append(f"host {host}: switch realized revision {rev or 'none'}, behind "
                             f"the last intent write at {last_write}")
 

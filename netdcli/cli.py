@@ -23,6 +23,7 @@ from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
 from intent.etcd_conn import ENV_CA, ENV_CERT, ENV_KEY, EtcdTls
 from intent.loader import load_bindings, load_config, load_document
+from intent.realized import realized_hosts
 from intent.store import Store, StoreError
 from intent.version import version_text
 from netdcli.audit import RestClient, audit_store, audit_switches
@@ -149,12 +150,13 @@ def wait_realized(store: Store, revision: int, timeout: float) -> list[str]:
     Event-driven: one read, then a watch of ``/netplugin/oper/`` (registrations and realized
     revisions) that re-checks on every change.
     """
-    snap = store.read(prefixes=[keys.OPER_HOSTS, keys.OPER_REALIZED])
+    snap = store.read(prefixes=[keys.OPER_HOSTS, keys.OPER_REALIZED, keys.OPER_APPLIED])
     hosts = {keys.last_segment(k) for k in snap.items if k.startswith(keys.OPER_HOSTS)}
-    realized = {keys.last_segment(k): _revision(kv.value) for k, kv in snap.items.items()
-                if k.startswith(keys.OPER_REALIZED)}
+    marks = {k: kv.value for k, kv in snap.items.items()  # realized and applied keys
+             if k.startswith((keys.OPER_REALIZED, keys.OPER_APPLIED))}
 
     def behind() -> list[str]:
+        realized = realized_hosts(marks)
         return sorted(h for h in hosts if realized.get(h, 0) < revision)
 
     if not behind():
@@ -185,18 +187,14 @@ def wait_realized(store: Store, revision: int, timeout: float) -> list[str]:
             name = keys.last_segment(ev.key)
             if ev.key.startswith(keys.OPER_HOSTS):
                 (hosts.add if ev.type == "put" else hosts.discard)(name)
-            elif ev.key.startswith(keys.OPER_REALIZED):
-                realized[name] = _revision(ev.value) if ev.type == "put" else 0
+            elif ev.key.startswith((keys.OPER_REALIZED, keys.OPER_APPLIED)):
+                if ev.type == "put":
+                    marks[ev.key] = ev.value
+                else:
+                    marks.pop(ev.key, None)
         return behind()
     finally:
         watcher.close()
-
-
-def _revision(value: str | None) -> int:
-    try:
-        return int(json.loads(value or "{}").get("revision", 0))
-    except (ValueError, TypeError, AttributeError):
-        return 0
 
 
 def run(args: argparse.Namespace, store: Store, out=sys.stdout) -> int:
@@ -352,15 +350,15 @@ def _delete_scoped(store: Store, construct: str, name: str):
 
 def _show_host(store: Store, name: str) -> dict:
     snap = read_consistent(store, keys=[keys.host_config(name), keys.oper_host(name),
-                                        keys.realized(name)])
+                                        keys.realized(name)], prefixes=[keys.OPER_APPLIED])
     config = snap.value(keys.host_config(name))
     oper = snap.value(keys.oper_host(name))
     if config is None and oper is None:
         raise NotFoundError(f'host "{name}" does not exist')
-    realized = snap.value(keys.realized(name))
+    realized = realized_hosts({k: kv.value for k, kv in snap.items.items()}).get(name)
     return {"Name": name, "Config": json.loads(config) if config else None,
             "Registration": json.loads(oper) if oper else None,
-            "RealizedRevision": json.loads(realized)["revision"] if realized else None}
+            "RealizedRevision": realized}
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160))} | {

@@ -30,6 +30,7 @@ from ofctl.model import (
     OFPVID_PRESENT,
     Action,
     ApplyActions,
+    Bucket,
     Flow,
     GotoTable,
     Group,
@@ -207,6 +208,18 @@ def _domain(w: World, network: str) -> tuple[RouterSpec | None, int, int]:
     return r, domain_meta(r.id), META_MASK | DOMAIN_MASK
 
 
+@lru_cache(maxsize=1 << 16)
+def port_output(port: int) -> Output:
+    """The one ``Output`` of ``port`` (shared: its packed bytes and hash are found at once)."""
+    return Output(port)
+
+
+@lru_cache(maxsize=1 << 16)
+def port_bucket(port: int) -> Bucket:
+    """The one flood bucket of ``port`` (shared: its wire bytes are cached on it)."""
+    return Bucket((port_output(port),))
+
+
 @lru_cache(maxsize=1 << 12)
 def classify_instructions(meta: int, mask: int, goto: int) -> tuple:
     """Write the network's metadata, go on in ``goto`` (one shared value per network)."""
@@ -295,7 +308,8 @@ def network_fragment(w: World, name: str, host: str) -> Fragment:
                           instructions(ApplyActions((PopVlan(),)), meta, after), cn))
         flows += handoff_flows(net, nid, ports, cn)
     flows += gateway_flows(net, nid, w.external_router(name) is not None, cn)
-    local_out = tuple(Output(p) for p in sorted({p for _, p in local}))
+    local_ports = sorted({p for _, p in local})
+    local_out = tuple(port_output(p) for p in local_ports)
     remote: dict[tuple[Action, ...], None] = {}
     hosts = sorted(w.remote_hosts(name, host))
     if net.net_type == VLAN:
@@ -304,7 +318,7 @@ def network_fragment(w: World, name: str, host: str) -> Fragment:
         acts = remote_actions(net, w.hosts.get(h), ports)
         if acts is not None:
             remote[acts] = None
-    buckets = [(o,) for o in local_out] + list(remote)
+    buckets = [port_bucket(p) for p in local_ports] + [Bucket(a) for a in remote]
     flows.append(Flow(BUM, PRIO, match(metadata=(nid, META_MASK)),
                       (ApplyActions((GroupAction(nid),)),), cn))
     flows.append(Flow(BUM, PRIO, match(metadata=(nid | REMOTE, META_MASK)),

@@ -330,9 +330,10 @@ def canonical_buckets(buckets) -> tuple[Bucket, ...]:  # noqa: ANN001 - any iter
     return tuple(sorted(buckets, key=bucket_key))
 
 
-def group(group_id: int, buckets: list[tuple[Action, ...]], cookie: int = 0) -> Group:
-    """A type-all group with canonically ordered buckets."""
-    return Group(group_id, canonical_buckets(Bucket(tuple(b)) for b in buckets), cookie=cookie)
+def group(group_id: int, buckets: list[tuple[Action, ...] | Bucket], cookie: int = 0) -> Group:
+    """A type-all group with canonically ordered buckets (action tuples or buckets)."""
+    return Group(group_id, canonical_buckets(b if type(b) is Bucket else Bucket(tuple(b))
+                                             for b in buckets), cookie=cookie)
 
 
 @dataclass(frozen=True)

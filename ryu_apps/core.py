@@ -62,7 +62,7 @@ class Controller:
         self.timeout = timeout
         self.engine = Engine()
         self.cache = Intake(self.engine)
-        self.realizer = Realizer(store)
+        self.realizer = Realizer(store, election.name if election is not None else "controller")
         self.sessions: dict[int, Session] = {}
         self.gateways = GatewayLearner(store, lambda: self.engine, self.writer_of)
         self.running = False
@@ -199,7 +199,7 @@ class Controller:
         if old is not None:
             old.abort()
         s = Session(dp, self.cache.host_for_dpid(dp.id), timeout=self.timeout)
-        s.realized_written = self.realizer.written.get
+        s.realized_written = self.realizer.written_revision
         self.sessions[dp.id] = s
         LOG.info("%s", logline("switch-connected", dpid=f"{dp.id:016x}",
                                host=s.host or "not-registered-yet"))

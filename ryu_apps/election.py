@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from intent import keys
 from intent.logfmt import logline
+from intent.realized import applied_revisions, realized_of, written_by
 from intent.store import Compare, Delete, Event, LeaseExpired, Put, Store, StoreError
 from ryu_apps.framework import blocking, hub
 
@@ -72,7 +73,10 @@ class Election:
         self.claim_delay = claim_delay
         self.masters: dict[str, Master] = {}
         self.controllers: dict[str, dict] = {}
-        self.realized: dict[str, int] = {}  # host -> realized revision written by its master
+        # what hosts' masters wrote (intent.realized): host keys and processes' applied revisions
+        self.realized_values: dict[str, str] = {}
+        self.applied: dict[str, int] = {}
+        self._by_process: dict[str, set[str]] = {}  # process -> hosts whose key it wrote
         self.lease = None
         self.valid_until = 0.0  # our masterships are certain until then (monotonic clock)
         self.seen = 0  # events up to this revision are in the state already
@@ -118,8 +122,9 @@ class Election:
 
     def _load(self) -> None:
         snap = blocking(self.store.read, (), [keys.OPER_MASTERS, keys.OPER_CONTROLLERS,
-                                              keys.OPER_REALIZED])
-        self.masters, self.controllers, self.realized = {}, {}, {}
+                                              keys.OPER_REALIZED, keys.OPER_APPLIED])
+        self.masters, self.controllers = {}, {}
+        self.realized_values, self.applied, self._by_process = {}, {}, {}
         for key, kv in snap.items.items():
             self._put(key, kv.value, kv.mod_revision)
         self.seen = snap.revision
@@ -162,7 +167,17 @@ class Election:
     # ------------------------------------------------------------------ state
     def owns(self, key: str) -> bool:
         """Whether a store key is the election's (or a realized revision it tracks)."""
-        return key.startswith((keys.OPER_MASTERS, keys.OPER_CONTROLLERS, keys.OPER_REALIZED))
+        return key.startswith((keys.OPER_MASTERS, keys.OPER_CONTROLLERS, keys.OPER_REALIZED,
+                               keys.OPER_APPLIED))
+
+    def realized_of(self, host: str) -> int:
+        """The revision ``host`` realized, as its master's writes say (0: nothing known)."""
+        return realized_of(self.realized_values.get(host), self.applied)
+
+    def _wake_hosts_of(self, process: str) -> None:
+        hosts = {h for h in self._by_process.get(process, ()) if self.is_mine(h) is None}
+        if hosts:
+            self.on_change(hosts)
 
     def apply(self, ev: Event) -> None:
         """One watch event under :meth:`owns`' prefixes."""
@@ -181,9 +196,24 @@ class Election:
         elif ev.key.startswith(keys.OPER_CONTROLLERS):
             if self.controllers.pop(name, None) is not None:
                 self.on_change(None)
+        elif ev.key.startswith(keys.OPER_APPLIED):
+            self.applied.pop(name, None)
+            self._wake_hosts_of(name)
         else:
-            self.realized.pop(name, None)
+            self._set_realized(name, None)
             self.on_change({name})
+
+    def _set_realized(self, host: str, value: str | None) -> None:
+        old = written_by(self.realized_values.get(host))
+        if old is not None:
+            self._by_process.get(old, set()).discard(host)
+        if value is None:
+            self.realized_values.pop(host, None)
+            return
+        self.realized_values[host] = value
+        by = written_by(value)
+        if by is not None:
+            self._by_process.setdefault(by, set()).add(host)
 
     def _put(self, key: str, value: str | None, revision: int) -> None:
         name = keys.last_segment(key)
@@ -200,11 +230,11 @@ class Election:
             except ValueError:
                 self.controllers[name] = {}
             self.on_change(None)
+        elif key.startswith(keys.OPER_APPLIED):
+            self.applied.update(applied_revisions({key: value}))
+            self._wake_hosts_of(name)
         else:
-            try:
-                self.realized[name] = int(json.loads(value or "")["revision"])
-            except (ValueError, KeyError, TypeError):
-                return
+            self._set_realized(name, value)
             if self.is_mine(name) is None:  # ours: our own write, our realizer knows already
                 self.on_change({name})
 

@@ -6,41 +6,56 @@ a host's tables opens a *pending* window on that host from its revision until a 
 completes.  So ``realized(h)`` is ``applied`` when nothing is pending there, else the revision
 just before the first pending change.  A change that affects no host is realized at once.
 
-Waiters (REST ``?wait``) are woken by events, not by polling.  The per-host store keys
-(``/netplugin/oper/realized/<host>``) and the applied revision (``/netplugin/oper/applied``) are
-written only when their value changes, batched (at most 128 operations per transaction), off
-the critical path.
+Waiters (REST ``?wait``) are woken by events, not by polling.  In the store (the format is
+:mod:`intent.realized`) a host's key says either "realized R, behind" or "current: realized
+everything this process applied"; the process's applied revision is one key of its own.  So a
+change writes the keys of the hosts it affects (and only when one falls behind or catches up)
+plus the applied key, whatever the number of hosts.  Written batched (at most 128 operations
+per transaction), host keys before the applied revision, off the critical path.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from intent import keys
-from intent.store import Put, Store, StoreError
+from intent.realized import (
+    applied_controller,
+    applied_revisions,
+    applied_value,
+    realized_of,
+    realized_value,
+    written_by,
+)
+from intent.store import Compare, Delete, Put, Store, StoreError
 from ryu_apps.framework import blocking, hub
 
 LOG = logging.getLogger(__name__)
 BATCH = 128
 RETRY = 1.0
 COALESCE = 0.1  # how long publishing waits for syncs under way (see Realizer._settle)
-APPLIED = "\0applied"  # the applied revision's slot in ``written`` (no host has this name)
 
 
 class Realizer:
     """Tracks pending changes per host and publishes realized revisions."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, controller: str = "controller") -> None:
         self.store = store
+        self.controller = controller
+        self.process = uuid.uuid4().hex[:16]  # this process's applied key and host keys' "by"
         self.applied = 0
         self.seen = 0  # the watch position: every event up to here, relevant or not, is handled
         self.pending: dict[str, int] = {}  # host -> first revision not in a completed sync
         self.inflight: dict[str, int] = {}  # host -> first revision of the sync under way
         self.synced: set[str] = set()  # hosts whose switch completed a sync
-        self.written: dict[str, int] = {}
+        self.written: dict[str, tuple[int, bool]] = {}  # host -> (revision, current) in the store
+        self._values: dict[str, str] = {}  # host -> the value last written
+        self._dropped: dict[str, int] = {}  # hosts gone, still marked current: what they held
+        self.applied_written = 0
+        self._cleaned = False
         self._waiters: set = set()
         self._kick = hub.Event()
         self.running = False
@@ -96,7 +111,10 @@ class Realizer:
         self._changed()
 
     def forget(self, host: str) -> None:
-        """``host``'s switch is gone: it realizes nothing until it syncs again."""
+        """``host``'s switch is gone: it realizes nothing until it syncs again (its key, if it
+        says current, is marked behind before the applied revision moves on)."""
+        if host in self.synced and self.written.get(host, (0, False))[1]:
+            self._dropped[host] = self.realized(host)
         self.synced.discard(host)
         self.written.pop(host, None)
         self.pending.pop(host, None)
@@ -104,6 +122,13 @@ class Realizer:
         self._since_pending.pop(host, None)
         self._since_inflight.pop(host, None)
         self._changed()
+
+    def written_revision(self, host: str) -> int | None:
+        """The realized revision the store shows for ``host`` (None: not written)."""
+        w = self.written.get(host)
+        if w is None:
+            return None
+        return max(w[0], self.applied_written) if w[1] else w[0]
 
     def realized(self, host: str, live: bool = False) -> int:
         """The revision ``host`` realized (``live``: counting the watch position too, for
@@ -147,32 +172,82 @@ class Realizer:
 
     # ------------------------------------------------------------------ publishing
     def run(self) -> None:
-        """Write changed per-host realized revisions (a greenthread)."""
+        """Write changed host keys and the applied revision (a greenthread)."""
         self.running = True
         while self.running:
             self._kick.wait()
             self._kick.clear()
             hub.sleep(0)  # let a burst of events and syncs land first
             self._settle()
-            todo = {h: self.realized(h) for h in self.synced}
-            todo = {keys.realized(h): r for h, r in todo.items()
-                    if r and self.written.get(h) != r}
-            if self.applied != self.written.get(APPLIED):
-                todo[keys.OPER_APPLIED] = self.applied
-            if not todo:
-                continue
-            items = sorted(todo.items())
             try:
-                for i in range(0, len(items), BATCH):
-                    part = items[i:i + BATCH]
-                    blocking(self.store.txn, [], [Put(k, json.dumps({"revision": r}))
-                                                  for k, r in part])
-                    self.written.update((keys.last_segment(k) if k != keys.OPER_APPLIED
-                                         else APPLIED, r) for k, r in part)
+                if not self._cleaned:
+                    self._clean_old_processes()
+                self._publish()
             except StoreError as exc:
                 LOG.warning("cannot write realized revisions (%s); retrying", exc)
                 hub.sleep(RETRY)
                 self._kick.set()
+
+    def _host_changes(self) -> dict[str, tuple[int, bool]]:
+        """Hosts whose key must change: fallen behind, caught up, or never written."""
+        out = {}
+        for h in self.synced:
+            r = self.realized(h)
+            if not r:
+                continue
+            current = h not in self.pending and h not in self.inflight
+            prev = self.written.get(h)
+            if prev is not None and (prev == (r, current) or (current and prev[1])):
+                continue  # unchanged, or still current (the applied revision carries it)
+            out[h] = (r, current)
+        return out
+
+    def _publish(self) -> None:
+        todo = self._host_changes()
+        applied = self.applied
+        puts = [(h, realized_value(r, cur, self.process)) for h, (r, cur) in sorted(todo.items())]
+        for i in range(0, len(puts), BATCH):
+            part = puts[i:i + BATCH]
+            blocking(self.store.txn, [], [Put(keys.realized(h), v) for h, v in part])
+            for h, v in part:
+                self.written[h], self._values[h] = todo[h], v
+        for h, r in sorted(self._dropped.items()):  # gone switches, before applied moves on
+            if h not in self.synced:
+                value = self._values.get(h)
+                if value is not None:  # only if the key is still ours (another may have it)
+                    blocking(self.store.txn, [Compare(keys.realized(h), "value", "=", value)],
+                             [Put(keys.realized(h), realized_value(r, False, self.process))])
+                self._values.pop(h, None)
+            del self._dropped[h]
+        if applied != self.applied_written:
+            blocking(self.store.put, keys.applied(self.process),
+                     applied_value(applied, self.controller))
+            self.applied_written = applied
+
+    def _clean_old_processes(self) -> None:
+        """Retire the applied keys of this controller's earlier processes.  The hosts they
+        marked current are first marked behind at what they realized (unless someone wrote
+        their key since), so no reader's view of them goes back."""
+        snap = blocking(self.store.read, (), [keys.OPER_APPLIED, keys.OPER_REALIZED])
+        values = {k: kv.value for k, kv in snap.items.items()}
+        old = {p: r for p, r in applied_revisions(values).items() if p != self.process and
+               applied_controller(values[keys.applied(p)]) == self.controller}
+        retire = [(k, v, realized_value(realized_of(v, old), False, self.process))
+                  for k, v in sorted(values.items())
+                  if k.startswith(keys.OPER_REALIZED) and written_by(v) in old and
+                  keys.last_segment(k) not in self.written and
+                  realized_of(v, old) != realized_of(v, {})]  # current: counts on its applied
+        for i in range(0, len(retire), BATCH):
+            part = retire[i:i + BATCH]
+            res = blocking(self.store.txn, [Compare(k, "value", "=", v) for k, v, _ in part],
+                           [Put(k, new) for k, _, new in part])
+            if not res.succeeded:  # some were written since: the others one by one
+                for k, v, new in part:
+                    blocking(self.store.txn, [Compare(k, "value", "=", v)], [Put(k, new)])
+        gone = [keys.applied(p) for p in sorted(old)]
+        for i in range(0, len(gone), BATCH):
+            blocking(self.store.txn, [], [Delete(k) for k in gone[i:i + BATCH]])
+        self._cleaned = True
 
     def _settle(self) -> None:
         """Wait (at most ``COALESCE`` s) for the syncs under way: a change would otherwise be

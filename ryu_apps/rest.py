@@ -33,6 +33,7 @@ from intent.jsontext import MAX_DEPTH
 from intent.loader import load_bindings, load_config, load_document
 from intent.logfmt import logline
 from intent.model import EndpointConfig, EndpointSpec, NetworkConfig, NetworkSpec, TenantConfig
+from intent.realized import realized_hosts
 from intent.store import Store, StoreUnavailable
 from ryu_apps.rest_input import (
     MAX_BODY,
@@ -475,10 +476,11 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
                                    "vtep_ip": reg.get("vtep_ip"), "connected": False,
                                    **(self.controller.mastership(name) if self.controller
                                       else {})})
-        for kv in self.store.list(keys.OPER_REALIZED):
-            row = rows.get(keys.last_segment(kv.key))
+        snap = self.store.read(prefixes=[keys.OPER_REALIZED, keys.OPER_APPLIED])
+        for name, rev in realized_hosts({k: kv.value for k, kv in snap.items.items()}).items():
+            row = rows.get(name)
             if row is not None and row.get("realized_revision") is None:
-                row["realized_revision"] = json.loads(kv.value).get("revision")
+                row["realized_revision"] = rev
         return [rows[k] for k in sorted(rows)]
 
     def host_flows(self, call: Call, host: str) -> dict:

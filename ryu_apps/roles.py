@@ -120,7 +120,7 @@ def realized_elsewhere(ctl: Controller, host: str, live: bool) -> int:
     """The revision ``host`` realized, its switch being another controller's: what that
     master wrote; once that covers the last change of ``host``'s tables this controller knows
     of, everything this controller has applied (or, ``live``, seen) is realized there too."""
-    written = ctl.election.realized.get(host, 0)
+    written = ctl.election.realized_of(host)
     if written and written >= max(ctl.changed_floor, ctl.changed_at.get(host, 0)):
         position = ctl.realizer.applied
         if live:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from intent import keys
+from intent.realized import realized_hosts
 from topologies import ovs, proc
 from topologies.bed import BedError, Say, etcd_client, etcd_url, load_plan, read_json, rest_url
 from topologies.plan import check_name, container_netns
@@ -151,6 +152,7 @@ def status(workdir: Path) -> dict[str, Any]:
         oper = client.list(keys.OPER)
     except OSError:
         revision, oper = None, {}
+    realized = realized_hosts(oper)  # effective revisions (intent.realized)
     hosts = []
     for h in plan.hosts:
         procs = {p["name"].split(":")[0]: proc.alive(p["pid"], p["start"])
@@ -161,7 +163,7 @@ def status(workdir: Path) -> dict[str, Any]:
             "bridges": ovs.bridges(ovs.host_paths(workdir, h.name)) if procs.get(
                 "ovs-vswitchd") else [],
             "registered": read_json(oper.get(keys.oper_host(h.name))),
-            "realized": read_json(oper.get(keys.realized(h.name))),
+            "realized": ({"revision": realized[h.name]} if h.name in realized else None),
             "master": (read_json(oper.get(keys.master(h.name))) or {}).get("controller"),
         })
     containers = []

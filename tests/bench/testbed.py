@@ -170,8 +170,16 @@ class Rest:
             self._conn = None
 
 
+def _caught_up(value: str | None) -> bool:
+    try:
+        return json.loads(value or "{}").get("current") is True
+    except (ValueError, AttributeError):
+        return False
+
+
 class RealizedWatch:
-    """Records when each ``/netplugin/oper/realized/<host>`` key is written (an etcd watch)."""
+    """Records when each ``/netplugin/oper/realized/<host>`` key is written saying the host
+    caught up (``current``, :mod:`intent.realized`; an etcd watch)."""
 
     def __init__(self, url: str) -> None:
         self.events: list[tuple[float, str, int]] = []  # (time.time(), host, mod_revision)
@@ -185,7 +193,7 @@ class RealizedWatch:
     def _run(self) -> None:
         try:
             for ev in self._watcher:
-                if ev.type == "put":
+                if ev.type == "put" and _caught_up(ev.value):
                     with self._cond:
                         self.events.append((time.time(), keys.last_segment(ev.key),
                                             ev.mod_revision))
