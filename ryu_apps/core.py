@@ -389,11 +389,12 @@ class Controller:
         table = self._table(s.host)
         out = Outgoing()
         _delta_changes(out, table.take())
-        return self._send(s, out)
+        return self._send(s, out, level=logging.DEBUG)
 
-    def _send(self, s: Session, out: Outgoing) -> int:
+    def _send(self, s: Session, out: Outgoing, level: int = logging.INFO) -> int:
         """Send ``out`` plus the marker (when the digest moved); entries the switch refuses are
-        reported and the rest is sent again without them."""
+        reported and the rest is sent again without them.  Logged at ``level`` (incremental
+        syncs at DEBUG: one line per host and change is noise at INFO)."""
         digest = self.engine.digest(s.host)
         changes = len(out)
         if digest != s.marker:
@@ -422,8 +423,9 @@ class Controller:
         s.marker = digest
         s.changes_sent += changes
         self.changes_total[s.host] += changes
-        LOG.info("%s", logline("sync", host=s.host, changes=changes,
-                               ms=f"{(time.perf_counter() - t0) * 1e3:.1f}"))
+        if LOG.isEnabledFor(level):
+            LOG.log(level, "%s", logline("sync", host=s.host, changes=changes,
+                                         ms=f"{(time.perf_counter() - t0) * 1e3:.1f}"))
         return changes
 
     def _audit_slice(self, s: Session, k: int) -> None:
