@@ -19,8 +19,9 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from allocator.bulk import TXN_BYTES, TXN_OPS, LargeWrite, LockHeld, holder_alive, op_bytes
 from allocator.merge import (
@@ -34,7 +35,7 @@ from allocator.merge import (
 )
 from allocator.plan import Need, Plan, Reads, plan
 from intent import codec, keys
-from intent.errors import ConflictError, NotFoundError, ValidationError
+from intent.errors import ConflictError, IntentError, NotFoundError, ValidationError
 from intent.model import (
     Config,
     EndpointConfig,
@@ -46,7 +47,16 @@ from intent.model import (
     RouterConfig,
     TenantConfig,
 )
-from intent.store import Compare, Delete, KeyValue, Put, Store, StoreError, StoreUnavailable
+from intent.store import (
+    Compare,
+    Delete,
+    KeyValue,
+    Put,
+    Snapshot,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -165,20 +175,32 @@ def first_keys(change: Change) -> tuple[list[str], list[str]]:
     return names, []
 
 
+class StoreCopy(Protocol):
+    """A copy of the store's keys that may be behind (e.g. kept from a watch): reads by name
+    come from it first; the transaction's compare-and-swap tells whether it was right."""
+
+    def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = (),
+             revision: int | None = None) -> Snapshot: ...
+
+    def note_write(self, revision: int) -> None: ...
+
+
 class Writer:
     """Carries out :class:`Change` s against a store."""
 
     def __init__(self, store: Store, sleep: Callable[[float], None] = time.sleep,
-                 lock_wait: float = 60.0) -> None:
+                 lock_wait: float = 60.0, copy: StoreCopy | None = None) -> None:
         self.store = store
         self.sleep = sleep
         self.lock_wait = lock_wait
+        self.copy = copy  # a first guess at the keys (see StoreCopy), checked by the txn
+        self._source: Store | StoreCopy = store
 
     # ------------------------------------------------------------------ reading and planning
     def _read(self, reads: Reads, names: list[str], prefixes: list[str] = ()) -> None:
         names = [k for k in dict.fromkeys(names) if k not in reads.items and k not in reads.absent]
         if names or prefixes:
-            reads.add(self.store.read(keys=names, prefixes=prefixes), names, list(prefixes))
+            reads.add(self._source.read(keys=names, prefixes=prefixes), names, list(prefixes))
 
     def _check_lock(self, reads: Reads, holder: str | None) -> None:
         kv = reads.items.get(keys.CONFIG_TXN)
@@ -330,15 +352,27 @@ class Writer:
         large = change.size() > LARGE_OBJECTS or change.mode == "desired" and \
             change.size() > LARGE_OBJECTS // 2
         optimistic = True  # until a transaction fails: then every address is read first
+        use_copy = self.copy is not None  # likewise: then every key is read from the store
         for attempt in range(MAX_ATTEMPTS):
             if large:
                 return self._apply_large(change, write_id)
+            self._source = self.copy if use_copy and self.copy is not None else self.store
             try:
                 reads, _delta, p = self.plan(change, optimistic=optimistic)
-            except LockHeld:
-                self._wait_for_lock()
-                continue
+            except IntentError as exc:
+                if use_copy:  # decided on the copy: what does the store say?
+                    use_copy = False
+                    continue
+                if isinstance(exc, LockHeld):
+                    self._wait_for_lock()
+                    continue
+                raise
+            finally:
+                self._source = self.store
             ops = self._ops(p)
+            if not ops and use_copy:
+                use_copy = False
+                continue
             if not ops:
                 return ApplyResult(False, max((kv.mod_revision for kv in reads.items.values()),
                                               default=0),
@@ -357,8 +391,10 @@ class Writer:
                     return ApplyResult(True, landed, p.summary, write_id)
                 continue
             if res.succeeded:
+                if self.copy is not None:
+                    self.copy.note_write(res.revision)
                 return ApplyResult(True, res.revision, p.summary, write_id)
-            optimistic = False
+            optimistic = use_copy = False
             self.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise ConflictError(f"gave up after {MAX_ATTEMPTS} attempts: other writers keep "
                             f"changing the same objects")
@@ -466,10 +502,13 @@ def record_address(store: Store, ep_id: str, ip: str | None) -> ApplyResult:
     return Writer(store).apply(Change("address", addresses=((ep_id, ip),), paths=False))
 
 
-def create_endpoints(store: Store, endpoints: list[EndpointConfig]) -> ApplyResult:
+def create_endpoints(store: Store, endpoints: list[EndpointConfig],
+                     copy: StoreCopy | None = None) -> ApplyResult:
     """Create ``endpoints`` in their networks (NotFoundError: a network does not exist;
-    ConflictError: an endpoint does).  Reads only the endpoints and their networks."""
-    return Writer(store).apply(Change("create", endpoints=tuple(endpoints), paths=False))
+    ConflictError: an endpoint does).  Reads only the endpoints and their networks (from
+    ``copy`` first, when given)."""
+    return Writer(store, copy=copy).apply(Change("create", endpoints=tuple(endpoints),
+                                                 paths=False))
 
 
 def replace_endpoint(store: Store, old: EndpointConfig, new: EndpointConfig) -> ApplyResult:

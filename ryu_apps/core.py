@@ -35,6 +35,7 @@ from ryu_apps.election import Election
 from ryu_apps.framework import blocking, hub
 from ryu_apps.gateways import GatewayLearner
 from ryu_apps.intake import Intake
+from ryu_apps.mirror import StoreMirror
 from ryu_apps.realize import Realizer
 from ryu_apps.switch import EQUAL, MASTER, NotMaster, Outgoing, Rejected, Session, SwitchError
 
@@ -62,6 +63,7 @@ class Controller:
         self.timeout = timeout
         self.engine = Engine()
         self.cache = Intake(self.engine)
+        self.mirror = StoreMirror(store)  # the keys as the watch delivered them (small writes)
         self.realizer = Realizer(store, election.name if election is not None else "controller")
         self.sessions: dict[int, Session] = {}
         self.gateways = GatewayLearner(store, lambda: self.engine, self.writer_of)
@@ -127,6 +129,7 @@ class Controller:
         intake = Intake(fresh)
         intake.load(snap)
         self.engine, self.cache, self._snap = fresh, intake, snap
+        self.mirror.load(snap)
         # the newest change any host may still have to realize (for hosts another master has)
         self.changed_floor = max((kv.mod_revision for kv in snap.items.values()), default=0)
         self.realizer.advance(intake.revision)
@@ -151,6 +154,7 @@ class Controller:
                             self.on_event(e)
                     start = batch[-1].mod_revision + 1
                     self.watch_revision = batch[-1].mod_revision
+                    self.mirror.settle(batch[-1].mod_revision, gate.holding)
                     if not gate.holding:  # every relevant event up to here is applied
                         self.realizer.advance(self.cache.revision)
                         self.realizer.saw(batch[-1].mod_revision)
@@ -168,6 +172,7 @@ class Controller:
     def on_event(self, ev: Any) -> None:
         """Apply one store event and wake the switches it affects."""
         self.events_seen += 1
+        self.mirror.apply(ev)
         if self.election is not None and self.election.owns(ev.key):
             self.election.apply(ev)
             return

@@ -440,7 +440,8 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
         doc = load_document({"Tenants": [{"Name": "endpoint", "Networks": [{
             "Name": network, "Endpoints": [call.body]}]}]})
         ep = doc.tenants[0].networks[0].endpoints[0]
-        return self._written(call, apply.create_endpoints(self.store, [ep]))
+        copy = self.controller.mirror if self.controller is not None else None
+        return self._written(call, apply.create_endpoints(self.store, [ep], copy=copy))
 
     def list_endpoints(self, call: Call) -> list:
         values = self._read(prefixes=[keys.STATE_ENDPOINTS, keys.OPER_ENDPOINTS])
