@@ -49,15 +49,20 @@ def plug(store, ep_id: str, host: str, ofport: int) -> None:
     store.put(keys.oper_endpoint(ep_id), json.dumps({"host": host, "ofport": ofport}))
 
 
-@pytest.fixture
-def world():
-    store = MemoryStore()
+def populate(store) -> None:
+    """DOC in ``store``, its three hosts registered and its endpoints plugged."""
     apply_config(store, load_config(DOC))
     for i, h in enumerate(("host1", "host2", "host3"), start=1):
         register(store, h, i)
     plug(store, "orange-c1", "host1", 5)
     plug(store, "orange-c2", "host2", 5)
     plug(store, "blue-c3", "host3", 7)
+
+
+@pytest.fixture
+def world():
+    store = MemoryStore()
+    populate(store)
     ctl = Controller(store, audit_interval=0, timeout=2)
     ctl.start()
     yield store, ctl

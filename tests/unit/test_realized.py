@@ -9,12 +9,12 @@ import pytest
 
 from allocator.write import apply_config
 from intent import keys
-from intent.loader import load_config, load_document
+from intent.loader import load_document
 from intent.realized import applied_value, realized_hosts, realized_of, realized_value
 from intent.store_memory import MemoryStore
 from netdcli.cli import wait_realized
 from ryu_apps.core import Controller
-from tests.unit.test_controller import DOC, connect, plug, realized, register, wait_for
+from tests.unit.test_controller import connect, plug, populate, realized, wait_for
 
 
 def test_a_current_host_realized_what_its_process_applied():
@@ -49,12 +49,7 @@ class Recording(MemoryStore):
 @pytest.fixture
 def bed():
     store = Recording()
-    apply_config(store, load_config(DOC))
-    for i, h in enumerate(("host1", "host2", "host3"), start=1):
-        register(store, h, i)
-    plug(store, "orange-c1", "host1", 5)
-    plug(store, "orange-c2", "host2", 5)
-    plug(store, "blue-c3", "host3", 7)
+    populate(store)
     ctls = []
 
     def start() -> Controller:
