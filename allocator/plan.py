@@ -72,6 +72,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
         self.puts: dict[str, str] = {}
         self.deletes: set[str] = set()
         self.specs: dict[str, NetworkSpec | None] = {}  # planned network specs
+        self._stable: set[str] = set()  # networks not planned again (see _stable_networks)
         self.tenant_idx: dict[str, dict] = {}
         self.claimed_tags: dict[str, set[int]] = {}
         self.explicit_tags: dict[str, set[int]] = {}
@@ -202,6 +203,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
         """Plan every network of the delta: explicit values first, then the previous
         allocations that are still valid, then new allocations (lowest free)."""
         todo: list[tuple[str, NetworkConfig, NetworkSpec | None, TenantConfig, str]] = []
+        self._stable = self._stable_networks()
         for name in sorted(self.d.networks):
             item = self._network_inputs(name)
             if item is not None:
@@ -248,7 +250,7 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
             idx["networks"].pop(name, None)
             return None
         label = self.d.label("network", name)
-        if old_spec is not None and self._unchanged_network(name, new, old_spec):
+        if old_spec is not None and name in self._stable:
             self.specs[name] = old_spec  # planned before, and nothing it depends on changes
             return None
         if old is not None and old.tenant != new.tenant:
@@ -266,11 +268,22 @@ class Planner(GroupPlanning, RouterPlanning, QosPlanning, IpamPlanning, PoolPlan
             return None
         return name, new, old_spec, tenant, label
 
-    def _unchanged_network(self, name: str, new: NetworkConfig, old_spec: NetworkSpec) -> bool:
+    def _stable_networks(self) -> set[str]:
+        """The networks of the delta left as planned before, when that holds for every one of
+        them (then no allocation happens in this write, and their stored specs and owner keys
+        stand: an endpoint add neither re-reads nor re-writes them); else none."""
+        stable = {n for n, (_old, new) in self.d.networks.items()
+                  if new is not None and self._unchanged_network(n, new)}
+        return stable if len(stable) == len(self.d.networks) else set()
+
+    def _unchanged_network(self, name: str, new: NetworkConfig) -> bool:
         """Whether the write leaves network ``name`` as stored: its config and its tenant's are
-        byte-equal to what was read (then its stored spec and owner keys stand; an endpoint add
-        neither re-reads nor re-writes them)."""
-        if old_spec.tenant != new.tenant or name in self.d.expanded:
+        byte-equal to what was read, and it has a valid stored spec."""
+        spec_kv = self.r.lookup(keys.state_network(name))
+        if spec_kv is UNKNOWN or spec_kv is None or name in self.d.expanded:
+            return False
+        old_spec = _load(NetworkSpec, spec_kv)
+        if old_spec is None or old_spec.tenant != new.tenant:
             return False
         if self.r.value(keys.network(name)) != codec.dumps(strip(new)):
             return False

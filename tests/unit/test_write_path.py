@@ -187,6 +187,21 @@ def test_an_address_claimed_unread_but_taken_is_read_and_skipped_on_the_retry() 
     assert json.loads(store.get("/netplugin/alloc/ip/n1/10.9.0.4").value)["owner"] == "n1-s"
 
 
+def test_a_new_network_beside_an_unchanged_one_never_takes_its_subnet_or_tag() -> None:
+    store = MemoryStore()
+    one = {"Name": "t1", "DefaultNetType": "vlan", "SubnetPool": "11.1.0.0/16",
+           "AllocSubnetLen": 24, "Vlans": "11-28",
+           "Networks": [{"Name": "orange", "Endpoints": [{"Container": "a"}]}]}
+    apply_config(store, load_config({"Tenants": [one]}))
+    two = copy.deepcopy(one)
+    two["Networks"].append({"Name": "purple", "Endpoints": [{"Container": "b"}]})
+    apply_config(store, load_config({"Tenants": [two]}))  # orange as it was, purple new
+    specs = {n: json.loads(store.get(keys.state_network(n)).value) for n in ("orange", "purple")}
+    assert specs["orange"]["subnet"] != specs["purple"]["subnet"]
+    assert specs["orange"]["tag"] != specs["purple"]["tag"]
+    assert specs["orange"]["zone"] != specs["purple"]["zone"]
+
+
 def test_a_released_address_is_the_next_one_handed_out() -> None:
     store = MemoryStore()
     apply_config(store, load_config(tenant(eps(5))))
