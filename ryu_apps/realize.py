@@ -157,11 +157,15 @@ class Realizer:
         deadline = time.monotonic() + timeout
         ev = hub.Event()
         self._waiters.add(ev)
+        done: set[str] = set()  # hosts seen to have realized it (checked once, not per wake)
         try:
             while True:
-                if max(self.applied, self.seen) >= revision and all(
-                        realized(h) >= revision for h in hosts()):
-                    return True
+                if max(self.applied, self.seen) >= revision:
+                    now = set(hosts())
+                    done &= now  # a host gone and back is checked again
+                    done.update(h for h in now - done if realized(h) >= revision)
+                    if done == now:
+                        return True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
