@@ -86,3 +86,28 @@ def test_the_copy_is_not_used_while_a_large_write_is_held_back():
     copy.settle(store.revision(), holding=True)
     copy.read([keys.network("n1")])
     assert copy.misses == 1 and copy.hits == 0
+
+
+def test_events_keep_the_copy_current_and_an_endpoint_present_is_read_from_the_store():
+    store = MemoryStore()
+    apply_config(store, load_config(tenant(eps(1))))
+    copy = StoreMirror(store)
+    copy.load(store.read(prefixes=[keys.ROOT]))
+    watch = store.watch(keys.ROOT, store.revision() + 1)
+    create_endpoints(store, [EndpointConfig("n1", "x", "h1")])
+    events = []
+    for batch in watch.batches():
+        events += batch
+        if any(e.key == keys.state_endpoint("n1-x") for e in batch):
+            break
+    watch.close()
+    for ev in events:
+        copy.apply(ev)
+    copy.settle(events[-1].mod_revision, holding=False)
+    pool = copy.read([keys.ip_pool("n1")])  # a value the copy keeps
+    assert pool.value(keys.ip_pool("n1")) == store.get(keys.ip_pool("n1")).value
+    assert copy.hits == 1
+    got = copy.read([keys.endpoint("n1-x")])  # present, its value not kept: from the store
+    assert got.value(keys.endpoint("n1-x")) == store.get(keys.endpoint("n1-x")).value
+    assert copy.misses == 1
+    assert copy.read([keys.endpoint("n1-nope")]).items == {} and copy.hits == 2
