@@ -13,8 +13,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.system.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("NPA_WORKDIR", "/tmp/np-agent"))
@@ -28,18 +29,6 @@ def sh(*args: str, check: bool = True, ns: str | None = None) -> str:
     if check and res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()}")
     return res.stdout
-
-
-def wait_for(cond, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll ``cond`` until it returns a truthy value; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        val = cond()
-        if val:
-            return val
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.waiting import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_ROOT = Path(os.environ.get("NETPLUGIN_DOCKER_ROOT", "/var/cache/netplugin/docker/root"))
 IMAGE = "localhost/np-busybox"
@@ -33,17 +35,6 @@ def require_docker() -> None:
     if os.geteuid() != 0 or missing:
         pytest.fail("needs root, Docker unpacked in $NETPLUGIN_DOCKER_ROOT, runc and "
                     f"busybox-static (`make setup` fetches them); missing: {', '.join(missing)}")
-
-
-def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        val = cond()
-        if val:
-            return val
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _stop_pid(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, grace: float = 15) -> None:

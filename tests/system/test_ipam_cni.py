@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from intent.logfmt import parse
 from tests.etcd_server import port_is_free
 from tests.system.conftest import free_port
 from tests.system.scenario_bed import ScenarioBed, example, needs_bed
+from tests.system.waiting import wait_for
 
 pytestmark = needs_bed
 WORKDIR = Path("/tmp/ipam15-bed")
@@ -76,16 +76,6 @@ def held(host: str, net: str) -> set[str]:
     return {p.name for p in d.iterdir() if p.name.count(".") == 3} if d.exists() else set()
 
 
-def wait_for(cond, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def in_range(ip: str, host: str) -> bool:
     lo, hi = RANGES[host]
     return IPAddress(lo) <= IPAddress(ip) <= IPAddress(hi)
@@ -108,8 +98,8 @@ def test_delegated_addresses_reach_across_hosts_and_unplug_gives_them_back(
     bed.assert_reach("d2", "d1", ip1)
     # unplug: the address goes back to the plugin and the endpoint waits for one again
     bed.stop("d1")
-    wait_for(lambda: not held("host1", "deleg"), "host-local on host1 to release " + ip1)
-    wait_for(lambda: bed.endpoint("deleg-d1")["IpAddress"] == "", "deleg-d1 to be pending")
+    wait_for(lambda: not held("host1", "deleg"), 20, "host-local on host1 to release " + ip1)
+    wait_for(lambda: bed.endpoint("deleg-d1")["IpAddress"] == "", 20, "deleg-d1 to be pending")
     assert not [k for k in bed.etcd_keys(keys.oper_ipam_prefix("host1"))]
     assert held("host2", "deleg") == {ip2}  # the other host's lease is untouched
     # plugged again: a fresh address from host1's range, reachable again

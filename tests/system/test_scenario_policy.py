@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.system.scenario_bed import ROOT, ScenarioBed, bed_fixtures, example, needs_bed
+from tests.system.waiting import wait_for
 
 pytestmark = needs_bed
 
@@ -151,7 +152,7 @@ def test_rule_changes_take_effect_and_apply_to_established_connections(bed,
         s.start("w1", "serve", "tcp", "9090")
         assert tries(bed, "a2", "tcp", ip["w1"], 8080, True)
         s.start("a2", "stream", ip["w1"], "8080", str(log))
-        wait_for(lambda: log.exists() and "ok" in log.read_text(), "the stream to flow")
+        wait_for(lambda: log.exists() and "ok" in log.read_text(), 10, "the stream to flow")
         assert not tries(bed, "a2", "tcp", ip["w1"], 9090, False)
         # a rule added at run time: 9090 opens, the open connection keeps flowing
         add = {"Tenants": [{"Name": "shop", "Policies": [{"Name": "web-in", "Rules": [
@@ -168,7 +169,7 @@ def test_rule_changes_take_effect_and_apply_to_established_connections(bed,
             {"Id": 2, "Priority": 10, "Direction": "in", "Action": "allow"}]}]}]}, "-del-cfg")
         removed = time.time()
         wait_for(lambda: any(line.startswith("broken") and float(line.split()[1]) > removed
-                             for line in log.read_text().splitlines()), "the stream to stop")
+                             for line in log.read_text().splitlines()), 10, "the stream to stop")
         assert not tries(bed, "a2", "tcp", ip["w1"], 8080, False)
         assert tries(bed, "a2", "tcp", ip["w1"], 9090, True)  # rule 5 still there
 
@@ -187,8 +188,3 @@ def test_a_move_between_groups_applies_at_once(bed) -> None:
         assert got["Members"] == 4  # a1, a2, ba2 and now n2
 
 
-def wait_for(cond, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)

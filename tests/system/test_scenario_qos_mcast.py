@@ -25,6 +25,7 @@ import pytest
 from intent import keys
 from intent.store_etcd import open_store
 from tests.system.scenario_bed import ROOT, ScenarioBed, example, needs_bed
+from tests.system.waiting import wait_for
 
 pytestmark = needs_bed
 Q = 5  # seconds between IGMP queries on this bed
@@ -93,16 +94,6 @@ def members(bed: ScenarioBed) -> dict[str, str]:
     return {k: v for k, v in bed.etcd_keys(keys.OPER_MCAST).items()}
 
 
-def wait_for(what, check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 # ---------------------------------------------------------------------------- multicast
 
 
@@ -135,7 +126,7 @@ def test_igmp_join_and_leave_with_a_real_socket(bed) -> None:
     key = keys.mcast_member("tv", GROUP, "tv-n2")
     receiver = tool(bed, "n2", "join", GROUP, str(PORT), "6", stdout=subprocess.PIPE)
     try:
-        wait_for("n2's learned membership", lambda: key in members(bed))
+        wait_for(lambda: key in members(bed), 20, "n2's learned membership")
         time.sleep(1)  # the controller's change reaches host1's group
         with bed.capture("r1", "udp") as at_r1:
             send(bed)
@@ -144,7 +135,7 @@ def test_igmp_join_and_leave_with_a_real_socket(bed) -> None:
         receiver.kill()
     got = [ln for ln in out.splitlines() if ln.startswith("datagram")]
     assert counted(at_r1) == COUNT and len(got) == COUNT, (counted(at_r1), out)
-    wait_for("the leave to remove the membership", lambda: key not in members(bed))
+    wait_for(lambda: key not in members(bed), 20, "the leave to remove the membership")
     with bed.capture("n2", "udp") as at_n2, bed.capture("r1", "udp") as at_r1:
         send(bed)
     assert counted(at_r1) == COUNT and counted(at_n2) == 0, (at_r1, at_n2)
@@ -159,12 +150,12 @@ def test_a_membership_nobody_refreshes_expires_and_a_refreshed_one_stays(bed) ->
     try:
         bed.sh("n1", sys.executable, "-m", "tests.system.mcast_tools", "report", GROUP,
                check=True)
-        wait_for("both memberships", lambda: {silent, kept} <= set(members(bed)))
+        wait_for(lambda: {silent, kept} <= set(members(bed)), 20, "both memberships")
         learned_at = time.monotonic()
         store = open_store(bed.etcd)
         first = store.get(kept).mod_revision
-        wait_for("the silent membership to expire", lambda: silent not in members(bed),
-                 timeout=2 * Q + 10 + 10)
+        wait_for(lambda: silent not in members(bed), 2 * Q + 10 + 10,
+                 "the silent membership to expire")
         lived = time.monotonic() - learned_at
         print(f"silent membership lived {lived:.1f} s (2Q + 10 = {2 * Q + 10} s)")
         assert lived >= 2 * Q + 10 - 3, lived
@@ -198,8 +189,8 @@ def test_meter_limits_dscp_marks_and_profile_changes_apply(bed) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         r2 = bed.ip("r2")
-        wait_for("iperf3 server", lambda: bed.sh("n1", "iperf3", "-c", r2, "-t", "1")
-                 .returncode == 0)
+        wait_for(lambda: bed.sh("n1", "iperf3", "-c", r2, "-t", "1").returncode == 0, 20,
+                 "iperf3 server")
         limited = iperf(bed, "s1", r2)
         free = iperf(bed, "n1", r2)
         mean = sum(limited[1:]) / len(limited[1:])
