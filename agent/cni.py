@@ -205,8 +205,16 @@ def _ipam(conf: Mapping, env: Mapping[str, str]) -> CniIpam:
 
 def _teardown(store: Store | None, plumber: Plumber | None, host: str, lock: str,
               owner: str | None, cid: str, ipam: CniIpam | None = None) -> list[str]:
-    """Unplug every port of this container (by name or id), give back the addresses its IPAM
-    plugins gave it and drop its registry entry."""
+    """Drop this container's registry entry, unplug every port of it (by name or id) and give
+    back the addresses its IPAM plugins gave it.
+
+    The registry entry goes first: an agent pass that runs meanwhile then no longer wants the
+    container's endpoints, so it never plugs one again nor asks the plugin for a new address
+    for an endpoint whose address was just given back (it gives back what is left itself)."""
+    if store is not None and owner:
+        kv = store.get(keys.runtime_container(host, owner))
+        if kv is not None and json.loads(kv.value).get("id", cid) == cid:
+            store.delete(kv.key)
     removed = []
     if plumber is not None:
         with host_lock(lock):
@@ -223,10 +231,6 @@ def _teardown(store: Store | None, plumber: Plumber | None, host: str, lock: str
                                     if not x.driver and x.container == owner], problems)
             for p in problems:
                 print(f"netplugin-cni: {p}", file=sys.stderr)
-        if owner:
-            kv = store.get(keys.runtime_container(host, owner))
-            if kv is not None and json.loads(kv.value).get("id", cid) == cid:
-                store.delete(kv.key)
     return removed
 
 

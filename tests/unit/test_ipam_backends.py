@@ -260,3 +260,34 @@ def test_reconcile_plugs_with_the_plugins_address_rolls_back_a_failed_plug_and_r
     assert sorted(gone.unplugged) == ["n1-a", "n1-b"] and plumber.actual() == []
     assert plugin.held == {} and A.read_leases(store, "h1") == []
     assert ip_of(store, "n1-a") == ip_of(store, "n1-b") == ""
+
+
+def test_a_cni_del_racing_an_agent_pass_leaves_the_endpoint_without_an_address(
+        store, tmp_path) -> None:
+    """While the CNI DEL gives an address back, the agent may run a pass: it must not plug the
+    container again nor ask the plugin for a fresh address for the endpoint (the CI once saw the
+    endpoint holding host-local's next address after DEL)."""
+    from agent import cni
+    from agent.reconcile import reconcile
+
+    netns = tmp_path / "netns-a"
+    netns.write_text("")
+    store.put(keys.runtime_container("h1", "a"), json.dumps({"netns": str(netns), "id": "id-a"}))
+    plugin, plumber = FakePlugin("11.1.0.20", "11.1.0.21"), FakePlumber()
+    lock = str(tmp_path / "lock")
+    assert [p.endpoint_id for p in reconcile(store, plumber, "h1", lock, ipam=plugin).plugged] \
+        == ["n1-a"]
+    plugin_delete, passes = plugin.delete, []
+
+    def delete_with_an_agent_pass(*args) -> None:  # the agent wakes in the middle of the DEL
+        plugin_delete(*args)
+        if not passes:  # once (the pass's own give-back calls this again)
+            passes.append(None)
+            passes[0] = reconcile(store, plumber, "h1", lock, ipam=plugin)
+
+    plugin.delete = delete_with_an_agent_pass
+    assert cni._teardown(store, plumber, "h1", lock, "a", "id-a", plugin) == ["n1-a"]
+    assert passes and passes[0].plugged == []
+    assert ip_of(store, "n1-a") == "" and plumber.actual() == []
+    assert plugin.held == {} and A.read_leases(store, "h1") == []
+    assert store.get(keys.runtime_container("h1", "a")) is None
