@@ -300,7 +300,8 @@ class NetPluginApp(RyuApp):
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPGroupDescStatsReply,
                  ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPBarrierReply,
-                 ofp_event.EventOFPRoleReply, ofp_event.EventOFPErrorMsg], MAIN_DISPATCHER)
+                 ofp_event.EventOFPRoleReply, ofp_event.EventOFPErrorMsg,
+                 ofp_event.EventONFBundleCtrlMsg], MAIN_DISPATCHER)
     def _reply(self, ev) -> None:
         self.controller.switch_message(ev.msg.datapath, ev.msg)
 

@@ -116,10 +116,11 @@ class Outgoing:
 
 
 class _Waiter:
-    def __init__(self) -> None:
+    def __init__(self, final: int | None = None) -> None:
         self.parts: list[bytes] = []
         self.errors: list[Any] = []
         self.done = hub.Event()
+        self.final = final  # of a run of messages: the xid whose answer (or error) ends it
 
 
 class Session:
@@ -208,10 +209,13 @@ class Session:
             return
         if isinstance(msg, PARSER.OFPErrorMsg):
             w.errors.append(msg)
-            if xid in self._waiters:
+            if xid in self._waiters or xid == w.final:
                 w.done.set()
         elif isinstance(msg, (PARSER.OFPBarrierReply, PARSER.OFPRoleReply)):
             w.done.set()
+        elif isinstance(msg, PARSER.ONFBundleCtrlMsg):
+            if xid == w.final and msg.type == OFP.ONF_BCT_COMMIT_REPLY:
+                w.done.set()
         elif isinstance(msg, PARSER.OFPMultipartReply):
             w.parts.extend(b.raw for b in msg.body)
             if not msg.flags & OFP.OFPMPF_REPLY_MORE:
@@ -288,8 +292,9 @@ class Session:
 
     # ------------------------------------------------------------------ changes
     def send(self, out: Outgoing) -> None:
-        """Meter adds, then one atomic ordered bundle, then meter deletes; each part is
-        acknowledged by a barrier.  Raises :class:`Rejected` naming the refused entries."""
+        """Meter adds, then one atomic ordered bundle, then meter deletes.  The meter parts are
+        acknowledged by a barrier, the bundle by its commit reply.  Raises :class:`Rejected`
+        naming the refused entries."""
         if out.before:
             self._plain(out.before, "meter changes")
         if out.bundle:
@@ -313,15 +318,16 @@ class Session:
             self.dp.send(b"".join(buf))
 
     def _run(self, items: list[tuple[Pack, Any]], what: str, framing) -> None:
-        first = self.next_xid()
+        """Send ``items`` framed by ``framing(xids, last)``; wait for the answer to ``last``
+        (every answer to the run's messages comes before it) and raise on errors."""
         xids = [self.next_xid() for _ in items]
-        commit = self.next_xid()
         last = self.next_xid()
+        first = xids[0] if xids else last
         owners = dict(zip(xids, (o for _, o in items), strict=True))
-        w = _Waiter()
+        w = _Waiter(final=last)
         self._ranges.append((first, last, w))
         try:
-            self._stream(framing(first, xids, commit, last))
+            self._stream(framing(xids, last))
             self._wait(w, what)
         finally:
             self._ranges.remove((first, last, w))
@@ -335,7 +341,7 @@ class Session:
             raise Rejected(f"{self.host}: {what} refused: {detail}", rejected)
 
     def _plain(self, items: list[tuple[Pack, Any]], what: str) -> None:
-        def framing(first, xids, commit, last):
+        def framing(xids, last):
             for (pack, _), x in zip(items, xids, strict=True):
                 yield with_xid(pack(), x)
             yield wire.barrier(last)
@@ -343,14 +349,15 @@ class Session:
         self._run(items, what, framing)
 
     def _bundle(self, items: list[tuple[Pack, Any]]) -> None:
+        """One atomic, ordered bundle: its first add opens it (OVS opens a bundle on an add
+        for an unknown id), the commit's reply (or error) acknowledges it.  No open request
+        and no barrier: one answer per sync instead of three."""
         bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
 
-        def framing(first, xids, commit, last):
-            yield bundle_ctrl(bundle_id, OFP.ONF_BCT_OPEN_REQUEST, first)
+        def framing(xids, commit):
             for (pack, _), x in zip(items, xids, strict=True):
                 yield bundle_add(pack(), bundle_id, x)
             yield bundle_ctrl(bundle_id, OFP.ONF_BCT_COMMIT_REQUEST, commit)
-            yield wire.barrier(last)
 
         self._run(items, f"bundle of {len(items)} messages", framing)
 

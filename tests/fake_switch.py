@@ -18,12 +18,13 @@ from os_ken.ofproto import ofproto_parser
 
 from ofctl import wire
 from ofctl.model import SwitchState
-from ryu_apps.framework import install_raw_stats
+from ryu_apps.framework import install_raw_stats, ofproto_common
 from ryu_apps.framework import ofproto_v1_3 as OFP
 from ryu_apps.framework import ofproto_v1_3_parser as PARSER
 
 install_raw_stats()
 _BUNDLE_ADD_HDR = 24
+BUNDLE_FLAGS = OFP.ONF_BF_ATOMIC | OFP.ONF_BF_ORDERED
 
 
 class FakeDatapath:
@@ -93,15 +94,17 @@ class FakeDatapath:
             self.sent.append(("bundle_ctrl", m))
             if ctrl == OFP.ONF_BCT_OPEN_REQUEST:
                 self.bundles[bundle_id] = []
+                self._bundle_reply(xid, bundle_id, OFP.ONF_BCT_OPEN_REPLY)
             elif ctrl == OFP.ONF_BCT_COMMIT_REQUEST:
-                msgs = self.bundles.pop(bundle_id, [])
-                if self.fail_next_bundle or b"" in msgs:
+                msgs = self.bundles.pop(bundle_id, None)  # an add opened it, or an open did
+                if self.fail_next_bundle or msgs is None or b"" in msgs:
                     self.fail_next_bundle = False
                     self._error(xid)
                     return
                 for inner in msgs:
                     self._apply(inner)
                 self.committed_bundles += 1
+                self._bundle_reply(xid, bundle_id, OFP.ONF_BCT_COMMIT_REPLY)
             return
         self.sent.append((_kind(m), m))
         if msg_type == OFP.OFPT_BARRIER_REQUEST:
@@ -139,6 +142,11 @@ class FakeDatapath:
         msg = ofproto_parser.msg(self, OFP.OFP_VERSION, msg_type, len(buf), xid, bytearray(buf))
         msg.datapath = self
         self.deliver(self, msg)
+
+    def _bundle_reply(self, xid: int, bundle_id: int, type_: int) -> None:
+        self._reply(OFP.OFPT_EXPERIMENTER, xid, struct.pack(
+            "!IIIHH", ofproto_common.ONF_EXPERIMENTER_ID, OFP.ONF_ET_BUNDLE_CONTROL, bundle_id,
+            type_, BUNDLE_FLAGS))
 
     def _error(self, xid: int) -> None:
         self._reply(OFP.OFPT_ERROR, xid, struct.pack("!HH", OFP.OFPET_BAD_REQUEST, 0))

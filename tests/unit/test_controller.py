@@ -45,8 +45,9 @@ def register(store, host: str, dpid: int, vxlan: int = 100) -> int:
         "vtep_ip": None}))
 
 
-def plug(store, ep_id: str, host: str, ofport: int) -> None:
-    store.put(keys.oper_endpoint(ep_id), json.dumps({"host": host, "ofport": ofport}))
+def plug(store, ep_id: str, host: str, ofport: int) -> int:
+    """``ep_id`` plugged on ``host`` at ``ofport``; the revision of that write."""
+    return store.put(keys.oper_endpoint(ep_id), json.dumps({"host": host, "ofport": ofport}))
 
 
 def populate(store) -> None:
@@ -158,6 +159,32 @@ def test_intent_change_reaches_only_affected_switches(world):
     assert any("orange-c9" in ctl.describe(f.cookie) for f in installed(dp1).flows)
     assert len(dp3.changes()) == n3  # blue's host: not recomputed, nothing sent, still realized
     assert ctl.wait_realized(res.revision, 1)
+
+
+def test_a_change_goes_out_as_bundle_adds_and_one_commit_acknowledged_by_its_reply(world):
+    """No open request (the first add opens the bundle) and no barrier: the commit's reply is
+    the one answer a sync waits for; a switch that never sends it leaves the host behind."""
+    store, ctl = world
+    dp = connect(ctl, 1)
+    before = len(dp.sent)
+    rev = plug(store, "orange-c1", "host1", 6)  # the port moved: host1's flows change
+    wait_for(lambda: realized(store, "host1") >= rev)
+    kinds = [k for k, _ in dp.sent[before:]]
+    assert kinds and all(k.startswith("bundled ") for k in kinds[:-1])
+    assert kinds[-1] == "bundle_ctrl"
+    assert struct.unpack_from("!H", dp.sent[-1][1], 20)[0] == OFP.ONF_BCT_COMMIT_REQUEST
+    assert installed(dp) == ctl.desired("host1")
+    # the same change again, with the commit reply lost: the sync is not taken as done
+    ctl.timeout = ctl.sessions[1].timeout = 0.2
+    reply = dp._bundle_reply
+    dp._bundle_reply = lambda *a: None
+    rev = plug(store, "orange-c1", "host1", 7)
+    s = ctl.sessions[1]
+    wait_for(lambda: "no answer to bundle" in (s.last_error or ""), 3)
+    assert realized(store, "host1") < rev
+    dp._bundle_reply = reply  # answered again: the retry brings the host up to date
+    wait_for(lambda: realized(store, "host1") >= rev, 5)
+    assert installed(dp) == ctl.desired("host1")
 
 
 def test_deleted_flow_is_restored_by_audit(world):
