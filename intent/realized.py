@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from intent import keys
+from intent.store import Snapshot
 
 
 def realized_value(revision: int, current: bool, instance: str) -> str:
@@ -61,6 +62,12 @@ def realized_of(value: str | None, applied: Mapping[str, int]) -> int:
     return revision
 
 
+def is_current(value: str | None) -> bool:
+    """Whether a realized key's value says its host caught up (realized all its process
+    applied)."""
+    return _load(value).get("current") is True
+
+
 def applied_controller(value: str | None) -> str | None:
     """The controller named by an applied key's value (None: unknown)."""
     name = _load(value).get("controller")
@@ -79,3 +86,8 @@ def realized_hosts(items: Mapping[str, str | None]) -> dict[str, int]:
     applied = applied_revisions(items)
     return {keys.last_segment(k): realized_of(v, applied) for k, v in items.items()
             if k.startswith(keys.OPER_REALIZED)}
+
+
+def realized_in(snap: Snapshot) -> dict[str, int]:
+    """:func:`realized_hosts` of a store snapshot (one read of both prefixes)."""
+    return realized_hosts({k: kv.value for k, kv in snap.items.items()})

@@ -30,7 +30,7 @@ from intent.model import (
     NetworkSpec,
     TenantConfig,
 )
-from intent.realized import realized_hosts
+from intent.realized import realized_in
 from intent.store import Snapshot
 
 _KINDS = {keys.CONFIG_HOSTS: HostConfig, keys.CONFIG_TENANTS: TenantConfig,
@@ -205,7 +205,7 @@ def _oper(problems: list[str], eps: dict, v: _View, snap: Snapshot) -> None:
                             f"{spec.host} but the endpoint is not plugged")
     rev_kv = snap.items.get(keys.CONFIG_REV)
     last_write = rev_kv.mod_revision if rev_kv else 0
-    realized = realized_hosts({k: kv.value for k, kv in snap.items.items()})
+    realized = realized_in(snap)
     for host in sorted(registered):
         rev = realized.get(host, 0)
         if rev < last_write:

@@ -23,7 +23,7 @@ from intent.consistent import read_consistent
 from intent.errors import IntentError, NotFoundError, ValidationError
 from intent.etcd_conn import ENV_CA, ENV_CERT, ENV_KEY, EtcdTls
 from intent.loader import load_bindings, load_config, load_document
-from intent.realized import realized_hosts
+from intent.realized import realized_hosts, realized_in
 from intent.store import Store, StoreError
 from intent.version import version_text
 from netdcli.audit import RestClient, audit_store, audit_switches
@@ -355,7 +355,7 @@ def _show_host(store: Store, name: str) -> dict:
     oper = snap.value(keys.oper_host(name))
     if config is None and oper is None:
         raise NotFoundError(f'host "{name}" does not exist')
-    realized = realized_hosts({k: kv.value for k, kv in snap.items.items()}).get(name)
+    realized = realized_in(snap).get(name)
     return {"Name": name, "Config": json.loads(config) if config else None,
             "Registration": json.loads(oper) if oper else None,
             "RealizedRevision": realized}

@@ -33,7 +33,7 @@ from intent.jsontext import MAX_DEPTH
 from intent.loader import load_bindings, load_config, load_document
 from intent.logfmt import logline
 from intent.model import EndpointConfig, EndpointSpec, NetworkConfig, NetworkSpec, TenantConfig
-from intent.realized import realized_hosts
+from intent.realized import realized_in
 from intent.store import Store, StoreUnavailable
 from ryu_apps.rest_input import (
     MAX_BODY,
@@ -478,7 +478,7 @@ class RestApi(PolicyRoutes, RouterRoutes, QosRoutes, TraceRoutes):
                                    **(self.controller.mastership(name) if self.controller
                                       else {})})
         snap = self.store.read(prefixes=[keys.OPER_REALIZED, keys.OPER_APPLIED])
-        for name, rev in realized_hosts({k: kv.value for k, kv in snap.items.items()}).items():
+        for name, rev in realized_in(snap).items():
             row = rows.get(name)
             if row is not None and row.get("realized_revision") is None:
                 row["realized_revision"] = rev

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from intent import keys
+from intent.realized import is_current
 from intent.store_etcd import EtcdStore
 from topologies import ovs, proc
 from topologies.ovs import OvsPaths
@@ -170,13 +171,6 @@ class Rest:
             self._conn = None
 
 
-def _caught_up(value: str | None) -> bool:
-    try:
-        return json.loads(value or "{}").get("current") is True
-    except (ValueError, AttributeError):
-        return False
-
-
 class RealizedWatch:
     """Records when each ``/netplugin/oper/realized/<host>`` key is written saying the host
     caught up (``current``, :mod:`intent.realized`; an etcd watch)."""
@@ -193,7 +187,7 @@ class RealizedWatch:
     def _run(self) -> None:
         try:
             for ev in self._watcher:
-                if ev.type == "put" and _caught_up(ev.value):
+                if ev.type == "put" and is_current(ev.value):
                     with self._cond:
                         self.events.append((time.time(), keys.last_segment(ev.key),
                                             ev.mod_revision))

@@ -11,7 +11,7 @@ import pytest
 from allocator.write import apply_config
 from intent import keys
 from intent.loader import load_config, load_document
-from intent.realized import realized_hosts
+from intent.realized import realized_in
 from intent.store_memory import MemoryStore
 from ryu_apps.core import Controller
 from ryu_apps.framework import hub
@@ -85,7 +85,7 @@ def installed(dp: FakeDatapath):
 def realized(store, host: str) -> int:
     """What a reader of the store sees ``host`` realized (intent.realized)."""
     snap = store.read(prefixes=[keys.OPER_REALIZED, keys.OPER_APPLIED])
-    return realized_hosts({k: kv.value for k, kv in snap.items.items()}).get(host, 0)
+    return realized_in(snap).get(host, 0)
 
 
 def test_connect_installs_exactly_the_computed_state_in_one_bundle(world):

@@ -11,7 +11,7 @@ from agent.ovsdb import controller_targets
 from allocator.write import apply_config
 from intent import keys
 from intent.loader import load_config
-from intent.realized import realized_hosts
+from intent.realized import realized_in
 from intent.store_memory import MemoryStore
 from ryu_apps.core import Controller
 from ryu_apps.election import Election, preferred
@@ -244,7 +244,7 @@ def test_a_slave_answers_wait_from_its_master_s_realized_revisions(store, contro
     rev = store.revision()
     assert slave.wait_realized(rev, 5)
     snap = store.read(prefixes=[keys.OPER_REALIZED, keys.OPER_APPLIED])
-    assert realized_hosts({k: kv.value for k, kv in snap.items.items()})["host1"] >= rev
+    assert realized_in(snap)["host1"] >= rev
     assert master.desired("host1") == conn_of(master, sw).state()
     store.put(keys.runtime_container("host9", "x"), "{}")  # touches no switch
     assert slave.wait_realized(store.revision(), 5)
